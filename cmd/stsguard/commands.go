@@ -1,0 +1,67 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/stsguard/stsguard/internal/version"
+	"github.com/stsguard/stsguard/server"
+)
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "stsguard",
+		Short:         "Admission webhook that keeps StatefulSets, their headless Services and their Secrets safe",
+		SilenceUsage:  true,
+		SilenceErrors: false,
+	}
+	root.AddCommand(newServeCommand(), newVersionCommand())
+	return root
+}
+
+func newServeCommand() *cobra.Command {
+	var o server.Options
+	zapOpts := zap.Options{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the StatefulSet admission webhooks over HTTPS",
+		Long: `Serve the mutating and validating admission webhooks for apps/v1 StatefulSets.
+
+When --cert-dir holds no tls.crt and tls.key, a self-signed CA and a serving
+certificate for the --dns-name values are generated there (with ca.crt, for the
+caBundle of the webhook configurations). Certificates are reloaded when they
+change.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+			return server.Run(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.Port, "port", 9443, "HTTPS port of the webhook server")
+	f.StringVar(&o.CertDir, "cert-dir", server.DefaultCertDir, "directory of tls.crt and tls.key; generated (with ca.crt) when missing")
+	f.StringSliceVar(&o.DNSNames, "dns-name", []string{"stsguard.stsguard-system.svc"}, "DNS name or IP address of a generated serving certificate (repeatable)")
+	f.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG, then in-cluster, then ~/.kube/config)")
+	f.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8080", `address of the Prometheus /metrics endpoint ("0" disables it)`)
+	f.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz probes")
+	f.BoolVar(&o.EnableHTTP2, "enable-http2", false, "allow HTTP/2 on the webhook server (off because of HTTP/2 Rapid Reset, CVE-2023-44487)")
+	gfs := flag.NewFlagSet("zap", flag.ContinueOnError)
+	zapOpts.BindFlags(gfs)
+	f.AddGoFlagSet(gfs)
+	return cmd
+}
+
+func newVersionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(cmd.OutOrStdout(), version.String())
+		},
+	}
+}

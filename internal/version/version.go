@@ -1,0 +1,19 @@
+// Package version holds the build's version, stamped by the linker:
+// go build -ldflags "-X github.com/stsguard/stsguard/internal/version.Version=v0.1.0 -X ...Commit=abc123".
+package version
+
+import (
+	"fmt"
+	"runtime"
+)
+
+// Stamped by -ldflags -X; "dev" and "unknown" in an unstamped build.
+var (
+	Version = "dev"
+	Commit  = "unknown"
+)
+
+// String is the one-line version: "stsguard v0.1.0 (commit abc123, go1.26.8 linux/amd64)".
+func String() string {
+	return fmt.Sprintf("stsguard %s (commit %s, %s %s/%s)", Version, Commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}

@@ -1,0 +1,213 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/stsguard/stsguard/certs"
+	"github.com/stsguard/stsguard/webhook"
+	"github.com/stsguard/stsguard/webhook/rules"
+)
+
+// Options configure the server. The zero value of each field means its
+// default, applied by Run.
+type Options struct {
+	// Port is the HTTPS port of the webhook server. Default 9443.
+	Port int
+	// Host is the address the webhook server listens on. Default "" (all).
+	Host string
+	// CertDir holds tls.crt and tls.key, hot-reloaded when they change. When
+	// they are missing a self-signed CA and serving certificate for DNSNames
+	// are generated there (with ca.crt). Default
+	// /tmp/k8s-webhook-server/serving-certs.
+	CertDir string
+	// DNSNames are the names (or IP addresses) the generated serving
+	// certificate is valid for. Default stsguard.stsguard-system.svc.
+	DNSNames []string
+	// Kubeconfig is the kubeconfig file to use. Default: $KUBECONFIG, then
+	// the in-cluster configuration, then ~/.kube/config.
+	Kubeconfig string
+	// RESTConfig, when set, is used instead of Kubeconfig (tests, embedding).
+	RESTConfig *rest.Config
+	// MetricsBindAddress serves Prometheus /metrics over HTTP. Default
+	// ":8080"; "0" disables it.
+	MetricsBindAddress string
+	// HealthProbeBindAddress serves /healthz and /readyz. Default ":8081".
+	HealthProbeBindAddress string
+	// EnableHTTP2 allows HTTP/2 on the webhook server. Default false: HTTP/2
+	// Rapid Reset (CVE-2023-44487) makes HTTP/1.1 the safer choice.
+	EnableHTTP2 bool
+	// Rules configures the rule engine. Default rules.DefaultConfig().
+	Rules *rules.Config
+}
+
+// DefaultCertDir is controller-runtime's default certificate directory.
+const DefaultCertDir = "/tmp/k8s-webhook-server/serving-certs"
+
+func (o *Options) setDefaults() {
+	if o.Port == 0 {
+		o.Port = 9443
+	}
+	if o.CertDir == "" {
+		o.CertDir = DefaultCertDir
+	}
+	if len(o.DNSNames) == 0 {
+		o.DNSNames = []string{"stsguard.stsguard-system.svc"}
+	}
+	if o.MetricsBindAddress == "" {
+		o.MetricsBindAddress = ":8080"
+	}
+	if o.HealthProbeBindAddress == "" {
+		o.HealthProbeBindAddress = ":8081"
+	}
+	if o.Rules == nil {
+		cfg := rules.DefaultConfig()
+		o.Rules = &cfg
+	}
+}
+
+// restConfig returns the client configuration Options ask for.
+func (o *Options) restConfig() (*rest.Config, error) {
+	switch {
+	case o.RESTConfig != nil:
+		return o.RESTConfig, nil
+	case o.Kubeconfig != "":
+		cfg, err := clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("loading --kubeconfig %s: %w", o.Kubeconfig, err)
+		}
+		return cfg, nil
+	default:
+		cfg, err := config.GetConfig()
+		if err != nil {
+			return nil, fmt.Errorf("no cluster configuration (set --kubeconfig or KUBECONFIG, or run in a pod): %w", err)
+		}
+		return cfg, nil
+	}
+}
+
+// Run starts the server and blocks until ctx is done or the server fails.
+// It returns an error when the configuration is unusable (no cluster
+// configuration, unreadable or half-present certificates, a port in use).
+func Run(ctx context.Context, o Options) error {
+	o.setDefaults()
+	log := ctrl.Log.WithName("serve")
+
+	restCfg, err := o.restConfig()
+	if err != nil {
+		return err
+	}
+	generated, err := certs.EnsureDir(o.CertDir, o.DNSNames)
+	if err != nil {
+		return fmt.Errorf("serving certificate: %w", err)
+	}
+	if generated {
+		log.Info("generated a self-signed CA and serving certificate; put ca.crt into the caBundle of the webhook configurations",
+			"dir", o.CertDir, "dnsNames", o.DNSNames)
+	}
+
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	tlsOpts := []func(*tls.Config){func(c *tls.Config) {
+		c.MinVersion = tls.VersionTLS12
+		if !o.EnableHTTP2 {
+			c.NextProtos = []string{"http/1.1"}
+		}
+	}}
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: o.MetricsBindAddress, TLSOpts: tlsOpts},
+		HealthProbeBindAddress: o.HealthProbeBindAddress,
+		WebhookServer:          crwebhook.NewServer(crwebhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir, TLSOpts: tlsOpts}),
+		Cache: cache.Options{
+			// A rule's lookup never starts an informer or calls the API.
+			ReaderFailOnMissingInformer: true,
+			DefaultTransform:            cache.TransformStripManagedFields(),
+			// Rules only read cached objects; copying them per request is waste.
+			DefaultUnsafeDisableDeepCopy: ptr.To(true),
+			ByObject: map[client.Object]cache.ByObject{
+				&corev1.Secret{}: {Transform: trimSecret},
+			},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("creating manager: %w", err)
+	}
+	// Register the informers the rules read before the cache starts.
+	for _, obj := range []client.Object{&corev1.Service{}, &corev1.Secret{}} {
+		if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
+			return fmt.Errorf("registering informer for %T: %w", obj, err)
+		}
+	}
+	var synced atomic.Bool
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		if mgr.GetCache().WaitForCacheSync(ctx) {
+			synced.Store(true)
+			log.Info("informer cache synced; ready")
+		}
+		return nil
+	})); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("cache-sync", func(*http.Request) error {
+		if !synced.Load() {
+			return errors.New("informer cache not synced yet")
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
+		return err
+	}
+
+	live, err := client.New(restCfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return fmt.Errorf("creating API client: %w", err)
+	}
+	sts := webhook.NewStatefulSets(rules.New(*o.Rules), mgr.GetCache(), live, scheme)
+	srv := mgr.GetWebhookServer()
+	srv.Register(webhook.MutateStatefulSetPath, &admission.Webhook{Handler: sts.Mutating()})
+	srv.Register(webhook.ValidateStatefulSetPath, &admission.Webhook{Handler: sts.Validating()})
+
+	log.Info("starting", "port", o.Port, "certDir", o.CertDir, "metrics", o.MetricsBindAddress, "probes", o.HealthProbeBindAddress, "http2", o.EnableHTTP2)
+	return mgr.Start(ctx)
+}
+
+// trimSecret keeps Secrets in the cache small: no managed fields, and no
+// data for Helm release records, which no StatefulSet references and which
+// can each be megabytes.
+func trimSecret(obj any) (any, error) {
+	if s, ok := obj.(*corev1.Secret); ok {
+		s.ManagedFields = nil
+		if s.Type == "helm.sh/release.v1" {
+			s.Data = nil
+		}
+	}
+	return obj, nil
+}

@@ -1,0 +1,75 @@
+package rules
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/go-openapi/jsonpointer"
+	"gomodules.xyz/jsonpatch/v2"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// Change is one value a mutator set, described for people.
+type Change struct {
+	// Rule is the ID of the mutator.
+	Rule string
+	// Field is the path of the value that changed (spec.template.spec...).
+	Field string
+	// Message says what was changed and why; it never holds a secret value.
+	Message string
+}
+
+// Mutation collects what the mutators of one request change: JSON patch
+// operations (RFC 6902) against the object as received, a description of each
+// change, and the Secrets the changes rely on.
+type Mutation struct {
+	patch   []jsonpatch.JsonPatchOperation
+	changes []Change
+	secrets []*SecretRequest
+}
+
+// Pointer builds an RFC 6901 JSON pointer from reference tokens, escaping
+// "~" and "/" in each: Pointer("metadata", "annotations", "a/b") is
+// "/metadata/annotations/a~1b".
+func Pointer(tokens ...string) string {
+	var b strings.Builder
+	for _, t := range tokens {
+		b.WriteByte('/')
+		b.WriteString(jsonpointer.Escape(t))
+	}
+	return b.String()
+}
+
+// Set records a JSON patch "add" of value at pointer (which also replaces an
+// existing member), with the field path and message shown to people.
+func (m *Mutation) Set(rule string, path *field.Path, pointer string, value any, message string) {
+	m.patch = append(m.patch, jsonpatch.NewOperation("add", pointer, value))
+	m.changes = append(m.changes, Change{Rule: rule, Field: path.String(), Message: message})
+}
+
+// Replace records a JSON patch "replace" of the existing value at pointer.
+func (m *Mutation) Replace(rule string, path *field.Path, pointer string, value any, message string) {
+	m.patch = append(m.patch, jsonpatch.NewOperation("replace", pointer, value))
+	m.changes = append(m.changes, Change{Rule: rule, Field: path.String(), Message: message})
+}
+
+// NeedSecret records that the mutated object relies on r being written.
+func (m *Mutation) NeedSecret(r *SecretRequest) { m.secrets = append(m.secrets, r) }
+
+// Patch returns the JSON patch operations in the order they were made; apply
+// them in that order. It is empty when nothing changed.
+func (m *Mutation) Patch() []jsonpatch.JsonPatchOperation { return m.patch }
+
+// Changes returns the changes sorted by field path.
+func (m *Mutation) Changes() []Change {
+	out := append([]Change(nil), m.changes...)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Field < out[j].Field })
+	return out
+}
+
+// Secrets returns the Secrets that must be written (created or given new
+// keys) for the patched object to work, in the order they were requested.
+func (m *Mutation) Secrets() []*SecretRequest { return m.secrets }
+
+// Empty reports whether the mutation changes nothing.
+func (m *Mutation) Empty() bool { return len(m.patch) == 0 && len(m.secrets) == 0 }

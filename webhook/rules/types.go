@@ -1,0 +1,179 @@
+package rules
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// Action is what happens when a rule finds a problem. The names follow the
+// validationActions of ValidatingAdmissionPolicy (Deny, Warn, Audit), plus
+// Off for a rule that is not evaluated and Mutate for a change made by a
+// mutator.
+type Action string
+
+// The actions a rule can have.
+const (
+	// Deny rejects the request with an apierrors.NewInvalid status.
+	Deny Action = "Deny"
+	// Warn admits the request and returns an AdmissionReview warning.
+	Warn Action = "Warn"
+	// Audit admits the request and records the finding for the audit log only.
+	Audit Action = "Audit"
+	// Off disables the rule.
+	Off Action = "Off"
+	// Mutate marks a change a mutator made; it is never a rule's finding action.
+	Mutate Action = "Mutate"
+)
+
+// Kind names the Kubernetes kind a rule applies to, as "StatefulSet".
+type Kind string
+
+// KindStatefulSet is apps/v1 StatefulSet.
+const KindStatefulSet Kind = "StatefulSet"
+
+// Input is one admission decision's view of an object of type T (a pointer to
+// a typed API object such as *appsv1.StatefulSet).
+type Input[T any] struct {
+	// Operation is admissionv1.Create, Update or Delete.
+	Operation admissionv1.Operation
+	// Object is the object as it would be stored; nil on Delete.
+	Object T
+	// OldObject is the stored object on Update and Delete; nil on Create.
+	OldObject T
+	// DryRun is true for a request that must leave nothing behind
+	// (request.dryRun in admission.k8s.io/v1).
+	DryRun bool
+}
+
+// Lookup reads the objects a rule references, from an informer cache in the
+// webhook and from the manifest set in the audit command. It never makes an
+// API call per admission request.
+//
+// A missing object is reported as an error for which
+// k8s.io/apimachinery/pkg/api/errors.IsNotFound is true. Returned objects are
+// shared with the cache: callers must not modify them.
+type Lookup interface {
+	// Service returns the core/v1 Service namespace/name.
+	Service(namespace, name string) (*corev1.Service, error)
+	// Secret returns the core/v1 Secret namespace/name.
+	Secret(namespace, name string) (*corev1.Secret, error)
+}
+
+// Meta describes a rule or mutator in the catalog. IDs are kebab-case and
+// stable: they are a public interface used in configuration, exemptions,
+// metrics and audit output.
+type Meta struct {
+	// ID is the rule's stable kebab-case identifier.
+	ID string
+	// Kind is the kind of object the rule evaluates.
+	Kind Kind
+	// Action is the default action of the rule's findings; Mutate for a mutator.
+	Action Action
+	// Description says in one sentence what the rule checks or changes.
+	Description string
+}
+
+// Rule is a validating rule over objects of type T.
+type Rule[T any] struct {
+	Meta
+	// Check returns the problems it finds in in.Object, with field paths
+	// rooted at the object (spec.serviceName, ...). It must not modify in.
+	// A Lookup failure other than NotFound is returned as field.InternalError.
+	Check func(in *Input[T], lk Lookup) field.ErrorList
+}
+
+// Mutator is a defaulting rule over objects of type T.
+type Mutator[T any] struct {
+	Meta
+	// FindingAction is the action for problems the mutator reports (for
+	// example a Secret it must not overwrite).
+	FindingAction Action
+	// Mutate changes in.Object, which is the engine's private copy, recording
+	// every change in m. It sets a value only where it must, so that applying
+	// it to its own result changes nothing.
+	Mutate func(in *Input[T], lk Lookup, m *Mutation) field.ErrorList
+}
+
+// Finding is one problem found by one rule.
+type Finding struct {
+	// Rule is the ID of the rule that found the problem.
+	Rule string
+	// Action is what the admission decision does with it.
+	Action Action
+	// Error is the problem, with its field path. Its Detail ends with the
+	// rule ID and never contains a secret value.
+	Error *field.Error
+}
+
+// String renders the finding as kubectl prints a field error:
+// "spec.serviceName: Not found: \"web\": ... [rule: headless-service-missing]".
+func (f Finding) String() string { return f.Error.Error() }
+
+// Findings is a list of findings, sorted by field path and rule ID.
+type Findings []Finding
+
+// ByAction returns the findings with action a, in order.
+func (fs Findings) ByAction(a Action) Findings {
+	var out Findings
+	for _, f := range fs {
+		if f.Action == a {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// Errors returns the findings' field errors, in order.
+func (fs Findings) Errors() field.ErrorList {
+	out := make(field.ErrorList, 0, len(fs))
+	for _, f := range fs {
+		out = append(out, f.Error)
+	}
+	return out
+}
+
+// Internal returns the findings that report a failure of stsguard itself
+// (a Lookup error or a rule that panicked) rather than a problem of the object.
+func (fs Findings) Internal() Findings {
+	var out Findings
+	for _, f := range fs {
+		if f.Error.Type == field.ErrorTypeInternal {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func (fs Findings) sort() {
+	sort.SliceStable(fs, func(i, j int) bool {
+		if fs[i].Error.Field != fs[j].Error.Field {
+			return fs[i].Error.Field < fs[j].Error.Field
+		}
+		return fs[i].Rule < fs[j].Rule
+	})
+}
+
+// ruleTag is appended to every finding's detail so that a user can look the
+// rule up and exempt it.
+func ruleTag(id string) string { return "[rule: " + id + "]" }
+
+func tagged(err *field.Error, id string) *field.Error {
+	e := *err
+	if e.Detail == "" {
+		e.Detail = ruleTag(id)
+	} else if !strings.HasSuffix(e.Detail, ruleTag(id)) {
+		e.Detail = e.Detail + " " + ruleTag(id)
+	}
+	return &e
+}
+
+// lookupFailed reports a Lookup error that is not NotFound: stsguard cannot
+// decide, which the webhook turns into an error response.
+func lookupFailed(path *field.Path, what string, err error) *field.Error {
+	return field.InternalError(path, fmt.Errorf("reading %s: %w", what, err))
+}
