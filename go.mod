@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/go-openapi/jsonpointer v1.0.0
 	github.com/spf13/cobra v1.10.2
+	github.com/stretchr/testify v1.12.1
 	gomodules.xyz/jsonpatch/v2 v2.4.0
 	k8s.io/api v0.37.2
 	k8s.io/apimachinery v0.37.2

@@ -269,10 +269,16 @@ func mutateCredentials(cfg *Config, in *Input[*appsv1.StatefulSet], lk Lookup, m
 				"moved the literal value of %s into Secret %q key %q and referenced it with valueFrom.secretKeyRef", ce.envName, secretName, ce.key))
 			continue
 		}
+		msg := fmt.Sprintf("%s was not set and the image cannot start without it; generated a %d-character password into Secret %q key %q and referenced it",
+			ce.envName, GeneratedPasswordLength, secretName, ce.key)
+		if len(ce.container.Env) == 0 {
+			// JSON patch cannot append to a list that does not exist.
+			ce.container.Env = []corev1.EnvVar{ref}
+			m.Set(PasswordSecretRef, ce.path.Key(ce.envName), ce.pointer, ce.container.Env, msg)
+			continue
+		}
 		ce.container.Env = append(ce.container.Env, ref)
-		m.Set(PasswordSecretRef, ce.path.Key(ce.envName), ce.pointer+"/-", ref, fmt.Sprintf(
-			"%s was not set and the image cannot start without it; generated a %d-character password into Secret %q key %q and referenced it",
-			ce.envName, GeneratedPasswordLength, secretName, ce.key))
+		m.Set(PasswordSecretRef, ce.path.Key(ce.envName), ce.pointer+"/-", ref, msg)
 	}
 	return nil
 }

@@ -1,0 +1,166 @@
+// Package integration tests stsguard end to end: a real kube-apiserver and
+// etcd (envtest), the webhook configurations from deploy/webhook, and
+// `stsguard serve` running in-process, exercised through real clients.
+package integration
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/stsguard/stsguard/server"
+	"github.com/stsguard/stsguard/test/harness"
+)
+
+var (
+	cp          *harness.ControlPlane
+	probeAddr   string
+	metricsAddr string
+	logs        syncBuffer // everything stsguard logged, to check that no secret leaks
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	var logOut io.Writer = &logs
+	if os.Getenv("STSGUARD_TEST_LOG") != "" {
+		logOut = io.MultiWriter(&logs, os.Stderr)
+	}
+	ctrl.SetLogger(zap.New(zap.WriteTo(logOut), zap.UseDevMode(false)))
+
+	var err error
+	if cp, err = harness.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() {
+		if err := cp.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stopping control plane:", err)
+		}
+	}()
+	if probeAddr, err = harness.FreeAddr(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if metricsAddr, err = harness.FreeAddr(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- server.Run(ctx, server.Options{
+			RESTConfig:             cp.Config,
+			Host:                   cp.Webhook.LocalServingHost,
+			Port:                   cp.Webhook.LocalServingPort,
+			CertDir:                cp.Webhook.LocalServingCertDir,
+			MetricsBindAddress:     metricsAddr,
+			HealthProbeBindAddress: probeAddr,
+		})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			fmt.Fprintln(os.Stderr, "stsguard serve:", err)
+		}
+	}()
+	if err := harness.WaitReady(ctx, probeAddr, 60*time.Second); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+// warnings records the API warnings a client receives.
+type warnings struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (w *warnings) HandleWarningHeaderWithContext(_ context.Context, _ int, _ string, text string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.msgs = append(w.msgs, text)
+}
+
+func (w *warnings) take() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := w.msgs
+	w.msgs = nil
+	return out
+}
+
+// newClient returns an admin client and the recorder of its warnings.
+func newClient(t *testing.T) (client.Client, *warnings) {
+	t.Helper()
+	w := &warnings{}
+	cfg := rest.CopyConfig(cp.Config)
+	cfg.WarningHandlerWithContext = w
+	c, err := client.New(cfg, client.Options{})
+	require.NoError(t, err)
+	return c, w
+}
+
+// namespace creates a fresh namespace for one test (envtest runs no
+// namespace controller, so namespaces are never reused).
+func namespace(t *testing.T, c client.Client) string {
+	t.Helper()
+	name := "t-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
+	if len(name) > 50 {
+		name = name[:50]
+	}
+	name = strings.Trim(name, "-_") + "-" + rand.String(5)
+	name = strings.ReplaceAll(name, "_", "-")
+	require.NoError(t, c.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}))
+	return name
+}
+
+// webhookClient returns an HTTPS client that trusts the serving CA.
+func webhookClient(t *testing.T) *http.Client {
+	t.Helper()
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM(cp.Webhook.LocalServingCAData))
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+}
+
+func webhookURL(path string) string {
+	return fmt.Sprintf("https://%s:%d%s", cp.Webhook.LocalServingHost, cp.Webhook.LocalServingPort, path)
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
