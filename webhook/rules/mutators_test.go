@@ -1,0 +1,342 @@
+package rules
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	admissionv1 "k8s.io/api/admission/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
+)
+
+// testConfig is DefaultConfig with a deterministic password source.
+func testConfig() Config {
+	c := DefaultConfig()
+	c.Rand = bytes.NewReader(bytes.Repeat([]byte{7}, 4096))
+	return c
+}
+
+func withContainer(image string, env ...corev1.EnvVar) *appsv1.StatefulSet {
+	sts := testStatefulSet("web")
+	sts.Spec.Template.Spec.Containers = []corev1.Container{{Name: "db", Image: image, Env: env}}
+	return sts
+}
+
+// applyPatch applies the mutation's JSON patch to obj as the apiserver does
+// and returns the result.
+func applyPatch(t *testing.T, obj *appsv1.StatefulSet, m *Mutation) *appsv1.StatefulSet {
+	t.Helper()
+	doc, err := json.Marshal(obj)
+	require.NoError(t, err)
+	if len(m.Patch()) == 0 {
+		return obj.DeepCopy()
+	}
+	raw, err := json.Marshal(m.Patch())
+	require.NoError(t, err)
+	p, err := jsonpatch.DecodePatch(raw)
+	require.NoError(t, err)
+	out, err := p.Apply(doc)
+	require.NoError(t, err, "patch %s", raw)
+	res := &appsv1.StatefulSet{}
+	require.NoError(t, json.Unmarshal(out, res))
+	return res
+}
+
+// mutateTwice mutates in, applies the patch, mutates the result again and
+// requires the second round to change nothing (idempotence).
+func mutateTwice(t *testing.T, e *Engine, in *Input[*appsv1.StatefulSet], lk Lookup) (*appsv1.StatefulSet, *Mutation, Findings) {
+	t.Helper()
+	before := in.Object.DeepCopy()
+	m, fs := e.MutateStatefulSet(in, lk)
+	assert.Equal(t, before, in.Object, "the input object must not be modified")
+	out := applyPatch(t, in.Object, m)
+	again := *in
+	again.Object = out
+	if again.Operation == admissionv1.Update {
+		again.OldObject = in.OldObject
+	}
+	m2, _ := e.MutateStatefulSet(&again, existingSecrets(lk, m))
+	assert.Empty(t, m2.Patch(), "mutating the result again must change nothing")
+	return out, m, fs
+}
+
+// existingSecrets returns a lookup in which the Secrets m asked for exist.
+func existingSecrets(lk Lookup, m *Mutation) Lookup {
+	f, _ := lk.(fakeLookup)
+	secrets := map[string]*corev1.Secret{}
+	for k, v := range f.secrets {
+		secrets[k] = v
+	}
+	for _, r := range m.Secrets() {
+		secrets[r.Namespace+"/"+r.Name] = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: r.Namespace, Name: r.Name,
+			Labels: map[string]string{ManagedByLabel: ManagedByValue}}, Data: r.Data()}
+	}
+	f.secrets = secrets
+	return f
+}
+
+func create(sts *appsv1.StatefulSet) *Input[*appsv1.StatefulSet] {
+	return &Input[*appsv1.StatefulSet]{Operation: admissionv1.Create, Object: sts}
+}
+
+func TestPasswordSecretRef(t *testing.T) {
+	lit := func(name, value string) corev1.EnvVar { return corev1.EnvVar{Name: name, Value: value} }
+	cases := []struct {
+		name     string
+		sts      *appsv1.StatefulSet
+		wantKeys []string // keys of the requested Secret; nil for no Secret
+		wantEnv  []string // env names that end up as secretKeyRef, in order
+	}{
+		{"seed MySQL plaintext root password", withContainer("mysql:8.0", lit("MYSQL_ROOT_PASSWORD", "password")),
+			[]string{"mysql-root-password"}, []string{"MYSQL_ROOT_PASSWORD"}},
+		{"secretKeyRef already", withContainer("mysql:8.0", corev1.EnvVar{Name: "MYSQL_ROOT_PASSWORD", ValueFrom: &corev1.EnvVarSource{
+			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "mysql-secret"}, Key: "root-password"}}}),
+			nil, []string{"MYSQL_ROOT_PASSWORD"}},
+		{"switch, not a credential", withContainer("mysql:8.0", lit("MYSQL_ALLOW_EMPTY_PASSWORD", "yes")), nil, nil},
+		{"file, not a credential", withContainer("mysql:8.0", lit("MYSQL_ROOT_PASSWORD_FILE", "/run/secrets/pw")), nil, nil},
+		{"empty literal is left for another rule", withContainer("nginx", lit("API_TOKEN", "")), nil, nil},
+		{"dependent variable reference is kept", withContainer("nginx", lit("APP_PASSWORD", "$(DB_PASSWORD)")), nil, nil},
+		{"token, secret, api key", withContainer("app", lit("GITHUB_TOKEN", "t"), lit("CLIENT_SECRET", "s"), lit("STRIPE_API_KEY", "k"), lit("LOG_LEVEL", "debug")),
+			[]string{"client-secret", "github-token", "stripe-api-key"}, []string{"GITHUB_TOKEN", "CLIENT_SECRET", "STRIPE_API_KEY"}},
+		{"postgres without password gets one", withContainer("postgres:14"), []string{"postgres-password"}, []string{"POSTGRES_PASSWORD"}},
+		{"postgres with trust needs none", withContainer("postgres:14", lit("POSTGRES_HOST_AUTH_METHOD", "trust")), nil, nil},
+		{"mysql with random root password needs none", withContainer("mysql", lit("MYSQL_RANDOM_ROOT_PASSWORD", "yes")), nil, nil},
+		{"mariadb with its own variable needs none", withContainer("mariadb:11", corev1.EnvVar{Name: "MARIADB_ROOT_PASSWORD", ValueFrom: &corev1.EnvVarSource{}}), nil, []string{"MARIADB_ROOT_PASSWORD"}},
+		{"envFrom may provide it", func() *appsv1.StatefulSet {
+			s := withContainer("postgres:14")
+			s.Spec.Template.Spec.Containers[0].EnvFrom = []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{}}}
+			return s
+		}(), nil, nil},
+		{"postgres with other env gets one appended", withContainer("postgres:14", lit("PGDATA", "/data")), []string{"postgres-password"}, []string{"POSTGRES_PASSWORD"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := New(testConfig())
+			out, m, fs := mutateTwice(t, e, create(tc.sts), fakeLookup{})
+			assert.Empty(t, fs)
+			var refs []string
+			for _, env := range out.Spec.Template.Spec.Containers[0].Env {
+				if env.ValueFrom != nil {
+					refs = append(refs, env.Name)
+					assert.Empty(t, env.Value)
+				}
+			}
+			assert.Equal(t, tc.wantEnv, refs)
+			if tc.wantKeys == nil {
+				assert.Empty(t, m.Secrets())
+				return
+			}
+			require.Len(t, m.Secrets(), 1)
+			r := m.Secrets()[0]
+			assert.Equal(t, "web-credentials", r.Name)
+			assert.True(t, r.Create)
+			assert.Equal(t, tc.wantKeys, r.Keys())
+			var moved int
+			for _, c := range m.Changes() {
+				if c.Rule == PasswordSecretRef {
+					moved++
+				}
+			}
+			assert.Equal(t, len(tc.wantKeys), moved, "one change per credential")
+		})
+	}
+}
+
+func TestPasswordSecretRefNeverLeaksTheValue(t *testing.T) {
+	const value = "s3cr3t-Value"
+	e := New(testConfig())
+	sts := withContainer("mysql:8.0", corev1.EnvVar{Name: "MYSQL_ROOT_PASSWORD", Value: value})
+	m, _ := e.MutateStatefulSet(create(sts), fakeLookup{})
+	var text strings.Builder
+	for _, c := range m.Changes() {
+		text.WriteString(c.Message + c.Field)
+	}
+	patch, _ := json.Marshal(m.Patch())
+	text.Write(patch)
+	secretJSON, _ := json.Marshal(m.Secrets())
+	text.Write(secretJSON)
+	text.WriteString(m.Secrets()[0].String())
+	assert.NotContains(t, text.String(), value)
+	assert.Equal(t, value, string(m.Secrets()[0].Data()["mysql-root-password"]))
+
+	// A conflicting Secret: the denial names the key, never either value.
+	lk := fakeLookup{secrets: map[string]*corev1.Secret{"ns/web-credentials": {Data: map[string][]byte{"mysql-root-password": []byte("other-value")}}}}
+	_, fs := e.MutateStatefulSet(create(sts), lk)
+	require.Len(t, fs, 1)
+	assert.NotContains(t, fs[0].String(), value)
+	assert.NotContains(t, fs[0].String(), "other-value")
+}
+
+func TestPasswordSecretRefExistingSecret(t *testing.T) {
+	managed := map[string]string{ManagedByLabel: ManagedByValue}
+	sts := withContainer("mysql:8.0", corev1.EnvVar{Name: "MYSQL_ROOT_PASSWORD", Value: "pw"})
+	cases := []struct {
+		name       string
+		secret     *corev1.Secret
+		wantDeny   bool
+		wantSecret bool // a write is requested
+	}{
+		{"same value: reused", &corev1.Secret{Data: map[string][]byte{"mysql-root-password": []byte("pw")}}, false, false},
+		{"other value: denied", &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Labels: managed}, Data: map[string][]byte{"mysql-root-password": []byte("x")}}, true, false},
+		{"managed, key missing: key added", &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Labels: managed, ResourceVersion: "7"}, Data: map[string][]byte{"other": []byte("x")}}, false, true},
+		{"not managed, key missing: denied", &corev1.Secret{Data: map[string][]byte{"other": []byte("x")}}, true, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			lk := fakeLookup{secrets: map[string]*corev1.Secret{"ns/web-credentials": tc.secret}}
+			m, fs := New(testConfig()).MutateStatefulSet(create(sts), lk)
+			if tc.wantDeny {
+				field.ErrorMatcher{}.ByType().ByField().Test(t, field.ErrorList{field.Forbidden(field.NewPath("spec", "template", "spec", "containers").Index(0).Child("env").Index(0), "")}, fs.Errors())
+				assert.Equal(t, Deny, fs[0].Action)
+				assert.True(t, m.Empty(), "a denied request gets no patch")
+				return
+			}
+			assert.Empty(t, fs)
+			assert.NotEmpty(t, m.Patch())
+			if tc.wantSecret {
+				require.Len(t, m.Secrets(), 1)
+				assert.False(t, m.Secrets()[0].Create)
+				assert.Equal(t, "7", m.Secrets()[0].ResourceVersion)
+			} else {
+				assert.Empty(t, m.Secrets())
+			}
+		})
+	}
+}
+
+func TestPasswordSecretRefOnUpdateOnlyWithTemplateChange(t *testing.T) {
+	old := withContainer("mysql:8.0", corev1.EnvVar{Name: "MYSQL_ROOT_PASSWORD", Value: "pw"})
+	scaled := old.DeepCopy()
+	scaled.Spec.Replicas = ptr.To[int32](5)
+	m, _ := New(testConfig()).MutateStatefulSet(&Input[*appsv1.StatefulSet]{Operation: admissionv1.Update, Object: scaled, OldObject: old}, fakeLookup{})
+	assert.True(t, m.Empty(), "a change that would by itself roll the pods is never made on a plain scale")
+
+	changed := old.DeepCopy()
+	changed.Spec.Template.Spec.Containers[0].Image = "mysql:8.4"
+	m, _ = New(testConfig()).MutateStatefulSet(&Input[*appsv1.StatefulSet]{Operation: admissionv1.Update, Object: changed, OldObject: old}, fakeLookup{})
+	assert.Len(t, m.Secrets(), 1)
+}
+
+func TestGeneratedPassword(t *testing.T) {
+	pw, err := generatePassword(bytes.NewReader(bytes.Repeat([]byte{255, 1}, 64)))
+	require.NoError(t, err)
+	assert.Len(t, pw, GeneratedPasswordLength)
+	assert.Equal(t, strings.Repeat("b", GeneratedPasswordLength), string(pw), "bytes >= 248 are rejected, not folded")
+	_, err = generatePassword(bytes.NewReader(nil))
+	assert.Error(t, err)
+}
+
+func TestTerminationGracePeriod(t *testing.T) {
+	cases := []struct {
+		name  string
+		image string
+		set   *int64
+		want  *int64
+	}{
+		{"cassandra from unset", "cassandra:4.0", nil, ptr.To[int64](300)},
+		{"cassandra from the default", "cassandra:4.0", ptr.To[int64](30), ptr.To[int64](300)},
+		{"postgres by registry path", "registry.example.com:5000/team/postgres:14@sha256:abc", nil, ptr.To[int64](120)},
+		{"kafka", "confluentinc/cp-kafka:7.6", ptr.To[int64](30), ptr.To[int64](60)},
+		{"explicit value is kept", "cassandra:4.0", ptr.To[int64](45), ptr.To[int64](45)},
+		{"unknown image unchanged", "nginx", ptr.To[int64](30), ptr.To[int64](30)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sts := withContainer(tc.image)
+			sts.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "POSTGRES_PASSWORD_FILE", Value: "/x"}}
+			sts.Spec.Template.Spec.TerminationGracePeriodSeconds = tc.set
+			out, _, _ := mutateTwice(t, New(testConfig()), create(sts), fakeLookup{})
+			assert.Equal(t, tc.want, out.Spec.Template.Spec.TerminationGracePeriodSeconds)
+		})
+	}
+}
+
+func TestRolloutPartition(t *testing.T) {
+	base := func(annotation string, strategy appsv1.StatefulSetUpdateStrategy) *appsv1.StatefulSet {
+		s := testStatefulSet("web")
+		s.Spec.Replicas = ptr.To[int32](5)
+		if annotation != "" {
+			s.Annotations = map[string]string{CanaryAnnotation: annotation}
+		}
+		s.Spec.UpdateStrategy = strategy
+		return s
+	}
+	rolling := func(p int32) appsv1.StatefulSetUpdateStrategy {
+		return appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType,
+			RollingUpdate: &appsv1.RollingUpdateStatefulSetStrategy{Partition: ptr.To(p)}}
+	}
+	newImage := func(s *appsv1.StatefulSet) *appsv1.StatefulSet {
+		s = s.DeepCopy()
+		s.Spec.Template.Spec.Containers[0].Image = "nginx:2"
+		return s
+	}
+	cases := []struct {
+		name          string
+		old, new      *appsv1.StatefulSet
+		wantPartition *int32
+		wantFinding   bool
+	}{
+		{"canary of 1 on an image change", base("1", rolling(0)), newImage(base("1", rolling(0))), ptr.To[int32](4), false},
+		{"canary of 2", base("2", rolling(0)), newImage(base("2", rolling(0))), ptr.To[int32](3), false},
+		{"canary larger than replicas", base("9", rolling(0)), newImage(base("9", rolling(0))), ptr.To[int32](0), false},
+		{"no template change", base("1", rolling(0)), base("1", rolling(0)), ptr.To[int32](0), false},
+		{"update sets the partition itself", base("1", rolling(0)), newImage(base("1", rolling(2))), ptr.To[int32](2), false},
+		{"no annotation", base("", rolling(0)), newImage(base("", rolling(0))), ptr.To[int32](0), false},
+		{"invalid annotation", base("one", rolling(0)), newImage(base("one", rolling(0))), ptr.To[int32](0), true},
+		{"zero is invalid", base("0", rolling(0)), newImage(base("0", rolling(0))), ptr.To[int32](0), true},
+		{"implicit partition made explicit", base("", rolling(0)), base("", appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType}), ptr.To[int32](0), false},
+		{"undefaulted strategy with canary", base("1", appsv1.StatefulSetUpdateStrategy{}), newImage(base("1", appsv1.StatefulSetUpdateStrategy{})), ptr.To[int32](4), false},
+		{"OnDelete warns", base("1", appsv1.StatefulSetUpdateStrategy{Type: appsv1.OnDeleteStatefulSetStrategyType}),
+			newImage(base("1", appsv1.StatefulSetUpdateStrategy{Type: appsv1.OnDeleteStatefulSetStrategyType})), nil, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			in := &Input[*appsv1.StatefulSet]{Operation: admissionv1.Update, Object: tc.new, OldObject: tc.old}
+			out, _, fs := mutateTwice(t, New(testConfig()), in, fakeLookup{})
+			var got *int32
+			if out.Spec.UpdateStrategy.RollingUpdate != nil {
+				got = out.Spec.UpdateStrategy.RollingUpdate.Partition
+			}
+			assert.Equal(t, tc.wantPartition, got)
+			if tc.wantFinding {
+				field.ErrorMatcher{}.ByType().ByField().Test(t, field.ErrorList{field.Invalid(canaryPath, "", "")}, fs.Errors())
+				assert.Equal(t, Warn, fs[0].Action)
+			} else {
+				assert.Empty(t, fs)
+			}
+		})
+	}
+}
+
+func TestCredentialsKey(t *testing.T) {
+	assert.Equal(t, "mysql-root-password", CredentialsKey("MYSQL_ROOT_PASSWORD"))
+	assert.Equal(t, "a.b-c-d", CredentialsKey("A.b-c d"))
+}
+
+func TestCatalogIDsAreStableKebabCase(t *testing.T) {
+	seen := map[string]bool{}
+	for _, m := range New(DefaultConfig()).Catalog() {
+		assert.Regexp(t, `^[a-z0-9]+(-[a-z0-9]+)*$`, m.ID)
+		assert.False(t, seen[m.ID], "duplicate ID %s", m.ID)
+		seen[m.ID] = true
+		assert.NotEmpty(t, m.Description)
+	}
+	assert.Equal(t, []string{ServiceNameEmpty, HeadlessServiceMissing, HeadlessServiceNotHeadless, HeadlessServiceSelectorMismatch,
+		PasswordSecretRef, TerminationGracePeriod, RolloutPartition}, keys(seen, New(DefaultConfig()).Catalog()))
+}
+
+func keys(_ map[string]bool, ms []Meta) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.ID)
+	}
+	return out
+}
