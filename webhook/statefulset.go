@@ -90,7 +90,7 @@ func (s *StatefulSets) mutate(ctx context.Context, req admission.Request) admiss
 	resp := admission.Patched("", m.Patch()...)
 	resp.Warnings = warnings(findings)
 	for _, c := range m.Changes() {
-		resp.Warnings = append(resp.Warnings, fmt.Sprintf("%s: stsguard set a default: %s [rule: %s]", c.Field, c.Message, c.Rule))
+		resp.Warnings = append(resp.Warnings, fmt.Sprintf("%s: changed by stsguard: %s [rule: %s]", c.Field, c.Message, c.Rule))
 	}
 	if len(m.Patch()) > 0 {
 		log.Info("mutated", "rules", changeRules(m.Changes()), "dryRun", in.DryRun)
