@@ -190,7 +190,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("creating API client: %w", err)
 	}
-	sts := webhook.NewStatefulSets(rules.New(*o.Rules), mgr.GetCache(), live, scheme)
+	sts := webhook.NewStatefulSets(rules.New(*o.Rules), mgr.GetCache(), live)
 	srv := mgr.GetWebhookServer()
 	srv.Register(webhook.MutateStatefulSetPath, &admission.Webhook{Handler: sts.Mutating()})
 	srv.Register(webhook.ValidateStatefulSetPath, &admission.Webhook{Handler: sts.Validating()})

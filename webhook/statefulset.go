@@ -8,9 +8,9 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
+	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -40,13 +40,11 @@ type StatefulSets struct {
 	// a write conflict; it must read live, not from the cache (client.New,
 	// not the manager's client). Required by Mutating only.
 	Secrets client.Client
-
-	decoder admission.Decoder
 }
 
-// NewStatefulSets returns the StatefulSet webhooks; scheme must know apps/v1.
-func NewStatefulSets(engine *rules.Engine, reader client.Reader, secrets client.Client, scheme *runtime.Scheme) *StatefulSets {
-	return &StatefulSets{Engine: engine, Reader: reader, Secrets: secrets, decoder: admission.NewDecoder(scheme)}
+// NewStatefulSets returns the StatefulSet webhooks.
+func NewStatefulSets(engine *rules.Engine, reader client.Reader, secrets client.Client) *StatefulSets {
+	return &StatefulSets{Engine: engine, Reader: reader, Secrets: secrets}
 }
 
 // Mutating returns the handler of the mutating webhook. It first runs the
@@ -135,7 +133,7 @@ func (s *StatefulSets) decode(req admission.Request) (*rules.Input[*appsv1.State
 			return fail("request.object is empty: a %s request must carry the StatefulSet", req.Operation)
 		}
 		in.Object = &appsv1.StatefulSet{}
-		if err := s.decoder.DecodeRaw(req.Object, in.Object); err != nil {
+		if err := decodeStatefulSet(req.Object.Raw, in.Object); err != nil {
 			return fail("request.object is not a valid apps/v1 StatefulSet: %v", err)
 		}
 		if in.Object.Namespace == "" {
@@ -151,11 +149,26 @@ func (s *StatefulSets) decode(req admission.Request) (*rules.Input[*appsv1.State
 			return fail("request.oldObject is empty: an UPDATE request must carry the stored StatefulSet")
 		}
 		in.OldObject = &appsv1.StatefulSet{}
-		if err := s.decoder.DecodeRaw(req.OldObject, in.OldObject); err != nil {
+		if err := decodeStatefulSet(req.OldObject.Raw, in.OldObject); err != nil {
 			return fail("request.oldObject is not a valid apps/v1 StatefulSet: %v", err)
 		}
 	}
 	return in, nil
+}
+
+// decodeStatefulSet decodes an object the apiserver sent with
+// sigs.k8s.io/json, the case-sensitive decoder apimachinery's JSON
+// serializer uses, without the serializer's extra pass to read the kind:
+// request.kind already said what it is, and the object's own apiVersion and
+// kind are checked afterwards.
+func decodeStatefulSet(raw []byte, into *appsv1.StatefulSet) error {
+	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(raw, into); err != nil {
+		return err
+	}
+	if into.APIVersion != "apps/v1" || into.Kind != "StatefulSet" {
+		return fmt.Errorf("its apiVersion and kind are %q and %q", into.APIVersion, into.Kind)
+	}
+	return nil
 }
 
 func gvkString(k metav1.GroupVersionKind) string {
