@@ -1,0 +1,56 @@
+package integration
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stsguard/stsguard/certs"
+	"github.com/stsguard/stsguard/server"
+	"github.com/stsguard/stsguard/test/harness"
+)
+
+// A server started with an empty --cert-dir generates a CA and a serving
+// certificate for its --dns-name values and serves TLS 1.2+ without HTTP/2.
+func TestServeGeneratesCertificates(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "certs")
+	addr, err := harness.FreeAddr()
+	require.NoError(t, err)
+	probe, err := harness.FreeAddr()
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- server.Run(ctx, server.Options{
+			RESTConfig: cp.Config, Host: "127.0.0.1", Port: harness.Port(addr), CertDir: dir,
+			DNSNames: []string{"127.0.0.1"}, MetricsBindAddress: "0", HealthProbeBindAddress: probe,
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		assert.NoError(t, <-done)
+	})
+	require.NoError(t, harness.WaitReady(ctx, probe, 30*time.Second))
+
+	caPEM, err := os.ReadFile(filepath.Join(dir, certs.CAFile))
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM(caPEM))
+
+	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, NextProtos: []string{"h2", "http/1.1"}})
+	require.NoError(t, err, "the generated certificate must verify against ca.crt")
+	state := conn.ConnectionState()
+	assert.Equal(t, "http/1.1", state.NegotiatedProtocol, "HTTP/2 is off unless --enable-http2")
+	require.NoError(t, conn.Close())
+
+	_, err = tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, MaxVersion: tls.VersionTLS11})
+	assert.Error(t, err, "TLS 1.1 must be refused")
+}
