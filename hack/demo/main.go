@@ -18,9 +18,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
+	"go.uber.org/zap/zapcore"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -28,7 +28,6 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"go.uber.org/zap/zapcore"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/stsguard/stsguard/test/harness"
@@ -152,35 +151,8 @@ func run(bin string) error {
 	return nil
 }
 
-type warnings struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (w *warnings) HandleWarningHeaderWithContext(_ context.Context, _ int, _ string, text string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.msgs = append(w.msgs, text)
-}
-
-func (w *warnings) take() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	out := w.msgs
-	w.msgs = nil
-	return out
-}
-
-func newClient(cfg *rest.Config) (client.Client, *warnings, error) {
-	w := &warnings{}
-	cfg = rest.CopyConfig(cfg)
-	cfg.WarningHandlerWithContext = w
-	c, err := client.New(cfg, client.Options{})
-	return c, w, err
-}
-
 func runExample(ctx context.Context, cfg *rest.Config, name string, seen map[string][]string) error {
-	c, w, err := newClient(cfg)
+	c, w, err := harness.NewClient(cfg)
 	if err != nil {
 		return err
 	}
@@ -223,7 +195,7 @@ func runExample(ctx context.Context, cfg *rest.Config, name string, seen map[str
 		default:
 			lines = append(lines, "created in namespace "+o.GetNamespace())
 		}
-		for _, msg := range w.take() {
+		for _, msg := range w.Take() {
 			lines = append(lines, "warning: "+msg)
 		}
 		if sts, ok := o.(*appsv1.StatefulSet); ok && err == nil {
@@ -280,7 +252,7 @@ func print(id string, lines []string) {
 // canaryUpdate annotates the web example for a canary of 1 and changes its
 // image: the update is staged on the highest ordinal only.
 func canaryUpdate(ctx context.Context, cfg *rest.Config, seen map[string][]string) error {
-	c, w, err := newClient(cfg)
+	c, w, err := harness.NewClient(cfg)
 	if err != nil {
 		return err
 	}
@@ -298,7 +270,7 @@ func canaryUpdate(ctx context.Context, cfg *rest.Config, seen map[string][]strin
 		return fmt.Errorf("canary update: %w", err)
 	}
 	lines := []string{fmt.Sprintf("updated: image nginx:1.27, replicas=%d", *sts.Spec.Replicas)}
-	for _, msg := range w.take() {
+	for _, msg := range w.Take() {
 		lines = append(lines, "warning: "+msg)
 	}
 	lines = append(lines, describeStored(sts)...)

@@ -20,7 +20,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
-	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -91,33 +90,10 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// warnings records the API warnings a client receives.
-type warnings struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (w *warnings) HandleWarningHeaderWithContext(_ context.Context, _ int, _ string, text string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.msgs = append(w.msgs, text)
-}
-
-func (w *warnings) take() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	out := w.msgs
-	w.msgs = nil
-	return out
-}
-
 // newClient returns an admin client and the recorder of its warnings.
-func newClient(t *testing.T) (client.Client, *warnings) {
+func newClient(t *testing.T) (client.Client, *harness.Warnings) {
 	t.Helper()
-	w := &warnings{}
-	cfg := rest.CopyConfig(cp.Config)
-	cfg.WarningHandlerWithContext = w
-	c, err := client.New(cfg, client.Options{})
+	c, w, err := harness.NewClient(cp.Config)
 	require.NoError(t, err)
 	return c, w
 }

@@ -71,7 +71,7 @@ func TestStatefulSetWithoutServiceIsCreatedWithWarning(t *testing.T) {
 	ns := namespace(t, c)
 	sts := statefulSet(ns, "web", "web", "nginx")
 	require.NoError(t, c.Create(context.Background(), sts))
-	got := w.take()
+	got := w.Take()
 	require.Len(t, got, 1, "warnings: %q", got)
 	assert.Contains(t, got[0], `spec.serviceName: Not found: "web"`)
 	assert.Contains(t, got[0], "[rule: headless-service-missing]")
@@ -108,7 +108,7 @@ func TestHeadlessPairingIsAdmittedCleanly(t *testing.T) {
 	ctx := context.Background()
 	require.NoError(t, c.Create(ctx, service(ns, "web", corev1.ClusterIPNone, map[string]string{"app": "web"})))
 	require.NoError(t, c.Create(ctx, statefulSet(ns, "web", "web", "nginx")))
-	assert.Empty(t, w.take())
+	assert.Empty(t, w.Take())
 }
 
 // An UPDATE must not be blocked by a problem the stored object already has:
@@ -121,11 +121,11 @@ func TestExistingProblemDoesNotBlockUpdate(t *testing.T) {
 	require.NoError(t, c.Create(ctx, sts)) // Service missing: warned, admitted
 	require.NoError(t, c.Create(ctx, service(ns, "web", "", map[string]string{"app": "web"})))
 	waitForCachedService(t, c, ns, "web")
-	w.take()
+	w.Take()
 
 	sts.Spec.Replicas = ptr.To[int32](1)
 	require.NoError(t, c.Update(ctx, sts))
-	got := strings.Join(w.take(), "\n")
+	got := strings.Join(w.Take(), "\n")
 	assert.Contains(t, got, "[rule: headless-service-not-headless]")
 	assert.Contains(t, got, "has this problem already")
 
@@ -142,7 +142,7 @@ func waitForCachedService(t *testing.T, c client.Client, ns, name string) {
 		cl, w := newClient(t)
 		probe := statefulSet(ns, "probe-"+name, name, "nginx")
 		_ = cl.Create(ctx, probe, client.DryRunAll)
-		for _, msg := range w.take() {
+		for _, msg := range w.Take() {
 			if strings.Contains(msg, rules.HeadlessServiceMissing) {
 				return false, nil
 			}
@@ -186,7 +186,7 @@ func TestPlaintextPasswordMovesIntoSecret(t *testing.T) {
 	assert.Equal(t, "password", string(secret.Data["mysql-root-password"]))
 	assert.Equal(t, "stsguard", secret.Labels["app.kubernetes.io/managed-by"])
 
-	got := strings.Join(w.take(), "\n")
+	got := strings.Join(w.Take(), "\n")
 	assert.Contains(t, got, "[rule: password-secret-ref]")
 	assertNoLeak(t, got, "password")
 	assertNoLeak(t, logs.String(), "password")
@@ -305,11 +305,11 @@ func TestCanaryAnnotationStagesRollout(t *testing.T) {
 	assert.Equal(t, int32(0), *sts.Spec.UpdateStrategy.RollingUpdate.Partition)
 
 	// An image change is: only the highest ordinal takes it first.
-	w.take()
+	w.Take()
 	sts.Spec.Template.Spec.Containers[0].Image = "nginx:1.27"
 	require.NoError(t, c.Update(ctx, sts))
 	assert.Equal(t, int32(3), *sts.Spec.UpdateStrategy.RollingUpdate.Partition)
-	assert.Contains(t, strings.Join(w.take(), "\n"), "[rule: rollout-partition]")
+	assert.Contains(t, strings.Join(w.Take(), "\n"), "[rule: rollout-partition]")
 
 	// An UPDATE that sets the partition itself is left alone (promotion).
 	sts.Spec.UpdateStrategy.RollingUpdate.Partition = ptr.To[int32](0)
