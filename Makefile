@@ -19,8 +19,8 @@ export KUBEBUILDER_ASSETS := $(K8S_BIN)
 all: build
 
 .PHONY: build
-build: ## Build bin/stsguard.
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/stsguard ./cmd/stsguard
+build: ## Build bin/stsguard (same build settings as go test, so it shares its cache; the image build is static and -trimpath).
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/stsguard ./cmd/stsguard
 
 .PHONY: envtest-assets
 envtest-assets: ## Build kube-apiserver and etcd for envtest into bin/k8s (skipped when present).
