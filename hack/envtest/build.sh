@@ -27,6 +27,8 @@ echo "building kube-apiserver $k8s_version into $out"
 go build -trimpath -ldflags "$ldflags" -o "$out/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
 echo "building etcd $etcd_version into $out"
 go build -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3
-echo "$want" > "$stamp"
 "$out/kube-apiserver" --version
-"$out/etcd" --version | head -1
+# No pipe into head here: under pipefail an early-closing reader gives SIGPIPE (exit 141).
+etcd_banner=$("$out/etcd" --version)
+echo "${etcd_banner%%$'\n'*}"
+echo "$want" > "$stamp"
