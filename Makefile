@@ -42,6 +42,10 @@ unit: ## Unit tests only (no control plane).
 bench: ## Benchmarks of one AdmissionReview through the handlers.
 	$(GO) test -run '^$$' -bench . -benchmem ./webhook/
 
+.PHONY: docs
+docs: ## Regenerate docs/rules.md from the rule registry.
+	$(GO) run ./cmd/stsguard rules -o markdown > docs/rules.md
+
 .PHONY: lint
 lint: ## gofmt, go vet and staticcheck.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -7,8 +7,12 @@ import (
 	"fmt"
 	"net/http"
 	"sync/atomic"
+	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -20,11 +24,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/stsguard/stsguard/certs"
+	"github.com/stsguard/stsguard/lookup"
+	"github.com/stsguard/stsguard/policy"
 	"github.com/stsguard/stsguard/webhook"
 	"github.com/stsguard/stsguard/webhook/rules"
 )
@@ -57,7 +63,15 @@ type Options struct {
 	// EnableHTTP2 allows HTTP/2 on the webhook server. Default false: HTTP/2
 	// Rapid Reset (CVE-2023-44487) makes HTTP/1.1 the safer choice.
 	EnableHTTP2 bool
-	// Rules configures the rule engine. Default rules.DefaultConfig().
+	// ConfigFile is the policy file (config.stsguard.io/v1alpha1 Policy).
+	// It is reloaded when it changes; an invalid file at start-up is an
+	// error, an invalid change keeps the previous policy. Default: none.
+	ConfigFile string
+	// PolicyPollInterval is how often the policy file is re-read besides
+	// file system events. Default policy.DefaultPollInterval.
+	PolicyPollInterval time.Duration
+	// Rules configures the rule engine when ConfigFile is empty. Default
+	// rules.DefaultConfig().
 	Rules *rules.Config
 }
 
@@ -117,6 +131,17 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	holder, err := policy.NewHolder(o.ConfigFile, *o.Rules, o.PolicyPollInterval, metrics.Registry, ctrl.Log.WithName("policy"))
+	if err != nil {
+		return err
+	}
+	if o.ConfigFile != "" {
+		log.Info("policy loaded", "file", o.ConfigFile)
+	}
+	webhookMetrics, err := webhook.NewMetrics(metrics.Registry)
+	if err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
 	generated, err := certs.EnsureDir(o.CertDir, o.DNSNames)
 	if err != nil {
 		return fmt.Errorf("serving certificate: %w", err)
@@ -144,7 +169,7 @@ func Run(ctx context.Context, o Options) error {
 		Cache: cache.Options{
 			// A rule's lookup never starts an informer or calls the API.
 			ReaderFailOnMissingInformer: true,
-			DefaultTransform:            cache.TransformStripManagedFields(),
+			DefaultTransform:            trimObject,
 			// Rules only read cached objects; copying them per request is waste.
 			DefaultUnsafeDisableDeepCopy: ptr.To(true),
 			ByObject: map[client.Object]cache.ByObject{
@@ -155,8 +180,9 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
 	}
-	// Register the informers the rules read before the cache starts.
-	for _, obj := range []client.Object{&corev1.Service{}, &corev1.Secret{}} {
+	// Register the informers the rules read before the cache starts: the
+	// Lookup of package rules, kind by kind.
+	for _, obj := range []client.Object{&corev1.Service{}, &corev1.Secret{}, &appsv1.StatefulSet{}, &storagev1.StorageClass{}, &corev1.Namespace{}} {
 		if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
 			return fmt.Errorf("registering informer for %T: %w", obj, err)
 		}
@@ -186,28 +212,56 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
+	if err := mgr.Add(holder); err != nil {
+		return err
+	}
+
 	live, err := client.New(restCfg, client.Options{Scheme: scheme})
 	if err != nil {
 		return fmt.Errorf("creating API client: %w", err)
 	}
-	sts := webhook.NewStatefulSets(rules.New(*o.Rules), mgr.GetCache(), live)
+	handlers := &webhook.Handlers{
+		Engine: holder.Engine,
+		Lookup: func(ctx context.Context) rules.Lookup {
+			return lookup.Reader{Ctx: ctx, Cache: mgr.GetCache(), Live: live}
+		},
+		Secrets: live,
+		Metrics: webhookMetrics,
+	}
 	srv := mgr.GetWebhookServer()
-	srv.Register(webhook.MutateStatefulSetPath, &admission.Webhook{Handler: sts.Mutating()})
-	srv.Register(webhook.ValidateStatefulSetPath, &admission.Webhook{Handler: sts.Validating()})
+	for path, wh := range handlers.Webhooks() {
+		srv.Register(path, wh)
+	}
 
 	log.Info("starting", "port", o.Port, "certDir", o.CertDir, "metrics", o.MetricsBindAddress, "probes", o.HealthProbeBindAddress, "http2", o.EnableHTTP2)
 	return mgr.Start(ctx)
 }
 
-// trimSecret keeps Secrets in the cache small: no managed fields, and no
-// data for Helm release records, which no StatefulSet references and which
-// can each be megabytes.
-func trimSecret(obj any) (any, error) {
-	if s, ok := obj.(*corev1.Secret); ok {
-		s.ManagedFields = nil
-		if s.Type == "helm.sh/release.v1" {
-			s.Data = nil
+// lastAppliedAnnotation is where kubectl apply keeps a copy of the applied
+// manifest: for a Secret, its values in plain text.
+const lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
+
+// trimObject keeps cached objects small and free of copies of secret
+// values: no managed fields and no kubectl last-applied annotation, which
+// no rule reads.
+func trimObject(obj any) (any, error) {
+	if o, ok := obj.(metav1.Object); ok {
+		o.SetManagedFields(nil)
+		if a := o.GetAnnotations(); a != nil {
+			if _, has := a[lastAppliedAnnotation]; has {
+				delete(a, lastAppliedAnnotation)
+				o.SetAnnotations(a)
+			}
 		}
 	}
 	return obj, nil
+}
+
+// trimSecret is trimObject and drops the data of Helm release records,
+// which no StatefulSet references and which can each be megabytes.
+func trimSecret(obj any) (any, error) {
+	if s, ok := obj.(*corev1.Secret); ok && s.Type == "helm.sh/release.v1" {
+		s.Data = nil
+	}
+	return trimObject(obj)
 }

@@ -37,3 +37,22 @@ func badRequest(msg string) admission.Response {
 	st := apierrors.NewBadRequest(msg).Status()
 	return admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: false, Result: &st}}
 }
+
+// auditAnnotations renders the Audit findings as AdmissionResponse
+// auditAnnotations, which the apiserver writes into its audit log under
+// "<webhook name>/<rule ID>". They never reach the user. Findings of one
+// rule are joined with "; ".
+func auditAnnotations(fs rules.Findings) map[string]string {
+	var out map[string]string
+	for _, f := range fs.ByAction(rules.Audit) {
+		if out == nil {
+			out = map[string]string{}
+		}
+		if have, ok := out[f.Rule]; ok {
+			out[f.Rule] = have + "; " + f.String()
+			continue
+		}
+		out[f.Rule] = f.String()
+	}
+	return out
+}

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -24,10 +25,10 @@ import (
 // between, or the cache was behind) it re-reads the Secret live and plans
 // again once. It returns nil on success and the response to send otherwise;
 // no value ever reaches a log or a message.
-func (s *StatefulSets) writeSecret(ctx context.Context, sr *rules.SecretRequest) *admission.Response {
+func (h *Handlers) writeSecret(ctx context.Context, gk schema.GroupKind, sr *rules.SecretRequest) *admission.Response {
 	log := logf.FromContext(ctx)
 	for attempt := 0; attempt < 2; attempt++ {
-		err := s.applySecret(ctx, sr)
+		err := h.applySecret(ctx, sr)
 		if err == nil {
 			log.Info("wrote Secret for moved credentials", "secret", sr.String())
 			return nil
@@ -38,7 +39,7 @@ func (s *StatefulSets) writeSecret(ctx context.Context, sr *rules.SecretRequest)
 			return &r
 		}
 		live := &corev1.Secret{}
-		switch err := s.Secrets.Get(ctx, types.NamespacedName{Namespace: sr.Namespace, Name: sr.Name}, live); {
+		switch err := h.Secrets.Get(ctx, types.NamespacedName{Namespace: sr.Namespace, Name: sr.Name}, live); {
 		case apierrors.IsNotFound(err):
 			live = nil
 		case err != nil:
@@ -47,7 +48,7 @@ func (s *StatefulSets) writeSecret(ctx context.Context, sr *rules.SecretRequest)
 		}
 		next, ferr := sr.Plan(live, sr.Field)
 		if ferr != nil {
-			r := invalid(statefulSetGK, sr.StatefulSet, rules.Findings{{Rule: rules.PasswordSecretRef, Action: rules.Deny, Error: ferr}})
+			r := invalid(gk, sr.StatefulSet, rules.Findings{{Rule: rules.PasswordSecretRef, Action: rules.Deny, Error: ferr}})
 			return &r
 		}
 		if next == nil {
@@ -59,9 +60,9 @@ func (s *StatefulSets) writeSecret(ctx context.Context, sr *rules.SecretRequest)
 	return &admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: false, Result: &st}}
 }
 
-func (s *StatefulSets) applySecret(ctx context.Context, sr *rules.SecretRequest) error {
+func (h *Handlers) applySecret(ctx context.Context, sr *rules.SecretRequest) error {
 	if sr.Create {
-		return s.Secrets.Create(ctx, &corev1.Secret{
+		return h.Secrets.Create(ctx, &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{
 				Namespace:   sr.Namespace,
 				Name:        sr.Name,
@@ -80,5 +81,5 @@ func (s *StatefulSets) applySecret(ctx context.Context, sr *rules.SecretRequest)
 		return err
 	}
 	target := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: sr.Namespace, Name: sr.Name}}
-	return s.Secrets.Patch(ctx, target, client.RawPatch(types.MergePatchType, patch))
+	return h.Secrets.Patch(ctx, target, client.RawPatch(types.MergePatchType, patch))
 }

@@ -19,7 +19,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
-	root.AddCommand(newServeCommand(), newVersionCommand())
+	root.AddCommand(newServeCommand(), newRulesCommand(), newVersionCommand())
 	return root
 }
 
@@ -28,13 +28,18 @@ func newServeCommand() *cobra.Command {
 	zapOpts := zap.Options{}
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Serve the StatefulSet admission webhooks over HTTPS",
-		Long: `Serve the mutating and validating admission webhooks for apps/v1 StatefulSets.
+		Short: "Serve the admission webhooks for StatefulSets, Services and Secrets over HTTPS",
+		Long: `Serve the mutating and validating admission webhooks for apps/v1 StatefulSets
+and core/v1 Services and Secrets.
 
 When --cert-dir holds no tls.crt and tls.key, a self-signed CA and a serving
 certificate for the --dns-name values are generated there (with ca.crt, for the
 caBundle of the webhook configurations). Certificates are reloaded when they
-change.`,
+change.
+
+--config names a policy file (apiVersion: config.stsguard.io/v1alpha1,
+kind: Policy; see examples/policy.yaml). It is reloaded when it changes; an
+invalid file stops the start-up, an invalid change keeps the policy in force.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
@@ -49,6 +54,7 @@ change.`,
 	f.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8080", `address of the Prometheus /metrics endpoint ("0" disables it)`)
 	f.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz probes")
 	f.BoolVar(&o.EnableHTTP2, "enable-http2", false, "allow HTTP/2 on the webhook server (off because of HTTP/2 Rapid Reset, CVE-2023-44487)")
+	f.StringVar(&o.ConfigFile, "config", "", "policy file (config.stsguard.io/v1alpha1 Policy), reloaded when it changes")
 	gfs := flag.NewFlagSet("zap", flag.ContinueOnError)
 	zapOpts.BindFlags(gfs)
 	f.AddGoFlagSet(gfs)

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"encoding/base64"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -22,8 +24,11 @@ import (
 	"github.com/stsguard/stsguard/webhook/rules"
 )
 
+// statefulSet is a StatefulSet that every rule but the pairing ones is
+// happy with: it has a readinessProbe and no volumeClaimTemplates.
 func statefulSet(ns, name, serviceName, image string) *appsv1.StatefulSet {
 	lbl := map[string]string{"app": name}
+	probe := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(80)}}}
 	return &appsv1.StatefulSet{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: appsv1.StatefulSetSpec{
@@ -32,7 +37,7 @@ func statefulSet(ns, name, serviceName, image string) *appsv1.StatefulSet {
 			Selector:    &metav1.LabelSelector{MatchLabels: lbl},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: lbl},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: name, Image: image}}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: name, Image: image, ReadinessProbe: probe}}},
 			},
 		},
 	}
@@ -119,7 +124,15 @@ func TestExistingProblemDoesNotBlockUpdate(t *testing.T) {
 	ctx := context.Background()
 	sts := statefulSet(ns, "web", "web", "nginx")
 	require.NoError(t, c.Create(ctx, sts)) // Service missing: warned, admitted
-	require.NoError(t, c.Create(ctx, service(ns, "web", "", map[string]string{"app": "web"})))
+	// A ClusterIP Service under the StatefulSet's serviceName: only an
+	// exemption lets it in now (as if it predated stsguard).
+	svc := service(ns, "web", "", map[string]string{"app": "web"})
+	svc.Annotations = map[string]string{
+		rules.ExemptAnnotation:       rules.HeadlessServiceDefault + "," + rules.HeadlessServiceNotHeadless,
+		rules.ExemptReasonAnnotation: "test: a Service that predates stsguard",
+	}
+	require.NoError(t, c.Create(ctx, svc))
+	require.NotEqual(t, corev1.ClusterIPNone, svc.Spec.ClusterIP)
 	waitForCachedService(t, c, ns, "web")
 	w.Take()
 
@@ -162,11 +175,38 @@ func loadExample(t *testing.T, dir, ns string) (objs []client.Object) {
 	return objs
 }
 
+// strongPassword replaces the seed's literal "password" (denied by
+// weak-password) with a value that password-secret-ref moves.
+const strongPassword = "n0t-the-seed-pw-7"
+
+// mysqlWithStrongPassword is the seed MySQL example with strongPassword.
+func mysqlWithStrongPassword(t *testing.T, ns string) []client.Object {
+	objs := loadExample(t, "mysql-plaintext-password", ns)
+	objs[1].(*appsv1.StatefulSet).Spec.Template.Spec.Containers[0].Env[0].Value = strongPassword
+	return objs
+}
+
+// The seed documents' MySQL manifest: MYSQL_ROOT_PASSWORD: "password".
+func TestSeedPlaintextPasswordIsDenied(t *testing.T) {
+	c, _ := newClient(t)
+	ns := namespace(t, c)
+	ctx := context.Background()
+	objs := loadExample(t, "mysql-plaintext-password", ns)
+	require.NoError(t, c.Create(ctx, objs[0]))
+	err := c.Create(ctx, objs[1])
+	assert.Equal(t, []string{"spec.template.spec.containers[0].env[0].value"}, invalidCauses(t, err, rules.WeakPassword))
+	assert.Contains(t, err.Error(), "the password in MYSQL_ROOT_PASSWORD is a well-known default password")
+	assertNoLeak(t, err.Error(), "password")
+	var secret corev1.Secret
+	assert.True(t, apierrors.IsNotFound(c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "mysql-credentials"}, &secret)),
+		"nothing is written for a denied request")
+}
+
 func TestPlaintextPasswordMovesIntoSecret(t *testing.T) {
 	c, w := newClient(t)
 	ns := namespace(t, c)
 	ctx := context.Background()
-	for _, o := range loadExample(t, "mysql-plaintext-password", ns) {
+	for _, o := range mysqlWithStrongPassword(t, ns) {
 		require.NoError(t, c.Create(ctx, o))
 	}
 	var sts appsv1.StatefulSet
@@ -183,17 +223,17 @@ func TestPlaintextPasswordMovesIntoSecret(t *testing.T) {
 
 	var secret corev1.Secret
 	require.NoError(t, c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "mysql-credentials"}, &secret))
-	assert.Equal(t, "password", string(secret.Data["mysql-root-password"]))
+	assert.Equal(t, strongPassword, string(secret.Data["mysql-root-password"]))
 	assert.Equal(t, "stsguard", secret.Labels["app.kubernetes.io/managed-by"])
 
 	got := strings.Join(w.Take(), "\n")
 	assert.Contains(t, got, "[rule: password-secret-ref]")
-	assertNoLeak(t, got, "password")
-	assertNoLeak(t, logs.String(), "password")
+	assertNoLeak(t, got, strongPassword)
+	assertNoLeak(t, logs.String(), strongPassword)
 
 	// Applying the same manifest again (an UPDATE with the literal back in
 	// the template) reuses the Secret that holds the same value.
-	sts.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "MYSQL_ROOT_PASSWORD", Value: "password"}}
+	sts.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "MYSQL_ROOT_PASSWORD", Value: strongPassword}}
 	require.NoError(t, c.Update(ctx, &sts))
 	require.NoError(t, c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "mysql"}, &sts))
 	assert.NotNil(t, sts.Spec.Template.Spec.Containers[0].Env[0].ValueFrom)
@@ -204,7 +244,7 @@ func TestPlaintextPasswordMovesIntoSecret(t *testing.T) {
 // or as a base64 value).
 func assertNoLeak(t *testing.T, text, value string) {
 	t.Helper()
-	for _, form := range []string{`"` + value + `"`, `=` + value, `: ` + value + "\n", "cGFzc3dvcmQ="} {
+	for _, form := range []string{`"` + value + `"`, `=` + value, `: ` + value + "\n", base64.StdEncoding.EncodeToString([]byte(value))} {
 		assert.NotContains(t, text, form, "secret value leaked")
 	}
 }
@@ -213,7 +253,7 @@ func TestPlaintextPasswordDryRunCreatesNothing(t *testing.T) {
 	c, _ := newClient(t)
 	ns := namespace(t, c)
 	ctx := context.Background()
-	objs := loadExample(t, "mysql-plaintext-password", ns)
+	objs := mysqlWithStrongPassword(t, ns)
 	require.NoError(t, c.Create(ctx, objs[0])) // the Service, for real
 	sts := objs[1].(*appsv1.StatefulSet)
 	require.NoError(t, c.Create(ctx, sts, client.DryRunAll))
@@ -239,14 +279,14 @@ func TestPlaintextPasswordConflictingSecretIsDenied(t *testing.T) {
 		Data:       map[string][]byte{"mysql-root-password": []byte("another-value")},
 	}
 	require.NoError(t, c.Create(ctx, existing))
-	objs := loadExample(t, "mysql-plaintext-password", ns)
+	objs := mysqlWithStrongPassword(t, ns)
 	require.NoError(t, c.Create(ctx, objs[0]))
 
 	err := c.Create(ctx, objs[1])
 	fields := invalidCauses(t, err, rules.PasswordSecretRef)
 	assert.Equal(t, []string{"spec.template.spec.containers[0].env[0]"}, fields)
 	assert.Contains(t, err.Error(), `already holds a different value under key "mysql-root-password"`)
-	assertNoLeak(t, err.Error(), "password")
+	assertNoLeak(t, err.Error(), strongPassword)
 	assert.NotContains(t, err.Error(), "another-value")
 
 	var secret corev1.Secret

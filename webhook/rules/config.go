@@ -4,7 +4,10 @@ import (
 	"crypto/rand"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/labels"
 )
 
 // EnvCondition matches an environment variable set on a container. An empty
@@ -25,12 +28,26 @@ type ImageProfile struct {
 	// TerminationGracePeriodSeconds is the grace period, in seconds, the
 	// database needs to flush and leave its cluster cleanly; 0 for no opinion.
 	TerminationGracePeriodSeconds int64
-	// PasswordEnv is the env var the image cannot start without ("" for none).
-	PasswordEnv string
-	// PasswordOptionalWhen lists env settings under which PasswordEnv may be
-	// absent (MYSQL_ALLOW_EMPTY_PASSWORD, POSTGRES_HOST_AUTH_METHOD=trust, ...).
-	// PasswordEnv+"_FILE" always counts as providing the password.
+	// PasswordEnv are the env vars of the image that hold passwords; the
+	// first is the one the image needs when PasswordRequired.
+	PasswordEnv []string
+	// PasswordRequired is true when the image cannot start without
+	// PasswordEnv[0]; password-secret-ref then generates one.
+	PasswordRequired bool
+	// PasswordOptionalWhen lists env settings under which PasswordEnv[0] may
+	// be absent (MYSQL_ALLOW_EMPTY_PASSWORD, POSTGRES_HOST_AUTH_METHOD=trust,
+	// ...). PasswordEnv[0]+"_FILE" always counts as providing the password.
 	PasswordOptionalWhen []EnvCondition
+}
+
+// NamespaceExemption exempts the objects of some namespaces from some rules.
+type NamespaceExemption struct {
+	// Rules are the IDs exempted; empty means every rule and mutator.
+	Rules []string
+	// Namespaces are namespace names.
+	Namespaces []string
+	// NamespaceSelector selects namespaces by label; nil selects none.
+	NamespaceSelector labels.Selector
 }
 
 // Config is the engine's tunable knowledge. DefaultConfig returns today's
@@ -44,8 +61,31 @@ type Config struct {
 	// CredentialSwitch matches env var names that CredentialEnv matches but
 	// that are switches, not credentials (MYSQL_ALLOW_EMPTY_PASSWORD).
 	CredentialSwitch *regexp.Regexp
+	// PasswordName matches env var names and Secret keys that hold a
+	// password (weak-password); profile PasswordEnv names always count.
+	PasswordName *regexp.Regexp
+	// WeakPasswords are well-known default passwords, compared without case
+	// and surrounding white space. An empty password is always weak.
+	WeakPasswords []string
+	// Actions overrides the default action of rules by ID (Deny, Warn,
+	// Audit or Off).
+	Actions map[string]Action
+	// Mutations turns mutators off by ID (false); absent means on.
+	Mutations map[string]bool
+	// Exemptions exempt namespaces from rules.
+	Exemptions []NamespaceExemption
 	// Rand is the source of generated passwords; crypto/rand.Reader by default.
 	Rand io.Reader
+}
+
+// DefaultWeakPasswords are the well-known defaults weak-password rejects: the
+// "password" of the seed documents and tutorials, vendor defaults and the
+// most common leaked passwords.
+var DefaultWeakPasswords = []string{
+	"password", "passw0rd", "p@ssw0rd", "password1", "pass", "changeme", "change-me", "changeit",
+	"secret", "root", "toor", "admin", "administrator", "default", "test", "guest", "letmein",
+	"qwerty", "123456", "1234567", "12345678", "123456789", "1234567890",
+	"mysql", "postgres", "cassandra", "mongo", "redis", "rabbitmq", "elastic",
 }
 
 // GeneratedPasswordLength is the length, in characters, of a password that
@@ -59,28 +99,50 @@ func DefaultConfig() Config {
 	mysqlOptional := []EnvCondition{{Name: "MYSQL_ALLOW_EMPTY_PASSWORD"}, {Name: "MYSQL_RANDOM_ROOT_PASSWORD"}}
 	return Config{
 		Profiles: []ImageProfile{
-			{Name: "cassandra", Images: []string{"cassandra"}, TerminationGracePeriodSeconds: 300},
+			{Name: "cassandra", Images: []string{"cassandra"}, TerminationGracePeriodSeconds: 300,
+				PasswordEnv: []string{"CASSANDRA_PASSWORD"}},
 			{Name: "mysql", Images: []string{"mysql", "mysql-server", "percona-server", "percona"}, TerminationGracePeriodSeconds: 120,
-				PasswordEnv: "MYSQL_ROOT_PASSWORD", PasswordOptionalWhen: mysqlOptional},
+				PasswordEnv: []string{"MYSQL_ROOT_PASSWORD", "MYSQL_PASSWORD"}, PasswordRequired: true, PasswordOptionalWhen: mysqlOptional},
 			{Name: "mariadb", Images: []string{"mariadb"}, TerminationGracePeriodSeconds: 120,
-				PasswordEnv: "MYSQL_ROOT_PASSWORD", PasswordOptionalWhen: append([]EnvCondition{
+				PasswordEnv: []string{"MYSQL_ROOT_PASSWORD", "MYSQL_PASSWORD", "MARIADB_ROOT_PASSWORD", "MARIADB_PASSWORD"}, PasswordRequired: true,
+				PasswordOptionalWhen: append([]EnvCondition{
 					{Name: "MARIADB_ROOT_PASSWORD"}, {Name: "MARIADB_ROOT_PASSWORD_FILE"},
 					{Name: "MARIADB_ALLOW_EMPTY_ROOT_PASSWORD"}, {Name: "MARIADB_RANDOM_ROOT_PASSWORD"},
 				}, mysqlOptional...)},
 			{Name: "postgres", Images: []string{"postgres", "postgresql", "postgis"}, TerminationGracePeriodSeconds: 120,
-				PasswordEnv: "POSTGRES_PASSWORD", PasswordOptionalWhen: []EnvCondition{{Name: "POSTGRES_HOST_AUTH_METHOD", Value: "trust"}}},
-			{Name: "mongo", Images: []string{"mongo", "mongodb"}, TerminationGracePeriodSeconds: 120},
-			{Name: "elasticsearch", Images: []string{"elasticsearch"}, TerminationGracePeriodSeconds: 120},
+				PasswordEnv: []string{"POSTGRES_PASSWORD"}, PasswordRequired: true,
+				PasswordOptionalWhen: []EnvCondition{{Name: "POSTGRES_HOST_AUTH_METHOD", Value: "trust"}}},
+			{Name: "mongo", Images: []string{"mongo", "mongodb"}, TerminationGracePeriodSeconds: 120,
+				PasswordEnv: []string{"MONGO_INITDB_ROOT_PASSWORD"}},
+			{Name: "elasticsearch", Images: []string{"elasticsearch"}, TerminationGracePeriodSeconds: 120,
+				PasswordEnv: []string{"ELASTIC_PASSWORD"}},
 			{Name: "kafka", Images: []string{"kafka", "cp-kafka"}, TerminationGracePeriodSeconds: 60},
 			{Name: "zookeeper", Images: []string{"zookeeper", "cp-zookeeper"}, TerminationGracePeriodSeconds: 60},
-			{Name: "rabbitmq", Images: []string{"rabbitmq"}, TerminationGracePeriodSeconds: 60},
-			{Name: "redis", Images: []string{"redis", "redis-cluster"}, TerminationGracePeriodSeconds: 60},
+			{Name: "rabbitmq", Images: []string{"rabbitmq"}, TerminationGracePeriodSeconds: 60,
+				PasswordEnv: []string{"RABBITMQ_DEFAULT_PASS"}},
+			{Name: "redis", Images: []string{"redis", "redis-cluster"}, TerminationGracePeriodSeconds: 60,
+				PasswordEnv: []string{"REDIS_PASSWORD"}},
 		},
-		CredentialEnv:    regexp.MustCompile(`(?i)(PASSWORD|PASSWD|SECRET|TOKEN|API_KEY)$`),
-		CredentialSwitch: regexp.MustCompile(`(?i)(^|_)(ALLOW_EMPTY|RANDOM|ONETIME|SKIP|DISABLE|ENABLE|REQUIRE|USE)_`),
+		CredentialEnv:    regexp.MustCompile(DefaultCredentialEnvPattern),
+		CredentialSwitch: regexp.MustCompile(DefaultCredentialSwitchPattern),
+		PasswordName:     regexp.MustCompile(DefaultPasswordNamePattern),
+		WeakPasswords:    append([]string(nil), DefaultWeakPasswords...),
 		Rand:             rand.Reader,
 	}
 }
+
+// Default name patterns (Go regexp syntax).
+const (
+	// DefaultCredentialEnvPattern matches env var names that hold credentials.
+	DefaultCredentialEnvPattern = `(?i)(PASSWORD|PASSWD|SECRET|TOKEN|API_KEY)$`
+	// DefaultCredentialSwitchPattern matches names that look like credentials
+	// but are switches (MYSQL_ALLOW_EMPTY_PASSWORD).
+	DefaultCredentialSwitchPattern = `(?i)(^|_)(ALLOW_EMPTY|RANDOM|ONETIME|SKIP|DISABLE|ENABLE|REQUIRE|USE)_`
+	// DefaultPasswordNamePattern matches env var names and Secret keys that
+	// hold a password: PASSWORD, rootPassword, mysql-root-password, PASSWD,
+	// RABBITMQ_DEFAULT_PASS, db.pwd.
+	DefaultPasswordNamePattern = `(?i)(passw(or)?d|passphrase|(^|[_.-])(pass|pwd))$`
+)
 
 // imageName returns the repository base name of an image reference:
 // "registry:5000/team/mysql:8.0@sha256:..." gives "mysql".
@@ -113,4 +175,47 @@ func (c *Config) Profile(image string) *ImageProfile {
 // IsCredentialEnv reports whether an env var named name holds a credential.
 func (c *Config) IsCredentialEnv(name string) bool {
 	return c.CredentialEnv.MatchString(name) && !c.CredentialSwitch.MatchString(name)
+}
+
+// IsPasswordName reports whether an env var or Secret key named name holds a
+// password: it matches PasswordName or is a PasswordEnv of profile p (which
+// may be nil), and is not a switch.
+func (c *Config) IsPasswordName(name string, p *ImageProfile) bool {
+	if c.CredentialSwitch.MatchString(name) {
+		return false
+	}
+	if p != nil && slices.Contains(p.PasswordEnv, name) {
+		return true
+	}
+	return c.PasswordName.MatchString(name)
+}
+
+// IsWeakPassword reports whether value is empty or one of WeakPasswords,
+// ignoring case and surrounding white space (a trailing newline from
+// "echo password > file" included).
+func (c *Config) IsWeakPassword(value []byte) bool {
+	v := strings.TrimSpace(string(value))
+	if v == "" {
+		return true
+	}
+	for _, w := range c.WeakPasswords {
+		if strings.EqualFold(v, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// action returns the configured action of rule id.
+func (c *Config) action(id string, def Action) Action {
+	if a, ok := c.Actions[id]; ok {
+		return a
+	}
+	return def
+}
+
+// mutationOn reports whether mutator id is on.
+func (c *Config) mutationOn(id string) bool {
+	on, ok := c.Mutations[id]
+	return !ok || on
 }

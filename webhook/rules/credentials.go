@@ -14,10 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
-// PasswordSecretRef is the ID of the mutator that moves literal credentials
-// into a Secret.
-const PasswordSecretRef = "password-secret-ref"
-
 // Labels and annotations stsguard puts on the Secrets it creates.
 const (
 	ManagedByLabel        = "app.kubernetes.io/managed-by"
@@ -145,8 +141,7 @@ func (r *SecretRequest) Plan(existing *corev1.Secret, path *field.Path) (*Secret
 
 func passwordSecretRefMutator(cfg *Config) Mutator[*appsv1.StatefulSet] {
 	return Mutator[*appsv1.StatefulSet]{
-		Meta: Meta{ID: PasswordSecretRef, Kind: KindStatefulSet, Action: Mutate,
-			Description: "Moves a literal credential env value into the Secret <statefulset>-credentials and references it with valueFrom.secretKeyRef; generates a password an image cannot start without (mysql, mariadb, postgres). Never overwrites a Secret."},
+		ID:            PasswordSecretRef,
 		FindingAction: Deny,
 		Mutate: func(in *Input[*appsv1.StatefulSet], lk Lookup, m *Mutation) field.ErrorList {
 			return mutateCredentials(cfg, in, lk, m)
@@ -198,6 +193,12 @@ func mutateCredentials(cfg *Config, in *Input[*appsv1.StatefulSet], lk Lookup, m
 				if e.ValueFrom != nil || e.Value == "" || !cfg.IsCredentialEnv(e.Name) || strings.Contains(e.Value, "$(") {
 					continue
 				}
+				if cfg.IsPasswordName(e.Name, cfg.Profile(c.Image)) && cfg.IsWeakPassword([]byte(e.Value)) {
+					// A well-known default protects nothing in a Secret:
+					// leave it where the user wrote it, for weak-password to
+					// report there.
+					continue
+				}
 				key := assignKey(CredentialsKey(e.Name), c.Name, []byte(e.Value))
 				envs = append(envs, credentialEnv{
 					path:    cPath.Child("env").Index(j),
@@ -212,7 +213,7 @@ func mutateCredentials(cfg *Config, in *Input[*appsv1.StatefulSet], lk Lookup, m
 			if p == nil || !passwordMissing(p, c) {
 				continue
 			}
-			key := CredentialsKey(p.PasswordEnv)
+			key := CredentialsKey(p.PasswordEnv[0])
 			if _, taken := literal[key]; taken {
 				key = CredentialsKey(c.Name) + "-" + key
 			}
@@ -226,7 +227,7 @@ func mutateCredentials(cfg *Config, in *Input[*appsv1.StatefulSet], lk Lookup, m
 			envs = append(envs, credentialEnv{
 				path:    cPath.Child("env"),
 				pointer: Pointer("spec", "template", "spec", g.name, fmt.Sprint(i), "env"),
-				envName: p.PasswordEnv, key: key, container: c,
+				envName: p.PasswordEnv[0], key: key, container: c,
 			})
 		}
 	}
@@ -287,11 +288,11 @@ func mutateCredentials(cfg *Config, in *Input[*appsv1.StatefulSet], lk Lookup, m
 // lacks the password its image cannot start without. A container with
 // envFrom may get it from there, so it is not reported.
 func passwordMissing(p *ImageProfile, c *corev1.Container) bool {
-	if p.PasswordEnv == "" || len(c.EnvFrom) > 0 {
+	if !p.PasswordRequired || len(p.PasswordEnv) == 0 || len(c.EnvFrom) > 0 {
 		return false
 	}
 	for _, e := range c.Env {
-		if e.Name == p.PasswordEnv || e.Name == p.PasswordEnv+"_FILE" {
+		if e.Name == p.PasswordEnv[0] || e.Name == p.PasswordEnv[0]+"_FILE" {
 			return false
 		}
 		for _, cond := range p.PasswordOptionalWhen {

@@ -1,129 +1,316 @@
 package rules
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
-// Engine evaluates the registered rules and mutators. It is safe for
-// concurrent use; build it once with New.
+// Engine evaluates the registered rules and mutators under one Config. It is
+// immutable and safe for concurrent use; build a new one to change the
+// policy.
 type Engine struct {
-	cfg                 Config
-	statefulSetRules    []Rule[*appsv1.StatefulSet]
-	statefulSetMutators []Mutator[*appsv1.StatefulSet]
+	cfg          Config
+	statefulSets kindRules[*appsv1.StatefulSet]
+	services     kindRules[*corev1.Service]
+	secrets      kindRules[*corev1.Secret]
 }
 
-// New returns an engine with every built-in rule registered, in the order
-// they run, configured by cfg (see DefaultConfig).
-func New(cfg Config) *Engine {
+// kindRules are the rules and mutators of one kind, in the order they run.
+type kindRules[T Object] struct {
+	kind     Kind
+	rules    []Rule[T]
+	mutators []Mutator[T]
+	copy     func(T) T
+}
+
+// New returns an engine with every built-in rule registered, configured by
+// cfg (start from DefaultConfig). It returns an error when cfg names a rule
+// that does not exist, gives a rule an action other than Deny, Warn, Audit
+// or Off, turns off something that is not a mutator, or lacks a pattern.
+func New(cfg Config) (*Engine, error) {
+	if err := checkConfig(&cfg); err != nil {
+		return nil, err
+	}
 	e := &Engine{cfg: cfg}
-	e.statefulSetRules = pairingRules()
-	e.statefulSetMutators = []Mutator[*appsv1.StatefulSet]{
-		passwordSecretRefMutator(&e.cfg),
-		terminationGracePeriodMutator(&e.cfg),
-		rolloutPartitionMutator(),
-	}
-	return e
+	e.register()
+	return e, nil
 }
 
-// Catalog returns the metadata of every rule and mutator, in the order they
-// run. Docs and `stsguard rules` are generated from it.
-func (e *Engine) Catalog() []Meta {
-	var out []Meta
-	for _, r := range e.statefulSetRules {
-		out = append(out, r.Meta)
+func (e *Engine) register() {
+	cfg := &e.cfg
+	e.statefulSets = kindRules[*appsv1.StatefulSet]{
+		kind: KindStatefulSet,
+		rules: slices.Concat(pairingRules(), []Rule[*appsv1.StatefulSet]{
+			{ID: SecretRefMissing, Check: checkSecretRefMissing},
+			{ID: WeakPassword, Check: func(in *Input[*appsv1.StatefulSet], lk Lookup) field.ErrorList {
+				return checkStatefulSetWeakPassword(cfg, in, lk)
+			}},
+		}, storageRules(cfg), workloadRules(cfg)),
+		mutators: []Mutator[*appsv1.StatefulSet]{
+			passwordSecretRefMutator(cfg),
+			terminationGracePeriodMutator(cfg),
+			rolloutPartitionMutator(),
+		},
+		copy: (*appsv1.StatefulSet).DeepCopy,
 	}
-	for _, m := range e.statefulSetMutators {
-		out = append(out, m.Meta)
+	e.services = kindRules[*corev1.Service]{
+		kind: KindService, rules: serviceRules(), mutators: serviceMutators(), copy: (*corev1.Service).DeepCopy,
+	}
+	e.secrets = kindRules[*corev1.Secret]{
+		kind: KindSecret, rules: secretRules(cfg), copy: (*corev1.Secret).DeepCopy,
+	}
+}
+
+func checkConfig(cfg *Config) error {
+	var errs []error
+	for id, a := range cfg.Actions {
+		m, ok := lookupMeta(id)
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Errorf("unknown rule %q", id))
+		case m.Action == Mutate:
+			errs = append(errs, fmt.Errorf("%q is a mutation: turn it on or off under mutations, it has no action", id))
+		case a != Deny && a != Warn && a != Audit && a != Off:
+			errs = append(errs, fmt.Errorf("rule %q: action %q is not one of Deny, Warn, Audit, Off", id, a))
+		}
+	}
+	for id := range cfg.Mutations {
+		if m, ok := lookupMeta(id); !ok || m.Action != Mutate {
+			errs = append(errs, fmt.Errorf("%q is not a mutation", id))
+		}
+	}
+	for _, ex := range cfg.Exemptions {
+		for _, id := range ex.Rules {
+			if _, ok := lookupMeta(id); !ok {
+				errs = append(errs, fmt.Errorf("exemption names unknown rule %q", id))
+			}
+		}
+	}
+	if cfg.CredentialEnv == nil || cfg.CredentialSwitch == nil || cfg.PasswordName == nil || cfg.Rand == nil {
+		errs = append(errs, errors.New("CredentialEnv, CredentialSwitch, PasswordName and Rand must be set (start from DefaultConfig)"))
+	}
+	return errors.Join(errs...)
+}
+
+// Catalog returns the metadata of every rule and mutator in documentation
+// order, with the kinds each is registered for and its default action.
+// `stsguard rules` and docs/rules.md are generated from it.
+func Catalog() []Meta {
+	e := &Engine{cfg: DefaultConfig()}
+	e.register()
+	kinds := map[string][]Kind{}
+	add := func(id string, k Kind) {
+		if !slices.Contains(kinds[id], k) {
+			kinds[id] = append(kinds[id], k)
+		}
+	}
+	for _, r := range e.statefulSets.rules {
+		add(r.ID, KindStatefulSet)
+	}
+	for _, m := range e.statefulSets.mutators {
+		add(m.ID, KindStatefulSet)
+	}
+	for _, r := range e.services.rules {
+		add(r.ID, KindService)
+	}
+	for _, m := range e.services.mutators {
+		add(m.ID, KindService)
+	}
+	for _, r := range e.secrets.rules {
+		add(r.ID, KindSecret)
+	}
+	out := make([]Meta, 0, len(catalog))
+	for _, m := range catalog {
+		m.Kinds = kinds[m.ID]
+		if m.ID == ExemptionInvalid {
+			m.Kinds = []Kind{KindStatefulSet, KindService, KindSecret}
+		}
+		out = append(out, m)
 	}
 	return out
 }
 
-// ValidateStatefulSet runs every validating rule on in.Object and returns the
-// findings sorted by field path and rule ID. On UPDATE a Deny finding that
-// the old object has too is downgraded to Warn (ratcheting, as Kubernetes
-// does for validation that tightens): an existing problem must not block an
-// unrelated change such as a scale-down. Lookup failures and rule panics are
-// findings of type field.ErrorTypeInternal (see Findings.Internal).
-func (e *Engine) ValidateStatefulSet(in *Input[*appsv1.StatefulSet], lk Lookup) Findings {
-	if in.Object == nil || in.Object.DeletionTimestamp != nil {
-		return nil // being deleted: let finalizers finish
+// Action returns the action rule id has under the engine's Config (its
+// default unless the policy overrides it); Mutate or Off for a mutator.
+func (e *Engine) Action(id string) Action {
+	m, _ := lookupMeta(id)
+	if m.Action == Mutate {
+		if e.cfg.mutationOn(id) {
+			return Mutate
+		}
+		return Off
 	}
-	return validate(e.statefulSetRules, in, lk)
+	return e.cfg.action(id, m.Action)
 }
 
-// MutateStatefulSet runs every mutator on a copy of in.Object and returns the
-// mutation (JSON patch against in.Object, changes, Secrets to write) and the
-// mutators' findings. in.Object is not modified. When a mutator reports a
-// finding its changes are left out of the mutation.
-func (e *Engine) MutateStatefulSet(in *Input[*appsv1.StatefulSet], lk Lookup) (*Mutation, Findings) {
-	m := &Mutation{}
-	if in.Object == nil || in.Object.DeletionTimestamp != nil {
-		return m, nil
-	}
-	cp := *in
-	cp.Object = in.Object.DeepCopy()
-	return m, mutate(e.statefulSetMutators, &cp, lk, m)
+// Result is the outcome of evaluating one object.
+type Result struct {
+	// Findings are the problems found, sorted by field path and rule ID,
+	// each with the action that applies to it (Deny, Warn or Audit).
+	Findings Findings
+	// Exemptions are the exemptions that suppressed at least one finding or
+	// change, one per rule.
+	Exemptions []Exemption
 }
 
-func validate[T any](rules []Rule[T], in *Input[T], lk Lookup) Findings {
-	var out Findings
-	for i := range rules {
-		r := &rules[i]
+// ValidateStatefulSet runs the StatefulSet rules on in.Object.
+//
+// Every rule follows the same contract: a rule whose action is Off is not
+// run; an exempted rule's findings are dropped and reported in Exemptions;
+// on UPDATE a Deny finding that the stored object has too is downgraded to
+// Warn (ratcheting, as Kubernetes does for validation that tightens: an
+// existing problem must not block an unrelated change such as a
+// scale-down); Lookup failures and rule panics are Warn findings of type
+// field.ErrorTypeInternal (see Findings.Internal), so stsguard fails open.
+// An object being deleted (deletionTimestamp set) is not judged.
+func (e *Engine) ValidateStatefulSet(in *Input[*appsv1.StatefulSet], lk Lookup) Result {
+	return validate(e, &e.statefulSets, in, lk)
+}
+
+// ValidateService runs the Service rules on in (CREATE, UPDATE and DELETE,
+// whose Service is in.OldObject), as ValidateStatefulSet does.
+func (e *Engine) ValidateService(in *Input[*corev1.Service], lk Lookup) Result {
+	return validate(e, &e.services, in, lk)
+}
+
+// ValidateSecret runs the Secret rules on in (CREATE, UPDATE and DELETE,
+// whose Secret is in.OldObject), as ValidateStatefulSet does.
+func (e *Engine) ValidateSecret(in *Input[*corev1.Secret], lk Lookup) Result {
+	return validate(e, &e.secrets, in, lk)
+}
+
+// MutateStatefulSet runs every mutator that is on on a copy of in.Object and
+// returns the mutated copy, the mutation (JSON patch against in.Object,
+// changes, Secrets to write) and the mutators' findings. in.Object is not
+// modified. When a mutator reports a Deny finding the mutation is empty.
+// Validate the mutated copy with Mutation.Lookup(lk) to judge the object as
+// it would be stored.
+func (e *Engine) MutateStatefulSet(in *Input[*appsv1.StatefulSet], lk Lookup) (*appsv1.StatefulSet, *Mutation, Result) {
+	return mutate(e, &e.statefulSets, in, lk)
+}
+
+// MutateService runs the Service mutators, as MutateStatefulSet does.
+func (e *Engine) MutateService(in *Input[*corev1.Service], lk Lookup) (*corev1.Service, *Mutation, Result) {
+	return mutate(e, &e.services, in, lk)
+}
+
+// judged reports whether the engine evaluates the request at all: it carries
+// its subject and the subject is not being deleted by a finalizer-driven
+// UPDATE.
+func judged[T Object](in *Input[T]) bool {
+	var zero T
+	s := in.Subject()
+	if s == zero {
+		return false
+	}
+	return in.Operation == admissionv1.Delete || s.GetDeletionTimestamp() == nil
+}
+
+func validate[T Object](e *Engine, ks *kindRules[T], in *Input[T], lk Lookup) Result {
+	var res Result
+	if !judged(in) {
+		return res
+	}
+	ex := e.exemptions(in.Subject(), lk)
+	for i := range ks.rules {
+		r := &ks.rules[i]
+		meta, _ := lookupMeta(r.ID)
+		action := e.cfg.action(r.ID, meta.Action)
+		if action == Off {
+			continue
+		}
 		errs := safeCheck(r.ID, func() field.ErrorList { return r.Check(in, lk) })
 		if len(errs) == 0 {
 			continue
 		}
+		if x, ok := ex.exempts(r.ID); ok {
+			res.Exemptions = appendExemption(res.Exemptions, x)
+			continue
+		}
 		var old field.ErrorList
-		if in.Operation == admissionv1.Update && r.Action == Deny {
+		if in.Operation == admissionv1.Update && action == Deny {
 			oldIn := &Input[T]{Operation: admissionv1.Update, Object: in.OldObject, OldObject: in.OldObject, DryRun: in.DryRun}
 			old = safeCheck(r.ID, func() field.ErrorList { return r.Check(oldIn, lk) })
 		}
 		for _, err := range errs {
-			action := r.Action
+			a := action
 			if err.Type == field.ErrorTypeInternal {
-				action = Warn
+				a = Warn
 				err = withDetail(err, "stsguard could not evaluate this rule, so it did not block the request")
-			} else if action == Deny && hasError(old, err) {
-				action = Warn
+			} else if a == Deny && hasError(old, err) {
+				a = Warn
 				err = withDetail(err, "(the stored object has this problem already, so this update is allowed)")
 			}
-			out = append(out, Finding{Rule: r.ID, Action: action, Error: tagged(err, r.ID)})
+			res.Findings = append(res.Findings, Finding{Rule: r.ID, Action: a, Error: tagged(err, r.ID)})
 		}
 	}
-	out.sort()
-	return out
+	if a := e.cfg.action(ExemptionInvalid, Warn); a != Off {
+		for _, err := range ex.problems {
+			if err.Type == field.ErrorTypeInternal {
+				res.Findings = append(res.Findings, Finding{Rule: ExemptionInvalid, Action: Warn, Error: tagged(err, ExemptionInvalid)})
+				continue
+			}
+			res.Findings = append(res.Findings, Finding{Rule: ExemptionInvalid, Action: a, Error: tagged(err, ExemptionInvalid)})
+		}
+	}
+	res.Findings.sort()
+	return res
 }
 
-func mutate[T any](mutators []Mutator[T], in *Input[T], lk Lookup, m *Mutation) Findings {
-	var out Findings
-	for i := range mutators {
-		mu := &mutators[i]
+func mutate[T Object](e *Engine, ks *kindRules[T], in *Input[T], lk Lookup) (T, *Mutation, Result) {
+	m := &Mutation{}
+	var res Result
+	if in.Operation == admissionv1.Delete || !judged(in) {
+		return in.Object, m, res
+	}
+	cp := *in
+	cp.Object = ks.copy(in.Object)
+	ex := e.exemptions(in.Object, lk)
+	for i := range ks.mutators {
+		mu := &ks.mutators[i]
+		if !e.cfg.mutationOn(mu.ID) {
+			continue
+		}
+		if x, ok := ex.exempts(mu.ID); ok {
+			// Run it on a scratch copy to learn whether the exemption is used.
+			scratch := cp
+			scratch.Object = ks.copy(cp.Object)
+			var step Mutation
+			safeCheck(mu.ID, func() field.ErrorList { return mu.Mutate(&scratch, lk, &step) })
+			if !step.Empty() {
+				res.Exemptions = appendExemption(res.Exemptions, x)
+			}
+			continue
+		}
 		var step Mutation
-		errs := safeCheck(mu.ID, func() field.ErrorList { return mu.Mutate(in, lk, &step) })
+		errs := safeCheck(mu.ID, func() field.ErrorList { return mu.Mutate(&cp, lk, &step) })
 		for _, err := range errs {
 			action := mu.FindingAction
 			if err.Type == field.ErrorTypeInternal {
 				action = Warn
 				err = withDetail(err, "stsguard could not apply this default, so the object was left as it was")
 			}
-			out = append(out, Finding{Rule: mu.ID, Action: action, Error: tagged(err, mu.ID)})
+			res.Findings = append(res.Findings, Finding{Rule: mu.ID, Action: action, Error: tagged(err, mu.ID)})
 		}
-		if len(out.ByAction(Deny)) > 0 {
+		if len(res.Findings.ByAction(Deny)) > 0 {
 			continue // a denied request gets no patch and writes nothing
 		}
 		m.patch = append(m.patch, step.patch...)
 		m.changes = append(m.changes, step.changes...)
 		m.secrets = append(m.secrets, step.secrets...)
 	}
-	if len(out.ByAction(Deny)) > 0 {
+	if len(res.Findings.ByAction(Deny)) > 0 {
 		*m = Mutation{}
+		cp.Object = in.Object
 	}
-	out.sort()
-	return out
+	res.Findings.sort()
+	return cp.Object, m, res
 }
 
 // safeCheck runs f, turning a panic into an internal finding so that one

@@ -8,18 +8,13 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
-// TerminationGracePeriod is the ID of the mutator that raises the grace
-// period for database images.
-const TerminationGracePeriod = "termination-grace-period"
-
 // DefaultTerminationGracePeriodSeconds is the API default of
 // spec.terminationGracePeriodSeconds (core/v1 SetDefaults_PodSpec).
 const DefaultTerminationGracePeriodSeconds int64 = corev1.DefaultTerminationGracePeriodSeconds
 
 func terminationGracePeriodMutator(cfg *Config) Mutator[*appsv1.StatefulSet] {
 	return Mutator[*appsv1.StatefulSet]{
-		Meta: Meta{ID: TerminationGracePeriod, Kind: KindStatefulSet, Action: Mutate,
-			Description: "Raises spec.template.spec.terminationGracePeriodSeconds from the API default (30) to the image profile's value (cassandra 300; mysql, mariadb, postgres, mongo, elasticsearch 120; kafka, zookeeper, rabbitmq, redis 60)."},
+		ID:            TerminationGracePeriod,
 		FindingAction: Warn,
 		Mutate: func(in *Input[*appsv1.StatefulSet], _ Lookup, m *Mutation) field.ErrorList {
 			mutateGracePeriod(cfg, in, m)

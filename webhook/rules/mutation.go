@@ -6,6 +6,9 @@ import (
 
 	"github.com/go-openapi/jsonpointer"
 	"gomodules.xyz/jsonpatch/v2"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
@@ -73,3 +76,50 @@ func (m *Mutation) Secrets() []*SecretRequest { return m.secrets }
 
 // Empty reports whether the mutation changes nothing.
 func (m *Mutation) Empty() bool { return len(m.patch) == 0 && len(m.secrets) == 0 }
+
+// Lookup returns base as it would be once the mutation's Secrets are
+// written: Secret returns the planned Secret (the existing one with the new
+// keys added). Validating a mutated object with it judges the object in the
+// world the mutation would leave.
+func (m *Mutation) Lookup(base Lookup) Lookup {
+	if len(m.secrets) == 0 {
+		return base
+	}
+	return plannedLookup{Lookup: base, secrets: m.secrets}
+}
+
+type plannedLookup struct {
+	Lookup
+	secrets []*SecretRequest
+}
+
+func (p plannedLookup) Secret(namespace, name string) (*corev1.Secret, error) {
+	var out *corev1.Secret
+	for _, r := range p.secrets {
+		if r.Namespace != namespace || r.Name != name {
+			continue
+		}
+		if out == nil {
+			existing, err := p.Lookup.Secret(namespace, name)
+			switch {
+			case err == nil:
+				out = existing.DeepCopy()
+			case apierrors.IsNotFound(err):
+				out = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name,
+					Labels: map[string]string{ManagedByLabel: ManagedByValue}}}
+			default:
+				return nil, err
+			}
+			if out.Data == nil {
+				out.Data = map[string][]byte{}
+			}
+		}
+		for k, v := range r.Data() {
+			out.Data[k] = v
+		}
+	}
+	if out == nil {
+		return p.Lookup.Secret(namespace, name)
+	}
+	return out, nil
+}

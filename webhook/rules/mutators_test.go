@@ -17,13 +17,6 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-// testConfig is DefaultConfig with a deterministic password source.
-func testConfig() Config {
-	c := DefaultConfig()
-	c.Rand = bytes.NewReader(bytes.Repeat([]byte{7}, 4096))
-	return c
-}
-
 func withContainer(image string, env ...corev1.EnvVar) *appsv1.StatefulSet {
 	sts := testStatefulSet("web")
 	sts.Spec.Template.Spec.Containers = []corev1.Container{{Name: "db", Image: image, Env: env}}
@@ -55,32 +48,18 @@ func applyPatch(t *testing.T, obj *appsv1.StatefulSet, m *Mutation) *appsv1.Stat
 func mutateTwice(t *testing.T, e *Engine, in *Input[*appsv1.StatefulSet], lk Lookup) (*appsv1.StatefulSet, *Mutation, Findings) {
 	t.Helper()
 	before := in.Object.DeepCopy()
-	m, fs := e.MutateStatefulSet(in, lk)
+	mutated, m, res := e.MutateStatefulSet(in, lk)
 	assert.Equal(t, before, in.Object, "the input object must not be modified")
 	out := applyPatch(t, in.Object, m)
+	assert.Equal(t, mutated, out, "the returned object is the input with the patch applied")
 	again := *in
 	again.Object = out
 	if again.Operation == admissionv1.Update {
 		again.OldObject = in.OldObject
 	}
-	m2, _ := e.MutateStatefulSet(&again, existingSecrets(lk, m))
+	_, m2, _ := e.MutateStatefulSet(&again, m.Lookup(lk))
 	assert.Empty(t, m2.Patch(), "mutating the result again must change nothing")
-	return out, m, fs
-}
-
-// existingSecrets returns a lookup in which the Secrets m asked for exist.
-func existingSecrets(lk Lookup, m *Mutation) Lookup {
-	f, _ := lk.(fakeLookup)
-	secrets := map[string]*corev1.Secret{}
-	for k, v := range f.secrets {
-		secrets[k] = v
-	}
-	for _, r := range m.Secrets() {
-		secrets[r.Namespace+"/"+r.Name] = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: r.Namespace, Name: r.Name,
-			Labels: map[string]string{ManagedByLabel: ManagedByValue}}, Data: r.Data()}
-	}
-	f.secrets = secrets
-	return f
+	return out, m, res.Findings
 }
 
 func create(sts *appsv1.StatefulSet) *Input[*appsv1.StatefulSet] {
@@ -95,8 +74,9 @@ func TestPasswordSecretRef(t *testing.T) {
 		wantKeys []string // keys of the requested Secret; nil for no Secret
 		wantEnv  []string // env names that end up as secretKeyRef, in order
 	}{
-		{"seed MySQL plaintext root password", withContainer("mysql:8.0", lit("MYSQL_ROOT_PASSWORD", "password")),
+		{"MySQL plaintext root password", withContainer("mysql:8.0", lit("MYSQL_ROOT_PASSWORD", "n0t-a-default-9")),
 			[]string{"mysql-root-password"}, []string{"MYSQL_ROOT_PASSWORD"}},
+		{"seed MySQL weak password is left for weak-password", withContainer("mysql:8.0", lit("MYSQL_ROOT_PASSWORD", "password")), nil, nil},
 		{"secretKeyRef already", withContainer("mysql:8.0", corev1.EnvVar{Name: "MYSQL_ROOT_PASSWORD", ValueFrom: &corev1.EnvVarSource{
 			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "mysql-secret"}, Key: "root-password"}}}),
 			nil, []string{"MYSQL_ROOT_PASSWORD"}},
@@ -119,8 +99,8 @@ func TestPasswordSecretRef(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			e := New(testConfig())
-			out, m, fs := mutateTwice(t, e, create(tc.sts), fakeLookup{})
+			e := engine(t, PasswordSecretRef)
+			out, m, fs := mutateTwice(t, e, create(tc.sts), objects())
 			assert.Empty(t, fs)
 			var refs []string
 			for _, env := range out.Spec.Template.Spec.Containers[0].Env {
@@ -152,9 +132,9 @@ func TestPasswordSecretRef(t *testing.T) {
 
 func TestPasswordSecretRefNeverLeaksTheValue(t *testing.T) {
 	const value = "s3cr3t-Value"
-	e := New(testConfig())
+	e := engine(t, PasswordSecretRef)
 	sts := withContainer("mysql:8.0", corev1.EnvVar{Name: "MYSQL_ROOT_PASSWORD", Value: value})
-	m, _ := e.MutateStatefulSet(create(sts), fakeLookup{})
+	_, m, _ := e.MutateStatefulSet(create(sts), objects())
 	var text strings.Builder
 	for _, c := range m.Changes() {
 		text.WriteString(c.Message + c.Field)
@@ -168,11 +148,11 @@ func TestPasswordSecretRefNeverLeaksTheValue(t *testing.T) {
 	assert.Equal(t, value, string(m.Secrets()[0].Data()["mysql-root-password"]))
 
 	// A conflicting Secret: the denial names the key, never either value.
-	lk := fakeLookup{secrets: map[string]*corev1.Secret{"ns/web-credentials": {Data: map[string][]byte{"mysql-root-password": []byte("other-value")}}}}
-	_, fs := e.MutateStatefulSet(create(sts), lk)
-	require.Len(t, fs, 1)
-	assert.NotContains(t, fs[0].String(), value)
-	assert.NotContains(t, fs[0].String(), "other-value")
+	lk := objects(credentials(&corev1.Secret{Data: map[string][]byte{"mysql-root-password": []byte("other-value")}}))
+	_, _, res := e.MutateStatefulSet(create(sts), lk)
+	require.Len(t, res.Findings, 1)
+	assert.NotContains(t, res.Findings[0].String(), value)
+	assert.NotContains(t, res.Findings[0].String(), "other-value")
 }
 
 func TestPasswordSecretRefExistingSecret(t *testing.T) {
@@ -191,8 +171,8 @@ func TestPasswordSecretRefExistingSecret(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			lk := fakeLookup{secrets: map[string]*corev1.Secret{"ns/web-credentials": tc.secret}}
-			m, fs := New(testConfig()).MutateStatefulSet(create(sts), lk)
+			_, m, res := engine(t, PasswordSecretRef).MutateStatefulSet(create(sts), objects(credentials(tc.secret)))
+			fs := res.Findings
 			if tc.wantDeny {
 				field.ErrorMatcher{}.ByType().ByField().Test(t, field.ErrorList{field.Forbidden(field.NewPath("spec", "template", "spec", "containers").Index(0).Child("env").Index(0), "")}, fs.Errors())
 				assert.Equal(t, Deny, fs[0].Action)
@@ -216,12 +196,12 @@ func TestPasswordSecretRefOnUpdateOnlyWithTemplateChange(t *testing.T) {
 	old := withContainer("mysql:8.0", corev1.EnvVar{Name: "MYSQL_ROOT_PASSWORD", Value: "pw"})
 	scaled := old.DeepCopy()
 	scaled.Spec.Replicas = ptr.To[int32](5)
-	m, _ := New(testConfig()).MutateStatefulSet(&Input[*appsv1.StatefulSet]{Operation: admissionv1.Update, Object: scaled, OldObject: old}, fakeLookup{})
+	_, m, _ := engine(t, PasswordSecretRef).MutateStatefulSet(&Input[*appsv1.StatefulSet]{Operation: admissionv1.Update, Object: scaled, OldObject: old}, objects())
 	assert.True(t, m.Empty(), "a change that would by itself roll the pods is never made on a plain scale")
 
 	changed := old.DeepCopy()
 	changed.Spec.Template.Spec.Containers[0].Image = "mysql:8.4"
-	m, _ = New(testConfig()).MutateStatefulSet(&Input[*appsv1.StatefulSet]{Operation: admissionv1.Update, Object: changed, OldObject: old}, fakeLookup{})
+	_, m, _ = engine(t, PasswordSecretRef).MutateStatefulSet(&Input[*appsv1.StatefulSet]{Operation: admissionv1.Update, Object: changed, OldObject: old}, objects())
 	assert.Len(t, m.Secrets(), 1)
 }
 
@@ -253,7 +233,7 @@ func TestTerminationGracePeriod(t *testing.T) {
 			sts := withContainer(tc.image)
 			sts.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "POSTGRES_PASSWORD_FILE", Value: "/x"}}
 			sts.Spec.Template.Spec.TerminationGracePeriodSeconds = tc.set
-			out, _, _ := mutateTwice(t, New(testConfig()), create(sts), fakeLookup{})
+			out, _, _ := mutateTwice(t, engine(t, TerminationGracePeriod), create(sts), objects())
 			assert.Equal(t, tc.want, out.Spec.Template.Spec.TerminationGracePeriodSeconds)
 		})
 	}
@@ -300,7 +280,7 @@ func TestRolloutPartition(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			in := &Input[*appsv1.StatefulSet]{Operation: admissionv1.Update, Object: tc.new, OldObject: tc.old}
-			out, _, fs := mutateTwice(t, New(testConfig()), in, fakeLookup{})
+			out, _, fs := mutateTwice(t, engine(t, RolloutPartition), in, objects())
 			var got *int32
 			if out.Spec.UpdateStrategy.RollingUpdate != nil {
 				got = out.Spec.UpdateStrategy.RollingUpdate.Partition
@@ -321,22 +301,9 @@ func TestCredentialsKey(t *testing.T) {
 	assert.Equal(t, "a.b-c-d", CredentialsKey("A.b-c d"))
 }
 
-func TestCatalogIDsAreStableKebabCase(t *testing.T) {
-	seen := map[string]bool{}
-	for _, m := range New(DefaultConfig()).Catalog() {
-		assert.Regexp(t, `^[a-z0-9]+(-[a-z0-9]+)*$`, m.ID)
-		assert.False(t, seen[m.ID], "duplicate ID %s", m.ID)
-		seen[m.ID] = true
-		assert.NotEmpty(t, m.Description)
-	}
-	assert.Equal(t, []string{ServiceNameEmpty, HeadlessServiceMissing, HeadlessServiceNotHeadless, HeadlessServiceSelectorMismatch,
-		PasswordSecretRef, TerminationGracePeriod, RolloutPartition}, keys(seen, New(DefaultConfig()).Catalog()))
-}
-
-func keys(_ map[string]bool, ms []Meta) []string {
-	var out []string
-	for _, m := range ms {
-		out = append(out, m.ID)
-	}
-	return out
+// credentials names s as the web StatefulSet's credentials Secret.
+func credentials(s *corev1.Secret) *corev1.Secret {
+	s = s.DeepCopy()
+	s.Namespace, s.Name = "ns", CredentialsSecretName("web")
+	return s
 }

@@ -10,14 +10,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
-// IDs of the headless pairing rules.
-const (
-	ServiceNameEmpty                = "service-name-empty"
-	HeadlessServiceMissing          = "headless-service-missing"
-	HeadlessServiceNotHeadless      = "headless-service-not-headless"
-	HeadlessServiceSelectorMismatch = "headless-service-selector-mismatch"
-)
-
 var serviceNamePath = field.NewPath("spec", "serviceName")
 
 // pairingRules check that a StatefulSet's spec.serviceName names a headless
@@ -26,26 +18,10 @@ var serviceNamePath = field.NewPath("spec", "serviceName")
 // in the StatefulSet concepts documentation).
 func pairingRules() []Rule[*appsv1.StatefulSet] {
 	return []Rule[*appsv1.StatefulSet]{
-		{
-			Meta: Meta{ID: ServiceNameEmpty, Kind: KindStatefulSet, Action: Warn,
-				Description: "spec.serviceName is empty, so the pods get no stable DNS names."},
-			Check: checkServiceNameEmpty,
-		},
-		{
-			Meta: Meta{ID: HeadlessServiceMissing, Kind: KindStatefulSet, Action: Warn,
-				Description: "spec.serviceName names no Service in the StatefulSet's namespace (Warn: kubectl apply -f may create the StatefulSet before its Service)."},
-			Check: checkHeadlessServiceMissing,
-		},
-		{
-			Meta: Meta{ID: HeadlessServiceNotHeadless, Kind: KindStatefulSet, Action: Deny,
-				Description: `The Service named by spec.serviceName is not headless (spec.clusterIP is not "None"), so pods get no per-pod DNS records.`},
-			Check: checkHeadlessServiceNotHeadless,
-		},
-		{
-			Meta: Meta{ID: HeadlessServiceSelectorMismatch, Kind: KindStatefulSet, Action: Deny,
-				Description: "The Service named by spec.serviceName has an empty selector or one that does not select the pod template's labels."},
-			Check: checkHeadlessServiceSelector,
-		},
+		{ID: ServiceNameEmpty, Check: checkServiceNameEmpty},
+		{ID: HeadlessServiceMissing, Check: checkHeadlessServiceMissing},
+		{ID: HeadlessServiceNotHeadless, Check: checkHeadlessServiceNotHeadless},
+		{ID: HeadlessServiceSelectorMismatch, Check: checkHeadlessServiceSelector},
 	}
 }
 

@@ -5,12 +5,15 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
+
+	"github.com/stsguard/stsguard/lookup"
 )
 
 func testStatefulSet(serviceName string) *appsv1.StatefulSet {
@@ -32,9 +35,9 @@ func svc(clusterIP string, selector map[string]string) *corev1.Service {
 		Spec: corev1.ServiceSpec{ClusterIP: clusterIP, Type: corev1.ServiceTypeClusterIP, Selector: selector}}
 }
 
-func services(s *corev1.Service) fakeLookup {
-	return fakeLookup{services: map[string]*corev1.Service{"ns/web": s}}
-}
+func services(s *corev1.Service) *lookup.Objects { return objects(s) }
+
+var pairing = []string{ServiceNameEmpty, HeadlessServiceMissing, HeadlessServiceNotHeadless, HeadlessServiceSelectorMismatch}
 
 func TestPairingRules(t *testing.T) {
 	headless := svc(corev1.ClusterIPNone, map[string]string{"app": "web"})
@@ -47,9 +50,9 @@ func TestPairingRules(t *testing.T) {
 	}{
 		{"headless and selecting", testStatefulSet("web"), services(headless), nil, nil},
 		{"selector is a subset of the labels", testStatefulSet("web"), services(svc(corev1.ClusterIPNone, map[string]string{"tier": "db"})), nil, nil},
-		{"empty serviceName", testStatefulSet(""), fakeLookup{},
+		{"empty serviceName", testStatefulSet(""), objects(),
 			field.ErrorList{field.Required(serviceNamePath, "")}, []string{ServiceNameEmpty}},
-		{"Service missing", testStatefulSet("web"), fakeLookup{},
+		{"Service missing", testStatefulSet("web"), objects(),
 			field.ErrorList{field.NotFound(serviceNamePath, "web")}, []string{HeadlessServiceMissing}},
 		{"ClusterIP Service", testStatefulSet("web"), services(svc("10.0.0.1", map[string]string{"app": "web"})),
 			field.ErrorList{field.Invalid(serviceNamePath, "web", "")}, []string{HeadlessServiceNotHeadless}},
@@ -63,10 +66,10 @@ func TestPairingRules(t *testing.T) {
 		{"selector wider than the labels", testStatefulSet("web"), services(svc(corev1.ClusterIPNone, map[string]string{"app": "web", "zone": "a"})),
 			field.ErrorList{field.Invalid(serviceNamePath, "web", "")}, []string{HeadlessServiceSelectorMismatch}},
 	}
-	e := New(DefaultConfig())
+	e := engine(t, pairing...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := e.ValidateStatefulSet(&Input[*appsv1.StatefulSet]{Operation: admissionv1.Create, Object: tc.sts}, tc.lookup)
+			got := e.ValidateStatefulSet(&Input[*appsv1.StatefulSet]{Operation: admissionv1.Create, Object: tc.sts}, tc.lookup).Findings
 			field.ErrorMatcher{}.ByType().ByField().Test(t, tc.want, got.Errors())
 			var ids []string
 			for _, f := range got {
@@ -79,23 +82,23 @@ func TestPairingRules(t *testing.T) {
 }
 
 func TestPairingActions(t *testing.T) {
-	e := New(DefaultConfig())
+	e := engine(t, pairing...)
 	in := &Input[*appsv1.StatefulSet]{Operation: admissionv1.Create, Object: testStatefulSet("web")}
-	got := e.ValidateStatefulSet(in, fakeLookup{})
+	got := e.ValidateStatefulSet(in, objects()).Findings
 	assert.Equal(t, Warn, got[0].Action, "a missing Service only warns: kubectl apply may create it next")
-	got = e.ValidateStatefulSet(in, services(svc("10.0.0.1", map[string]string{"app": "web"})))
+	got = e.ValidateStatefulSet(in, services(svc("10.0.0.1", map[string]string{"app": "web"}))).Findings
 	assert.Equal(t, Deny, got[0].Action)
 	assert.Contains(t, got[0].String(), `spec.serviceName: Invalid value: "web": Service "web" is not headless (spec.clusterIP is "10.0.0.1")`)
 	assert.Contains(t, got[0].String(), "delete the Service and re-create it with spec.clusterIP: None")
 }
 
 func TestRatchetingOnUpdate(t *testing.T) {
-	e := New(DefaultConfig())
+	e := engine(t, pairing...)
 	lk := services(svc("10.0.0.1", map[string]string{"app": "web"}))
 	old := testStatefulSet("web")
 	scaled := old.DeepCopy()
 	scaled.Spec.Replicas = ptr.To[int32](1)
-	got := e.ValidateStatefulSet(&Input[*appsv1.StatefulSet]{Operation: admissionv1.Update, Object: scaled, OldObject: old}, lk)
+	got := e.ValidateStatefulSet(&Input[*appsv1.StatefulSet]{Operation: admissionv1.Update, Object: scaled, OldObject: old}, lk).Findings
 	if assert.Len(t, got, 1) {
 		assert.Equal(t, Warn, got[0].Action, "a problem the stored object has must not block an update")
 		assert.Contains(t, got[0].Error.Detail, "has this problem already")
@@ -106,18 +109,18 @@ func TestRatchetingOnUpdate(t *testing.T) {
 	moved.Spec.ServiceName = "web"
 	oldOther := old.DeepCopy()
 	oldOther.Spec.ServiceName = "other"
-	lk.services["ns/other"] = &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "other"},
-		Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Selector: map[string]string{"app": "web"}}}
-	got = e.ValidateStatefulSet(&Input[*appsv1.StatefulSet]{Operation: admissionv1.Update, Object: moved, OldObject: oldOther}, lk)
+	require.NoError(t, lk.Add(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "other"},
+		Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Selector: map[string]string{"app": "web"}}}))
+	got = e.ValidateStatefulSet(&Input[*appsv1.StatefulSet]{Operation: admissionv1.Update, Object: moved, OldObject: oldOther}, lk).Findings
 	if assert.Len(t, got, 1) {
 		assert.Equal(t, Deny, got[0].Action)
 	}
 }
 
 func TestLookupFailureFailsOpen(t *testing.T) {
-	e := New(DefaultConfig())
+	e := engine(t, pairing...)
 	got := e.ValidateStatefulSet(&Input[*appsv1.StatefulSet]{Operation: admissionv1.Create, Object: testStatefulSet("web")},
-		fakeLookup{err: errors.New("cache not synced")})
+		errLookup{errors.New("cache not synced")}).Findings
 	assert.NotEmpty(t, got)
 	assert.Empty(t, got.ByAction(Deny), "stsguard's own failure must not deny")
 	assert.Len(t, got.Internal(), len(got))
@@ -127,15 +130,17 @@ func TestLookupFailureFailsOpen(t *testing.T) {
 func TestDeletingObjectIsNotValidated(t *testing.T) {
 	sts := testStatefulSet("")
 	sts.DeletionTimestamp = &metav1.Time{}
-	got := New(DefaultConfig()).ValidateStatefulSet(&Input[*appsv1.StatefulSet]{Operation: admissionv1.Update, Object: sts, OldObject: sts}, fakeLookup{})
+	got := engine(t, pairing...).ValidateStatefulSet(&Input[*appsv1.StatefulSet]{Operation: admissionv1.Update, Object: sts, OldObject: sts}, objects()).Findings
 	assert.Empty(t, got)
 }
 
 func TestPanickingRuleIsContained(t *testing.T) {
-	rs := []Rule[*appsv1.StatefulSet]{{Meta: Meta{ID: "boom", Action: Deny}, Check: func(*Input[*appsv1.StatefulSet], Lookup) field.ErrorList { panic("nil map") }}}
-	got := validate(rs, &Input[*appsv1.StatefulSet]{Operation: admissionv1.Create, Object: testStatefulSet("web")}, fakeLookup{})
+	e := engine(t, HeadlessServiceNotHeadless)
+	ks := kindRules[*appsv1.StatefulSet]{kind: KindStatefulSet, rules: []Rule[*appsv1.StatefulSet]{
+		{ID: HeadlessServiceNotHeadless, Check: func(*Input[*appsv1.StatefulSet], Lookup) field.ErrorList { panic("nil map") }}}}
+	got := validate(e, &ks, &Input[*appsv1.StatefulSet]{Operation: admissionv1.Create, Object: testStatefulSet("web")}, objects()).Findings
 	if assert.Len(t, got, 1) {
 		assert.Equal(t, Warn, got[0].Action)
-		assert.Contains(t, got[0].Error.Detail, "rule boom panicked: nil map")
+		assert.Contains(t, got[0].Error.Detail, "rule headless-service-not-headless panicked: nil map")
 	}
 }

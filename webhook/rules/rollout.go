@@ -10,9 +10,6 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-// RolloutPartition is the ID of the mutator that stages rollouts.
-const RolloutPartition = "rollout-partition"
-
 // CanaryAnnotation asks for a staged rollout: its value N is the number of
 // pods (the N highest ordinals) that take a new pod template first.
 const CanaryAnnotation = "stsguard.io/canary"
@@ -24,8 +21,7 @@ var (
 
 func rolloutPartitionMutator() Mutator[*appsv1.StatefulSet] {
 	return Mutator[*appsv1.StatefulSet]{
-		Meta: Meta{ID: RolloutPartition, Kind: KindStatefulSet, Action: Mutate,
-			Description: `On an UPDATE that changes the pod template of a StatefulSet annotated stsguard.io/canary: "N", sets spec.updateStrategy.rollingUpdate.partition to replicas-N so that only the N highest ordinals roll first; makes an implicit partition of a RollingUpdate explicit (0).`},
+		ID:            RolloutPartition,
 		FindingAction: Warn,
 		Mutate:        mutatePartition,
 	}

@@ -6,7 +6,10 @@ import (
 	"strings"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
@@ -33,12 +36,26 @@ const (
 // Kind names the Kubernetes kind a rule applies to, as "StatefulSet".
 type Kind string
 
-// KindStatefulSet is apps/v1 StatefulSet.
-const KindStatefulSet Kind = "StatefulSet"
+// The kinds stsguard admits.
+const (
+	// KindStatefulSet is apps/v1 StatefulSet.
+	KindStatefulSet Kind = "StatefulSet"
+	// KindService is core/v1 Service.
+	KindService Kind = "Service"
+	// KindSecret is core/v1 Secret.
+	KindSecret Kind = "Secret"
+)
+
+// Object is the constraint on the typed API objects rules evaluate: a
+// pointer such as *appsv1.StatefulSet.
+type Object interface {
+	metav1.Object
+	comparable
+}
 
 // Input is one admission decision's view of an object of type T (a pointer to
 // a typed API object such as *appsv1.StatefulSet).
-type Input[T any] struct {
+type Input[T Object] struct {
 	// Operation is admissionv1.Create, Update or Delete.
 	Operation admissionv1.Operation
 	// Object is the object as it would be stored; nil on Delete.
@@ -48,6 +65,15 @@ type Input[T any] struct {
 	// DryRun is true for a request that must leave nothing behind
 	// (request.dryRun in admission.k8s.io/v1).
 	DryRun bool
+}
+
+// Subject returns the object the request is about: Object, or OldObject on
+// DELETE. It is the zero T when the request carries neither.
+func (in *Input[T]) Subject() T {
+	if in.Operation == admissionv1.Delete {
+		return in.OldObject
+	}
+	return in.Object
 }
 
 // Lookup reads the objects a rule references, from an informer cache in the
@@ -62,6 +88,16 @@ type Lookup interface {
 	Service(namespace, name string) (*corev1.Service, error)
 	// Secret returns the core/v1 Secret namespace/name.
 	Secret(namespace, name string) (*corev1.Secret, error)
+	// StatefulSets returns the apps/v1 StatefulSets of namespace, in any
+	// order; an empty list (not an error) when there are none.
+	StatefulSets(namespace string) ([]*appsv1.StatefulSet, error)
+	// StorageClass returns the cluster-scoped storage.k8s.io/v1 StorageClass name.
+	StorageClass(name string) (*storagev1.StorageClass, error)
+	// StorageClasses returns every StorageClass, in any order.
+	StorageClasses() ([]*storagev1.StorageClass, error)
+	// Namespace returns the Namespace name; used for namespaceSelector
+	// exemptions only.
+	Namespace(name string) (*corev1.Namespace, error)
 }
 
 // Meta describes a rule or mutator in the catalog. IDs are kebab-case and
@@ -70,26 +106,31 @@ type Lookup interface {
 type Meta struct {
 	// ID is the rule's stable kebab-case identifier.
 	ID string
-	// Kind is the kind of object the rule evaluates.
-	Kind Kind
+	// Kinds are the kinds of object the rule evaluates, in the order
+	// StatefulSet, Service, Secret.
+	Kinds []Kind
 	// Action is the default action of the rule's findings; Mutate for a mutator.
 	Action Action
-	// Description says in one sentence what the rule checks or changes.
+	// Description says what the rule checks or changes, and why.
 	Description string
 }
 
-// Rule is a validating rule over objects of type T.
-type Rule[T any] struct {
-	Meta
+// Rule is a validating rule over objects of type T. Its metadata is the
+// catalog entry with the same ID.
+type Rule[T Object] struct {
+	// ID is the catalog ID of the rule.
+	ID string
 	// Check returns the problems it finds in in.Object, with field paths
 	// rooted at the object (spec.serviceName, ...). It must not modify in.
 	// A Lookup failure other than NotFound is returned as field.InternalError.
 	Check func(in *Input[T], lk Lookup) field.ErrorList
 }
 
-// Mutator is a defaulting rule over objects of type T.
-type Mutator[T any] struct {
-	Meta
+// Mutator is a defaulting rule over objects of type T. Its metadata is the
+// catalog entry with the same ID.
+type Mutator[T Object] struct {
+	// ID is the catalog ID of the mutator.
+	ID string
 	// FindingAction is the action for problems the mutator reports (for
 	// example a Secret it must not overwrite).
 	FindingAction Action

@@ -1,0 +1,94 @@
+package webhook
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	admissionv1 "k8s.io/api/admission/v1"
+
+	"github.com/stsguard/stsguard/internal/promutil"
+	"github.com/stsguard/stsguard/webhook/rules"
+)
+
+// Metrics are stsguard's Prometheus metrics, beside controller-runtime's
+// controller_runtime_webhook_* ones. Every method is safe on a nil *Metrics.
+type Metrics struct {
+	findings   *prometheus.CounterVec
+	mutations  *prometheus.CounterVec
+	exemptions *prometheus.CounterVec
+	evaluation *prometheus.HistogramVec
+}
+
+// NewMetrics creates the metrics and registers them with reg (in the server,
+// controller-runtime's metrics.Registry, served on /metrics), reusing them
+// when they are registered already. It returns an error when another
+// collector holds one of the names.
+//
+//   - stsguard_findings_total{rule,action,kind,operation}: findings that
+//     reached a decision (Deny, Warn or Audit), dry runs included.
+//   - stsguard_mutations_total{rule}: changes made by mutators on requests
+//     that were not dry runs.
+//   - stsguard_exemptions_total{rule}: exemptions that suppressed a rule.
+//   - stsguard_evaluation_duration_seconds{kind,operation,webhook}: time from
+//     the decoded request to the response, in seconds.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		findings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stsguard_findings_total",
+			Help: "Findings of stsguard rules that reached an admission decision, by rule, action (Deny, Warn, Audit), kind and operation.",
+		}, []string{"rule", "action", "kind", "operation"}),
+		mutations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stsguard_mutations_total",
+			Help: "Changes made by stsguard mutators on admitted requests that were not dry runs, by rule.",
+		}, []string{"rule"}),
+		exemptions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stsguard_exemptions_total",
+			Help: "Exemptions (annotation or namespace) that suppressed a rule's findings or a mutator's changes, by rule.",
+		}, []string{"rule"}),
+		evaluation: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "stsguard_evaluation_duration_seconds",
+			Help:    "Time stsguard took to decide one admission request, from decoded request to response, in seconds.",
+			Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1},
+		}, []string{"kind", "operation", "webhook"}),
+	}
+	var err error
+	for _, c := range []**prometheus.CounterVec{&m.findings, &m.mutations, &m.exemptions} {
+		if *c, err = promutil.Register(reg, *c); err != nil {
+			return nil, err
+		}
+	}
+	if m.evaluation, err = promutil.Register(reg, m.evaluation); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *Metrics) finding(f rules.Finding, k rules.Kind, op admissionv1.Operation) {
+	if m == nil {
+		return
+	}
+	m.findings.WithLabelValues(f.Rule, string(f.Action), string(k), string(op)).Inc()
+}
+
+func (m *Metrics) mutated(cs []rules.Change) {
+	if m == nil {
+		return
+	}
+	for _, c := range cs {
+		m.mutations.WithLabelValues(c.Rule).Inc()
+	}
+}
+
+func (m *Metrics) exempted(x rules.Exemption) {
+	if m == nil {
+		return
+	}
+	m.exemptions.WithLabelValues(x.Rule).Inc()
+}
+
+func (m *Metrics) observe(k rules.Kind, op admissionv1.Operation, webhook string, start time.Time) {
+	if m == nil {
+		return
+	}
+	m.evaluation.WithLabelValues(string(k), string(op), webhook).Observe(time.Since(start).Seconds())
+}
