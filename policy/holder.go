@@ -33,7 +33,7 @@ type Holder struct {
 	log          logr.Logger
 
 	engine  atomic.Pointer[rules.Engine]
-	mu      sync.Mutex // serialises reloads
+	mu      sync.Mutex        // serialises reloads
 	loaded  [sha256.Size]byte // content in force
 	failed  [sha256.Size]byte // last content that failed, reported once
 	errors  prometheus.Counter
