@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -33,7 +34,11 @@ var (
 	probeAddr   string
 	metricsAddr string
 	logs        syncBuffer // everything stsguard logged, to check that no secret leaks
+	policyFile  string     // the policy stsguard serve watches; see setPolicy
 )
+
+// basePolicy is the policy in force when no test set another: the defaults.
+const basePolicy = "apiVersion: config.stsguard.io/v1alpha1\nkind: Policy\n"
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -65,6 +70,18 @@ func run(m *testing.M) int {
 		return 1
 	}
 
+	dir, err := os.MkdirTemp("", "stsguard-policy-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	policyFile = filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(policyFile, []byte(basePolicy), 0o600); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -75,6 +92,8 @@ func run(m *testing.M) int {
 			CertDir:                cp.Webhook.LocalServingCertDir,
 			MetricsBindAddress:     metricsAddr,
 			HealthProbeBindAddress: probeAddr,
+			ConfigFile:             policyFile,
+			PolicyPollInterval:     time.Hour, // file system events must do it
 		})
 	}()
 	defer func() {
