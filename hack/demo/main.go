@@ -23,9 +23,12 @@ import (
 	"go.uber.org/zap/zapcore"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -41,14 +44,20 @@ type expectation struct {
 }
 
 var expectations = []expectation{
-	{"mysql-plaintext-password", "StatefulSet/mysql", "secretKeyRef mysql-credentials/mysql-root-password"},
-	{"mysql-plaintext-password", "StatefulSet/mysql", "Secret/mysql-credentials created by stsguard"},
+	{"mysql-plaintext-password", "StatefulSet/mysql", "DENIED"},
+	{"mysql-plaintext-password", "StatefulSet/mysql", "[rule: weak-password]"},
+	{"mysql-literal-password", "StatefulSet/mysql", "secretKeyRef mysql-credentials/mysql-root-password"},
+	{"mysql-literal-password", "StatefulSet/mysql", "Secret/mysql-credentials created by stsguard"},
 	{"web-without-service", "StatefulSet/web", "[rule: headless-service-missing]"},
 	{"clusterip-service", "StatefulSet/web", "DENIED"},
 	{"clusterip-service", "StatefulSet/web", "[rule: headless-service-not-headless]"},
 	{"selector-mismatch", "StatefulSet/web", "[rule: headless-service-selector-mismatch]"},
 	{"postgres", "StatefulSet/postgres", "secretKeyRef postgres-credentials/postgres-password"},
+	{"cassandra", "StatefulSet/cassandra", "[rule: storage-class-not-found]"},
 	{"web", "StatefulSet/web (canary update)", "partition=1"},
+	{"guard", "Service/web selector change", "[rule: headless-service-selector-change]"},
+	{"guard", "Secret/mysql-secret delete", "[rule: secret-in-use-delete]"},
+	{"guard", "Secret/weak create", "[rule: weak-password]"},
 }
 
 func main() {
@@ -116,6 +125,11 @@ func run(bin string) error {
 	}
 	fmt.Printf("stsguard ready after %s; webhooks registered from deploy/webhook\n\n", time.Since(start).Round(100*time.Millisecond))
 
+	// A default StorageClass, as every real cluster has (kind's is "standard").
+	if err := createDefaultStorageClass(ctx, cp.Config); err != nil {
+		return err
+	}
+
 	seen := map[string][]string{} // example + object -> printed lines
 	dirs, err := os.ReadDir(filepath.Join(harness.Root(), "examples"))
 	if err != nil {
@@ -130,6 +144,9 @@ func run(bin string) error {
 		}
 	}
 	if err := canaryUpdate(ctx, cp.Config, seen); err != nil {
+		return err
+	}
+	if err := guard(ctx, cp.Config, seen); err != nil {
 		return err
 	}
 
@@ -278,5 +295,84 @@ func canaryUpdate(ctx context.Context, cfg *rest.Config, seen map[string][]strin
 	print("StatefulSet/web (canary update)", lines)
 	seen["web StatefulSet/web (canary update)"] = lines
 	fmt.Println()
+	return nil
+}
+
+// guard shows the Service and Secret side on the objects the examples
+// created, with server-side dry runs (nothing changes). stsguard reads
+// StatefulSets from its informer cache, which sees them a moment after the
+// API does, so each step is retried until it gives its answer or 10 s pass.
+func guard(ctx context.Context, cfg *rest.Config, seen map[string][]string) error {
+	c, w, err := harness.NewClient(cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Println("== the Service and Secret side (server-side dry runs: nothing is changed)")
+	steps := []struct {
+		id   string
+		want string
+		do   func() error
+	}{
+		{"Service/web selector change", "headless-service-selector-change", func() error {
+			svc := &corev1.Service{}
+			if err := c.Get(ctx, client.ObjectKey{Namespace: "web", Name: "web"}, svc); err != nil {
+				return err
+			}
+			svc.Spec.Selector = map[string]string{"app": "web-v2"}
+			return c.Update(ctx, svc, client.DryRunAll)
+		}},
+		{"Secret/mysql-secret delete", "secret-in-use-delete", func() error {
+			return c.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "mysql-secret-ref", Name: "mysql-secret"}}, client.DryRunAll)
+		}},
+		{"Secret/weak create", "weak-password", func() error {
+			return c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "web", Name: "weak"},
+				StringData: map[string]string{"password": "changeme"}}, client.DryRunAll)
+		}},
+	}
+	for _, st := range steps {
+		var lines []string
+		err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+			w.Take()
+			err := st.do()
+			lines = nil
+			switch {
+			case apierrors.IsInvalid(err):
+				lines = append(lines, "DENIED: "+err.Error())
+			case err != nil:
+				return false, err
+			default:
+				lines = append(lines, "allowed (dry run)")
+			}
+			for _, msg := range w.Take() {
+				lines = append(lines, "warning: "+msg)
+			}
+			return strings.Contains(strings.Join(lines, "\n"), "[rule: "+st.want+"]"), nil
+		})
+		if err != nil && !wait.Interrupted(err) {
+			return fmt.Errorf("%s: %w", st.id, err)
+		}
+		print(st.id, lines)
+		seen["guard "+st.id] = lines
+	}
+	fmt.Println()
+	return nil
+}
+
+// createDefaultStorageClass creates the default StorageClass "standard",
+// expandable, as a managed cluster's CSI driver class would be.
+func createDefaultStorageClass(ctx context.Context, cfg *rest.Config) error {
+	c, _, err := harness.NewClient(cfg)
+	if err != nil {
+		return err
+	}
+	sc := &storagev1.StorageClass{
+		ObjectMeta:           metav1.ObjectMeta{Name: "standard", Annotations: map[string]string{"storageclass.kubernetes.io/is-default-class": "true"}},
+		Provisioner:          "example.com/csi",
+		AllowVolumeExpansion: ptr.To(true),
+	}
+	if err := c.Create(ctx, sc); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	fmt.Println("created the default StorageClass \"standard\" (expandable), as a real cluster has")
 	return nil
 }

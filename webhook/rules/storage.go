@@ -89,8 +89,8 @@ func templateClass(lk Lookup, t *corev1.PersistentVolumeClaim, path *field.Path)
 				return nil, lookupFailed(path, "StorageClasses", lerr)
 			}
 			e := field.NotFound(path, name)
-			e.Detail = fmt.Sprintf("no StorageClass %q, so the PVCs of template %q stay Pending and the pods never start; use one of %s (kubectl get storageclass)",
-				name, t.Name, describeNames(names))
+			e.Detail = fmt.Sprintf("no StorageClass %q, so the PVCs of template %q stay Pending and the pods never start; %s",
+				name, t.Name, chooseClass(names))
 			return nil, e
 		case err != nil:
 			return nil, lookupFailed(path, "StorageClass "+name, err)
@@ -103,21 +103,23 @@ func templateClass(lk Lookup, t *corev1.PersistentVolumeClaim, path *field.Path)
 	}
 	if def == nil {
 		return nil, field.Required(path, fmt.Sprintf(
-			"template %q names no storageClassName and the cluster has no default StorageClass, so its PVCs stay Pending until PersistentVolumes are bound by hand; set storageClassName to one of %s, or mark a class default (annotation %s: \"true\")",
-			t.Name, describeNames(names), defaultClassAnnotation))
+			"template %q names no storageClassName and the cluster has no default StorageClass, so its PVCs stay Pending until PersistentVolumes are bound by hand; %s, or mark a class default (annotation %s: \"true\")",
+			t.Name, chooseClass(names), defaultClassAnnotation))
 	}
 	return def, nil
 }
 
-func describeNames(names []string) string {
+// chooseClass tells the user which classes exist: "set storageClassName to
+// one of "a", "b"", or that there are none.
+func chooseClass(names []string) string {
 	if len(names) == 0 {
-		return "the cluster's classes (it has none yet)"
+		return "the cluster has no StorageClass at all: ask an administrator for one"
 	}
 	q := make([]string, len(names))
 	for i, n := range names {
 		q[i] = fmt.Sprintf("%q", n)
 	}
-	return strings.Join(q, ", ")
+	return "set storageClassName to one of " + strings.Join(q, ", ")
 }
 
 func checkStorageClassNotFound(in *Input[*appsv1.StatefulSet], lk Lookup) field.ErrorList {
