@@ -242,3 +242,35 @@ func TestStatefulSetReferencesAndStorageWarn(t *testing.T) {
 		assert.Contains(t, got, want)
 	}
 }
+
+// The StatefulSet warnings not covered above, all on one CREATE, as the
+// client sees them.
+func TestStatefulSetRiskWarnings(t *testing.T) {
+	c, w := newClient(t)
+	ns := namespace(t, c)
+	sts := statefulSet(ns, "cassandra", "", "cassandra:4.1")
+	sts.Spec.Replicas = ptr.To[int32](3)
+	sts.Spec.Template.Spec.Containers[0].ReadinessProbe = nil
+	sts.Spec.Template.Spec.TerminationGracePeriodSeconds = ptr.To[int64](60)
+	sts.Spec.UpdateStrategy = appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType,
+		RollingUpdate: &appsv1.RollingUpdateStatefulSetStrategy{Partition: ptr.To[int32](5)}}
+	sts.Spec.PersistentVolumeClaimRetentionPolicy = &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy{
+		WhenDeleted: appsv1.DeletePersistentVolumeClaimRetentionPolicyType, WhenScaled: appsv1.RetainPersistentVolumeClaimRetentionPolicyType}
+	sts.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "data"},
+		Spec: corev1.PersistentVolumeClaimSpec{StorageClassName: ptr.To("no-such-class"),
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}}}}
+	sts.Spec.Template.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/var/lib/cassandra"}}
+	require.NoError(t, c.Create(context.Background(), sts))
+	got := joined(w.Take())
+	for _, want := range []string{
+		"spec.serviceName: Required value: without a governing Service the pods get no stable DNS names", "[rule: service-name-empty]",
+		`spec.volumeClaimTemplates[0].spec.storageClassName: Not found: "no-such-class"`, "[rule: storage-class-not-found]",
+		`spec.persistentVolumeClaimRetentionPolicy.whenDeleted: Invalid value: "Delete": on a cassandra StatefulSet`, "[rule: pvc-retention-delete]",
+		"spec.updateStrategy.rollingUpdate.partition: Invalid value: 5: is greater than spec.replicas (3)", "[rule: partition-exceeds-replicas]",
+		`spec.template.spec.containers[0].readinessProbe: Required value: container "cassandra" has no readinessProbe`, "[rule: readiness-probe-missing]",
+		"spec.template.spec.terminationGracePeriodSeconds: Invalid value: 60: is below the 300s a cassandra pod needs", "[rule: termination-grace-period-short]",
+	} {
+		assert.Contains(t, got, want)
+	}
+}

@@ -1,0 +1,100 @@
+package lookup_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/stsguard/stsguard/lookup"
+	"github.com/stsguard/stsguard/webhook/rules"
+)
+
+var (
+	_ rules.Lookup = (*lookup.Objects)(nil)
+	_ rules.Lookup = lookup.Reader{}
+)
+
+func meta(ns, name string) metav1.ObjectMeta { return metav1.ObjectMeta{Namespace: ns, Name: name} }
+
+func TestObjects(t *testing.T) {
+	o, err := lookup.NewObjects(
+		&corev1.Service{ObjectMeta: meta("a", "web")},
+		&corev1.Secret{ObjectMeta: meta("a", "db")},
+		&appsv1.StatefulSet{ObjectMeta: meta("a", "web")},
+		&appsv1.StatefulSet{ObjectMeta: meta("b", "web")},
+		&storagev1.StorageClass{ObjectMeta: meta("", "fast")},
+		&corev1.Namespace{ObjectMeta: meta("", "a")},
+	)
+	require.NoError(t, err)
+
+	svc, err := o.Service("a", "web")
+	require.NoError(t, err)
+	assert.Equal(t, "web", svc.Name)
+	_, err = o.Service("b", "web")
+	assert.True(t, apierrors.IsNotFound(err))
+	_, err = o.Secret("a", "nope")
+	assert.True(t, apierrors.IsNotFound(err))
+	_, err = o.StorageClass("slow")
+	assert.True(t, apierrors.IsNotFound(err))
+	_, err = o.Namespace("b")
+	assert.True(t, apierrors.IsNotFound(err))
+
+	stss, err := o.StatefulSets("a")
+	require.NoError(t, err)
+	assert.Len(t, stss, 1)
+	replaced := &appsv1.StatefulSet{ObjectMeta: meta("a", "web"), Spec: appsv1.StatefulSetSpec{ServiceName: "new"}}
+	require.NoError(t, o.Add(replaced))
+	stss, _ = o.StatefulSets("a")
+	require.Len(t, stss, 1, "the same name replaces")
+	assert.Equal(t, "new", stss[0].Spec.ServiceName)
+	none, err := o.StatefulSets("c")
+	assert.NoError(t, err)
+	assert.Empty(t, none)
+	scs, _ := o.StorageClasses()
+	assert.Len(t, scs, 1)
+
+	assert.ErrorContains(t, o.Add(&corev1.Pod{}), "*v1.Pod is not a kind the rules read")
+}
+
+// The cache has not seen the Secret yet: the live reader is asked.
+func TestReaderFallsBackToLiveOnNotFound(t *testing.T) {
+	ctx := context.Background()
+	cache := fake.NewClientBuilder().WithObjects(
+		&appsv1.StatefulSet{ObjectMeta: meta("a", "web")},
+		&storagev1.StorageClass{ObjectMeta: meta("", "fast")},
+		&corev1.Namespace{ObjectMeta: meta("", "a")},
+	).Build()
+	live := fake.NewClientBuilder().WithObjects(&corev1.Secret{ObjectMeta: meta("a", "fresh")}, &corev1.Service{ObjectMeta: meta("a", "fresh")}).Build()
+
+	r := lookup.Reader{Ctx: ctx, Cache: cache}
+	_, err := r.Secret("a", "fresh")
+	assert.True(t, apierrors.IsNotFound(err), "without Live a cache miss is final")
+
+	r.Live = live
+	s, err := r.Secret("a", "fresh")
+	require.NoError(t, err)
+	assert.Equal(t, "fresh", s.Name)
+	_, err = r.Service("a", "fresh")
+	require.NoError(t, err)
+	_, err = r.Service("a", "gone")
+	assert.True(t, apierrors.IsNotFound(err))
+
+	stss, err := r.StatefulSets("a")
+	require.NoError(t, err)
+	assert.Len(t, stss, 1)
+	scs, err := r.StorageClasses()
+	require.NoError(t, err)
+	assert.Len(t, scs, 1)
+	_, err = r.StorageClass("fast")
+	assert.NoError(t, err)
+	_, err = r.Namespace("a")
+	assert.NoError(t, err)
+}
