@@ -52,22 +52,24 @@ type Handlers struct {
 // Webhooks returns every handler by the path it is served on.
 func (h *Handlers) Webhooks() map[string]*admission.Webhook {
 	return map[string]*admission.Webhook{
-		MutateStatefulSetPath: {Handler: admission.HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
-			return mutate(ctx, h, &statefulSets, req)
-		})},
-		ValidateStatefulSetPath: {Handler: admission.HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
-			return validate(ctx, h, &statefulSets, req)
-		})},
-		MutateServicePath: {Handler: admission.HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
-			return mutate(ctx, h, &services, req)
-		})},
-		ValidateServicePath: {Handler: admission.HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
-			return validate(ctx, h, &services, req)
-		})},
-		ValidateSecretPath: {Handler: admission.HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
-			return validate(ctx, h, &secrets, req)
-		})},
+		MutateStatefulSetPath:   mutating(h, &statefulSets),
+		ValidateStatefulSetPath: validating(h, &statefulSets),
+		MutateServicePath:       mutating(h, &services),
+		ValidateServicePath:     validating(h, &services),
+		ValidateSecretPath:      validating(h, &secrets),
 	}
+}
+
+func validating[T rules.Object](h *Handlers, k *kind[T]) *admission.Webhook {
+	return &admission.Webhook{Handler: admission.HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
+		return validate(ctx, h, k, req)
+	})}
+}
+
+func mutating[T rules.Object](h *Handlers, k *kind[T]) *admission.Webhook {
+	return &admission.Webhook{Handler: admission.HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
+		return mutate(ctx, h, k, req)
+	})}
 }
 
 // kind describes how one kind is decoded and judged.
