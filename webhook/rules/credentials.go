@@ -179,57 +179,49 @@ func mutateCredentials(cfg *Config, in *Input[*appsv1.StatefulSet], lk Lookup, m
 		return key
 	}
 
-	podSpec := &sts.Spec.Template.Spec
-	groups := []struct {
-		name       string
-		containers []corev1.Container
-	}{{"initContainers", podSpec.InitContainers}, {"containers", podSpec.Containers}}
-	for _, g := range groups {
-		for i := range g.containers {
-			c := &g.containers[i]
-			cPath := field.NewPath("spec", "template", "spec").Child(g.name).Index(i)
-			for j := range c.Env {
-				e := &c.Env[j]
-				if e.ValueFrom != nil || e.Value == "" || !cfg.IsCredentialEnv(e.Name) || strings.Contains(e.Value, "$(") {
-					continue
-				}
-				if cfg.IsPasswordName(e.Name, cfg.Profile(c.Image)) && cfg.IsWeakPassword([]byte(e.Value)) {
-					// A well-known default protects nothing in a Secret:
-					// leave it where the user wrote it, for weak-password to
-					// report there.
-					continue
-				}
-				key := assignKey(CredentialsKey(e.Name), c.Name, []byte(e.Value))
-				envs = append(envs, credentialEnv{
-					path:    cPath.Child("env").Index(j),
-					pointer: Pointer("spec", "template", "spec", g.name, fmt.Sprint(i), "env", fmt.Sprint(j)),
-					envName: e.Name, key: key, slot: e,
-				})
-			}
-			if g.name != "containers" {
+	for _, pc := range podContainers(&sts.Spec.Template.Spec) {
+		c, cPath := pc.C, pc.Path
+		for j := range c.Env {
+			e := &c.Env[j]
+			if e.ValueFrom != nil || e.Value == "" || !cfg.IsCredentialEnv(e.Name) || strings.Contains(e.Value, "$(") {
 				continue
 			}
-			p := cfg.Profile(c.Image)
-			if p == nil || !passwordMissing(p, c) {
+			if cfg.IsPasswordName(e.Name, cfg.Profile(c.Image)) && cfg.IsWeakPassword([]byte(e.Value)) {
+				// A well-known default protects nothing in a Secret:
+				// leave it where the user wrote it, for weak-password to
+				// report there.
 				continue
 			}
-			key := CredentialsKey(p.PasswordEnv[0])
-			if _, taken := literal[key]; taken {
-				key = CredentialsKey(c.Name) + "-" + key
-			}
-			if _, ok := generated[key]; !ok {
-				pw, err := generatePassword(cfg.Rand)
-				if err != nil {
-					return field.ErrorList{field.InternalError(cPath.Child("env"), err)}
-				}
-				generated[key] = pw
-			}
+			key := assignKey(CredentialsKey(e.Name), c.Name, []byte(e.Value))
 			envs = append(envs, credentialEnv{
-				path:    cPath.Child("env"),
-				pointer: Pointer("spec", "template", "spec", g.name, fmt.Sprint(i), "env"),
-				envName: p.PasswordEnv[0], key: key, container: c,
+				path:    cPath.Child("env").Index(j),
+				pointer: Pointer("spec", "template", "spec", pc.List, fmt.Sprint(pc.Index), "env", fmt.Sprint(j)),
+				envName: e.Name, key: key, slot: e,
 			})
 		}
+		if pc.List != "containers" {
+			continue
+		}
+		p := cfg.Profile(c.Image)
+		if p == nil || !passwordMissing(p, c) {
+			continue
+		}
+		key := CredentialsKey(p.PasswordEnv[0])
+		if _, taken := literal[key]; taken {
+			key = CredentialsKey(c.Name) + "-" + key
+		}
+		if _, ok := generated[key]; !ok {
+			pw, err := generatePassword(cfg.Rand)
+			if err != nil {
+				return field.ErrorList{field.InternalError(cPath.Child("env"), err)}
+			}
+			generated[key] = pw
+		}
+		envs = append(envs, credentialEnv{
+			path:    cPath.Child("env"),
+			pointer: Pointer("spec", "template", "spec", pc.List, fmt.Sprint(pc.Index), "env"),
+			envName: p.PasswordEnv[0], key: key, container: c,
+		})
 	}
 	if len(envs) == 0 {
 		return nil

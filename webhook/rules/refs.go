@@ -30,6 +30,31 @@ type secretRef struct {
 
 var podSpecPath = field.NewPath("spec", "template", "spec")
 
+// podContainer is one init container or container of a pod template.
+type podContainer struct {
+	// C is the container, inside the pod spec (not a copy).
+	C *corev1.Container
+	// List is "initContainers" or "containers"; Index its position there.
+	List  string
+	Index int
+	// Path is its field path, rooted at the StatefulSet.
+	Path *field.Path
+}
+
+// podContainers returns the init containers and then the containers of pod.
+func podContainers(pod *corev1.PodSpec) []podContainer {
+	out := make([]podContainer, 0, len(pod.InitContainers)+len(pod.Containers))
+	for _, g := range []struct {
+		name string
+		list []corev1.Container
+	}{{"initContainers", pod.InitContainers}, {"containers", pod.Containers}} {
+		for i := range g.list {
+			out = append(out, podContainer{C: &g.list[i], List: g.name, Index: i, Path: podSpecPath.Child(g.name).Index(i)})
+		}
+	}
+	return out
+}
+
 // secretRefs returns every reference of pod to a Secret, in field order:
 // env valueFrom.secretKeyRef and envFrom secretRef of init containers and
 // containers, secret and projected volumes (one reference per item, or one
@@ -37,29 +62,22 @@ var podSpecPath = field.NewPath("spec", "template", "spec")
 // the kubelet resolves before a container can start.
 func secretRefs(pod *corev1.PodSpec) []secretRef {
 	var out []secretRef
-	groups := []struct {
-		name       string
-		containers []corev1.Container
-	}{{"initContainers", pod.InitContainers}, {"containers", pod.Containers}}
-	for _, g := range groups {
-		for i := range g.containers {
-			c := &g.containers[i]
-			cp := podSpecPath.Child(g.name).Index(i)
-			for j, e := range c.Env {
-				if e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
-					continue
-				}
-				ref := e.ValueFrom.SecretKeyRef
-				out = append(out, secretRef{Path: cp.Child("env").Index(j).Child("valueFrom", "secretKeyRef"),
-					Secret: ref.Name, Key: ref.Key, Optional: ptr.Deref(ref.Optional, false), EnvName: e.Name, Image: c.Image})
+	for _, pc := range podContainers(pod) {
+		c, cp := pc.C, pc.Path
+		for j, e := range c.Env {
+			if e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
+				continue
 			}
-			for j, e := range c.EnvFrom {
-				if e.SecretRef == nil {
-					continue
-				}
-				out = append(out, secretRef{Path: cp.Child("envFrom").Index(j).Child("secretRef"),
-					Secret: e.SecretRef.Name, Optional: ptr.Deref(e.SecretRef.Optional, false)})
+			ref := e.ValueFrom.SecretKeyRef
+			out = append(out, secretRef{Path: cp.Child("env").Index(j).Child("valueFrom", "secretKeyRef"),
+				Secret: ref.Name, Key: ref.Key, Optional: ptr.Deref(ref.Optional, false), EnvName: e.Name, Image: c.Image})
+		}
+		for j, e := range c.EnvFrom {
+			if e.SecretRef == nil {
+				continue
 			}
+			out = append(out, secretRef{Path: cp.Child("envFrom").Index(j).Child("secretRef"),
+				Secret: e.SecretRef.Name, Optional: ptr.Deref(e.SecretRef.Optional, false)})
 		}
 	}
 	for i, v := range pod.Volumes {

@@ -23,23 +23,17 @@ func weakness(value []byte) string {
 func checkStatefulSetWeakPassword(cfg *Config, in *Input[*appsv1.StatefulSet], lk Lookup) field.ErrorList {
 	sts := in.Object
 	var errs field.ErrorList
-	groups := []struct {
-		name       string
-		containers []corev1.Container
-	}{{"initContainers", sts.Spec.Template.Spec.InitContainers}, {"containers", sts.Spec.Template.Spec.Containers}}
-	for _, g := range groups {
-		for i := range g.containers {
-			c := &g.containers[i]
-			p := cfg.Profile(c.Image)
-			for j, e := range c.Env {
-				if e.ValueFrom != nil || !cfg.IsPasswordName(e.Name, p) || strings.Contains(e.Value, "$(") {
-					continue
-				}
-				if cfg.IsWeakPassword([]byte(e.Value)) {
-					errs = append(errs, field.Invalid(podSpecPath.Child(g.name).Index(i).Child("env").Index(j).Child("value"), field.OmitValueType{}, fmt.Sprintf(
-						"the password in %s %s; anyone who guesses it gets in: put a strong generated password into a Secret (kubectl create secret generic %s --from-literal=%s=\"$(openssl rand -base64 24)\") and reference it with valueFrom.secretKeyRef",
-						e.Name, weakness([]byte(e.Value)), CredentialsSecretName(sts.Name), CredentialsKey(e.Name))))
-				}
+	for _, pc := range podContainers(&sts.Spec.Template.Spec) {
+		c := pc.C
+		p := cfg.Profile(c.Image)
+		for j, e := range c.Env {
+			if e.ValueFrom != nil || !cfg.IsPasswordName(e.Name, p) || strings.Contains(e.Value, "$(") {
+				continue
+			}
+			if cfg.IsWeakPassword([]byte(e.Value)) {
+				errs = append(errs, field.Invalid(pc.Path.Child("env").Index(j).Child("value"), field.OmitValueType{}, fmt.Sprintf(
+					"the password in %s %s; anyone who guesses it gets in: put a strong generated password into a Secret (kubectl create secret generic %s --from-literal=%s=\"$(openssl rand -base64 24)\") and reference it with valueFrom.secretKeyRef",
+					e.Name, weakness([]byte(e.Value)), CredentialsSecretName(sts.Name), CredentialsKey(e.Name))))
 			}
 		}
 	}
