@@ -22,6 +22,7 @@ type Objects struct {
 	statefulSets   map[string][]*appsv1.StatefulSet // by namespace
 	storageClasses map[string]*storagev1.StorageClass
 	namespaces     map[string]*corev1.Namespace
+	claims         map[string][]*corev1.PersistentVolumeClaim // by namespace
 }
 
 // NewObjects returns a Lookup over objs (see Add).
@@ -32,6 +33,7 @@ func NewObjects(objs ...runtime.Object) (*Objects, error) {
 		statefulSets:   map[string][]*appsv1.StatefulSet{},
 		storageClasses: map[string]*storagev1.StorageClass{},
 		namespaces:     map[string]*corev1.Namespace{},
+		claims:         map[string][]*corev1.PersistentVolumeClaim{},
 	}
 	for _, obj := range objs {
 		if err := o.Add(obj); err != nil {
@@ -51,7 +53,8 @@ func MustObjects(objs ...runtime.Object) *Objects {
 }
 
 // Add adds a typed *corev1.Service, *corev1.Secret, *appsv1.StatefulSet,
-// *storagev1.StorageClass or *corev1.Namespace; an object with the same
+// *storagev1.StorageClass, *corev1.Namespace or
+// *corev1.PersistentVolumeClaim; an object with the same
 // namespace and name replaces the earlier one. Any other type is an error.
 // The objects are kept, not copied.
 func (o *Objects) Add(obj runtime.Object) error {
@@ -73,6 +76,15 @@ func (o *Objects) Add(obj runtime.Object) error {
 		o.storageClasses[v.Name] = v
 	case *corev1.Namespace:
 		o.namespaces[v.Name] = v
+	case *corev1.PersistentVolumeClaim:
+		list := o.claims[v.Namespace]
+		for i, have := range list {
+			if have.Name == v.Name {
+				list[i] = v
+				return nil
+			}
+		}
+		o.claims[v.Namespace] = append(list, v)
 	default:
 		return fmt.Errorf("lookup: %T is not a kind the rules read", obj)
 	}
@@ -123,4 +135,9 @@ func (o *Objects) Namespace(name string) (*corev1.Namespace, error) {
 		return n, nil
 	}
 	return nil, apierrors.NewNotFound(corev1.Resource("namespaces"), name)
+}
+
+// PersistentVolumeClaims returns the PVCs of namespace in the order added.
+func (o *Objects) PersistentVolumeClaims(namespace string) ([]*corev1.PersistentVolumeClaim, error) {
+	return o.claims[namespace], nil
 }

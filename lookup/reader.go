@@ -98,3 +98,16 @@ func (r Reader) Namespace(name string) (*corev1.Namespace, error) {
 	}
 	return ns, nil
 }
+
+// PersistentVolumeClaims returns the PVCs of namespace from Cache.
+func (r Reader) PersistentVolumeClaims(namespace string) ([]*corev1.PersistentVolumeClaim, error) {
+	list := &corev1.PersistentVolumeClaimList{}
+	if err := r.Cache.List(r.Ctx, list, client.InNamespace(namespace)); err != nil {
+		return nil, err
+	}
+	out := make([]*corev1.PersistentVolumeClaim, len(list.Items))
+	for i := range list.Items {
+		out[i] = &list.Items[i]
+	}
+	return out, nil
+}

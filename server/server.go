@@ -182,7 +182,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	// Register the informers the rules read before the cache starts: the
 	// Lookup of package rules, kind by kind.
-	for _, obj := range []client.Object{&corev1.Service{}, &corev1.Secret{}, &appsv1.StatefulSet{}, &storagev1.StorageClass{}, &corev1.Namespace{}} {
+	for _, obj := range []client.Object{&corev1.Service{}, &corev1.Secret{}, &appsv1.StatefulSet{}, &storagev1.StorageClass{}, &corev1.Namespace{}, &corev1.PersistentVolumeClaim{}} {
 		if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
 			return fmt.Errorf("registering informer for %T: %w", obj, err)
 		}

@@ -24,6 +24,10 @@ const (
 	StorageClassNotExpandable    = "storage-class-not-expandable"
 	VolumeClaimTemplateUnmounted = "volume-claim-template-unmounted"
 	PVCRetentionDelete           = "pvc-retention-delete"
+	VolumeClaimTemplateShrink    = "volume-claim-template-shrink"
+	VolumeClaimTemplateImmutable = "volume-claim-template-immutable"
+	VolumeClaimTemplateResize    = "volume-claim-template-resize"
+	PVCSmallerThanTemplate       = "pvc-smaller-than-template"
 
 	// Rollouts and pod lifecycle.
 	PartitionExceedsReplicas    = "partition-exceeds-replicas"
@@ -66,11 +70,19 @@ var catalog = []Meta{
 	{ID: StorageClassNotFound, Action: Warn,
 		Description: "A volumeClaimTemplate names a StorageClass that does not exist, or names none and the cluster has no default StorageClass: its PVCs would stay Pending. Checked on CREATE (volumeClaimTemplates are immutable)."},
 	{ID: StorageClassNotExpandable, Action: Warn,
-		Description: "The StorageClass of a volumeClaimTemplate does not set allowVolumeExpansion: true, so these volumes can never grow. Checked on CREATE (volumeClaimTemplates are immutable)."},
+		Description: "The StorageClass of a volumeClaimTemplate does not set allowVolumeExpansion: true, so these volumes can never grow. Warn on CREATE; Deny on an UPDATE that grows the template, when the class of the template or of an existing PVC cannot expand (a policy action applies to both)."},
 	{ID: VolumeClaimTemplateUnmounted, Action: Warn,
 		Description: "A volumeClaimTemplate that no container mounts: every pod gets a PVC it never uses, and the data goes to the container's ephemeral filesystem instead."},
 	{ID: PVCRetentionDelete, Action: Warn,
 		Description: "persistentVolumeClaimRetentionPolicy whenDeleted or whenScaled is Delete on a database image: deleting or scaling down the StatefulSet deletes its data."},
+	{ID: VolumeClaimTemplateShrink, Action: Deny,
+		Description: "An UPDATE lowers the storage request of a volumeClaimTemplate: a PVC can never shrink. Judged in the mutating webhook, which sees the request before the apiserver's own validation rejects it."},
+	{ID: VolumeClaimTemplateImmutable, Action: Deny,
+		Description: "An UPDATE changes volumeClaimTemplates other than by growing a storage request (class, access modes, labels, adding or removing a template); the denial names each changed field path and says how to re-create the StatefulSet instead. Judged in the mutating webhook."},
+	{ID: VolumeClaimTemplateResize, Action: Deny,
+		Description: "An UPDATE only grows storage requests of volumeClaimTemplates. The apiserver would refuse it, and existing PVCs never follow a template: the denial lists every PVC (`<template>-<statefulset>-<ordinal>`) with its size, StorageClass and whether it can expand, and the `stsguard expand` command that resizes them and re-creates the StatefulSet. Judged in the mutating webhook."},
+	{ID: PVCSmallerThanTemplate, Action: Warn,
+		Description: "A StatefulSet CREATE finds PVCs under its names (left by a --cascade=orphan delete) that are smaller than its volumeClaimTemplates: the controller reuses them without resizing; the warning lists them and the `stsguard expand` command that grows them."},
 	{ID: PartitionExceedsReplicas, Action: Warn,
 		Description: "spec.updateStrategy.rollingUpdate.partition is greater than spec.replicas: no pod takes a new pod template, so the rollout is frozen."},
 	{ID: ReadinessProbeMissing, Action: Warn,

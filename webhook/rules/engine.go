@@ -51,7 +51,7 @@ func (e *Engine) register() {
 			{ID: WeakPassword, Check: func(in *Input[*appsv1.StatefulSet], lk Lookup) field.ErrorList {
 				return checkStatefulSetWeakPassword(cfg, in, lk)
 			}},
-		}, storageRules(cfg), workloadRules(cfg)),
+		}, storageRules(cfg), expansionRules(), workloadRules(cfg)),
 		mutators: []Mutator[*appsv1.StatefulSet]{
 			passwordSecretRefMutator(cfg),
 			terminationGracePeriodMutator(cfg),
@@ -221,7 +221,11 @@ func validate[T Object](e *Engine, ks *kindRules[T], in *Input[T], lk Lookup) Re
 	for i := range ks.rules {
 		r := &ks.rules[i]
 		meta, _ := lookupMeta(r.ID)
-		action := e.cfg.action(r.ID, meta.Action)
+		def := meta.Action
+		if r.Action != "" {
+			def = r.Action
+		}
+		action := e.cfg.action(r.ID, def)
 		if action == Off {
 			continue
 		}

@@ -58,3 +58,6 @@ func (l errLookup) StatefulSets(string) ([]*appsv1.StatefulSet, error)   { retur
 func (l errLookup) StorageClass(string) (*storagev1.StorageClass, error) { return nil, l.err }
 func (l errLookup) StorageClasses() ([]*storagev1.StorageClass, error)   { return nil, l.err }
 func (l errLookup) Namespace(string) (*corev1.Namespace, error)          { return nil, l.err }
+func (l errLookup) PersistentVolumeClaims(string) ([]*corev1.PersistentVolumeClaim, error) {
+	return nil, l.err
+}

@@ -98,6 +98,9 @@ type Lookup interface {
 	// Namespace returns the Namespace name; used for namespaceSelector
 	// exemptions only.
 	Namespace(name string) (*corev1.Namespace, error)
+	// PersistentVolumeClaims returns the core/v1 PVCs of namespace, in any
+	// order; an empty list (not an error) when there are none.
+	PersistentVolumeClaims(namespace string) ([]*corev1.PersistentVolumeClaim, error)
 }
 
 // Meta describes a rule or mutator in the catalog. IDs are kebab-case and
@@ -124,6 +127,11 @@ type Rule[T Object] struct {
 	// rooted at the object (spec.serviceName, ...). It must not modify in.
 	// A Lookup failure other than NotFound is returned as field.InternalError.
 	Check func(in *Input[T], lk Lookup) field.ErrorList
+	// Action, when set, is the default action of this check's findings in
+	// place of the catalog's, for a rule whose findings weigh more in one
+	// situation (storage-class-not-expandable: Warn on CREATE, Deny on a
+	// resize). A policy that sets the rule's action overrides both.
+	Action Action
 }
 
 // Mutator is a defaulting rule over objects of type T. Its metadata is the
