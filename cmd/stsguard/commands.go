@@ -19,7 +19,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
-	root.AddCommand(newServeCommand(), newRulesCommand(), newVersionCommand())
+	root.AddCommand(newServeCommand(), newRulesCommand(), newExpandCommand(), newVersionCommand())
 	return root
 }
 

@@ -69,3 +69,46 @@ func TestRulesCommand(t *testing.T) {
 	_, err = run("-o", "yaml")
 	assert.ErrorContains(t, err, `unknown output "yaml"`)
 }
+
+func TestParseStatefulSet(t *testing.T) {
+	for _, tc := range []struct{ arg, name, err string }{
+		{"statefulset/db", "db", ""},
+		{"sts/db", "db", ""},
+		{"statefulsets.apps/db", "db", ""},
+		{"db", "db", ""},
+		{"deployment/db", "", `"deployment/db": stsguard expand works on StatefulSets only; name one as statefulset/NAME`},
+		{"statefulset/", "", `"statefulset/": name one StatefulSet as statefulset/NAME`},
+		{"statefulset/a/b", "", `"statefulset/a/b": name one StatefulSet as statefulset/NAME`},
+	} {
+		t.Run(tc.arg, func(t *testing.T) {
+			name, err := parseStatefulSet(tc.arg)
+			if tc.err != "" {
+				assert.EqualError(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.name, name)
+		})
+	}
+}
+
+func TestExpandCommandRejectsBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		err  string
+	}{
+		{[]string{"statefulset/db", "--template", "data"}, `required flag(s) "size" not set`},
+		{[]string{"statefulset/db", "--template", "data", "--size", "lots"}, `--size "lots": quantities must match the regular expression`},
+		{[]string{"statefulset/db", "--template", "data", "--size", "0"}, `--size "0": must be positive`},
+		{[]string{"deployment/db", "--template", "data", "--size", "1Gi"}, "works on StatefulSets only"},
+		{[]string{"--template", "data", "--size", "1Gi"}, "accepts 1 arg(s), received 0"},
+	} {
+		cmd := newRootCommand()
+		cmd.SetOut(&bytes.Buffer{})
+		cmd.SetErr(&bytes.Buffer{})
+		cmd.SetArgs(append([]string{"expand"}, tc.args...))
+		err := cmd.Execute()
+		require.Error(t, err, tc.args)
+		assert.Contains(t, err.Error(), tc.err)
+	}
+}

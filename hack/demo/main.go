@@ -25,6 +25,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
@@ -58,6 +59,9 @@ var expectations = []expectation{
 	{"guard", "Service/web selector change", "[rule: headless-service-selector-change]"},
 	{"guard", "Secret/mysql-secret delete", "[rule: secret-in-use-delete]"},
 	{"guard", "Secret/weak create", "[rule: weak-password]"},
+	{"storage", "StatefulSet/postgres grow to 20Gi", "[rule: volume-claim-template-resize]"},
+	{"storage", "StatefulSet/postgres grow to 20Gi", "stsguard expand statefulset/postgres -n postgres --template postgres-data --size 20Gi"},
+	{"storage", "stsguard expand --dry-run", "dry run complete"},
 }
 
 func main() {
@@ -147,6 +151,9 @@ func run(bin string) error {
 		return err
 	}
 	if err := guard(ctx, cp.Config, seen); err != nil {
+		return err
+	}
+	if err := storage(ctx, cp.Config, bin, kubeconfig, seen); err != nil {
 		return err
 	}
 
@@ -356,6 +363,84 @@ func guard(ctx context.Context, cfg *rest.Config, seen map[string][]string) erro
 	}
 	fmt.Println()
 	return nil
+}
+
+// storage shows a volumeClaimTemplate resize on examples/postgres: the
+// denial with its plan, then `stsguard expand --dry-run`. envtest runs no
+// provisioner, so the demo creates and binds the PVCs as one would.
+func storage(ctx context.Context, cfg *rest.Config, bin, kubeconfig string, seen map[string][]string) error {
+	c, _, err := harness.NewClient(cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Println("== growing a volumeClaimTemplate of examples/postgres from 10Gi to 20Gi")
+	const ns, name, template = "postgres", "postgres", "postgres-data"
+	for i := range 3 {
+		if err := bindClaim(ctx, c, ns, rules.ClaimName(template, name, i), "10Gi"); err != nil {
+			return err
+		}
+	}
+	fmt.Println("  (bound PVCs postgres-data-postgres-0..2 of 10Gi, as the provisioner would)")
+	id := "StatefulSet/postgres grow to 20Gi"
+	var lines []string
+	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		sts := &appsv1.StatefulSet{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, sts); err != nil {
+			return false, err
+		}
+		sts.Spec.VolumeClaimTemplates[0].Spec.Resources.Requests[corev1.ResourceStorage] = resource.MustParse("20Gi")
+		err := c.Update(ctx, sts, client.DryRunAll)
+		if err == nil {
+			lines = []string{"allowed?!"}
+			return false, nil
+		}
+		lines = []string{"DENIED: " + err.Error()}
+		return strings.Contains(err.Error(), "postgres-data-postgres-2 ("), nil
+	})
+	if err != nil && !wait.Interrupted(err) {
+		return err
+	}
+	print(id, lines)
+	seen["storage "+id] = lines
+
+	out, err := exec.CommandContext(ctx, bin, "expand", "statefulset/"+name, "-n", ns, "--template", template, "--size", "20Gi",
+		"--dry-run", "--kubeconfig", kubeconfig).CombinedOutput()
+	lines = strings.Split(strings.TrimSpace(string(out)), "\n")
+	if err != nil {
+		lines = append(lines, "FAILED: "+err.Error())
+	}
+	print("stsguard expand --dry-run", lines)
+	seen["storage stsguard expand --dry-run"] = lines
+	fmt.Println()
+	return nil
+}
+
+// bindClaim creates PVC name in the default class with a PV bound to it.
+func bindClaim(ctx context.Context, c client.Client, ns, name, size string) error {
+	q := resource.MustParse(size)
+	rwo := []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}
+	pv := &corev1.PersistentVolume{
+		ObjectMeta: metav1.ObjectMeta{Name: "pv-" + name},
+		Spec: corev1.PersistentVolumeSpec{
+			Capacity: corev1.ResourceList{corev1.ResourceStorage: q}, AccessModes: rwo, StorageClassName: "standard",
+			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimDelete,
+			PersistentVolumeSource:        corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{Driver: "csi.example.com", VolumeHandle: name}},
+			ClaimRef:                      &corev1.ObjectReference{Namespace: ns, Name: name},
+		},
+	}
+	if err := c.Create(ctx, pv); err != nil {
+		return err
+	}
+	pvc := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: corev1.PersistentVolumeClaimSpec{StorageClassName: ptr.To("standard"), AccessModes: rwo, VolumeName: pv.Name,
+			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: q}}},
+	}
+	if err := c.Create(ctx, pvc); err != nil {
+		return err
+	}
+	pvc.Status = corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimBound, AccessModes: rwo, Capacity: corev1.ResourceList{corev1.ResourceStorage: q}}
+	return c.Status().Update(ctx, pvc)
 }
 
 // createDefaultStorageClass creates the default StorageClass "standard",
