@@ -211,12 +211,12 @@ func (r *run) load(ctx context.Context) (*appsv1.StatefulSet, *appsv1.StatefulSe
 		return nil, nil, fmt.Errorf("reading Secret %s: %w", StateSecretName(r.o.Name), err)
 	}
 	if sec.Labels[expandLabel] != r.o.Name {
-		return nil, nil, fmt.Errorf("Secret %s exists but was not written by stsguard expand (label %s=%s missing); rename or delete it: %w",
+		return nil, nil, fmt.Errorf("the Secret %s exists but was not written by stsguard expand (label %s=%s missing); rename or delete it: %w",
 			sec.Name, expandLabel, r.o.Name, ErrRefused)
 	}
 	state := &appsv1.StatefulSet{}
 	if err := json.Unmarshal(sec.Data[stateKey], state); err != nil || state.Name != r.o.Name || rules.TemplateIndex(state, r.o.Template) < 0 {
-		return nil, nil, fmt.Errorf("Secret %s does not hold statefulset/%s with template %q; delete it if no expand is running: %w",
+		return nil, nil, fmt.Errorf("the Secret %s does not hold statefulset/%s with template %q; delete it if no expand is running: %w",
 			sec.Name, r.o.Name, r.o.Template, ErrRefused)
 	}
 	return live, state, nil
