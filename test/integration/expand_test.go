@@ -11,6 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -108,6 +109,14 @@ func TestExpandRefusesAndChangesNothing(t *testing.T) {
 			assert.True(t, stateSecretGone(t, c, ns, "db"))
 		})
 	}
+	t.Run("a Secret stsguard did not write in the way", func(t *testing.T) {
+		foreign := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: expand.StateSecretName("db")}, StringData: map[string]string{"x": "y"}}
+		require.NoError(t, c.Create(context.Background(), foreign))
+		defer func() { require.NoError(t, c.Delete(context.Background(), foreign)) }()
+		err := expand.Run(context.Background(), c, expand.Options{Namespace: ns, Name: "db", Template: "data", Size: resource.MustParse("2Gi")})
+		require.ErrorIs(t, err, expand.ErrRefused)
+		assert.Contains(t, err.Error(), "the Secret stsguard-expand-db exists but was not written by stsguard expand")
+	})
 	t.Run("unknown template", func(t *testing.T) {
 		err := expand.Run(context.Background(), c, expand.Options{Namespace: ns, Name: "db", Template: "logs", Size: resource.MustParse("2Gi")})
 		require.ErrorIs(t, err, expand.ErrRefused)
