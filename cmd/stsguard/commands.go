@@ -17,9 +17,9 @@ func newRootCommand() *cobra.Command {
 		Use:           "stsguard",
 		Short:         "Admission webhook that keeps StatefulSets, their headless Services and their Secrets safe",
 		SilenceUsage:  true,
-		SilenceErrors: false,
+		SilenceErrors: true, // main prints them, and sets the exit status
 	}
-	root.AddCommand(newServeCommand(), newRulesCommand(), newExpandCommand(), newVersionCommand())
+	root.AddCommand(newServeCommand(), newRulesCommand(), newExpandCommand(), newAuditCommand(), newVersionCommand())
 	return root
 }
 

@@ -20,6 +20,8 @@ type Change struct {
 	Field string
 	// Message says what was changed and why; it never holds a secret value.
 	Message string
+	// Patch is the JSON patch operation (RFC 6902) that makes the change.
+	Patch jsonpatch.JsonPatchOperation
 }
 
 // Mutation collects what the mutators of one request change: JSON patch
@@ -46,14 +48,16 @@ func Pointer(tokens ...string) string {
 // Set records a JSON patch "add" of value at pointer (which also replaces an
 // existing member), with the field path and message shown to people.
 func (m *Mutation) Set(rule string, path *field.Path, pointer string, value any, message string) {
-	m.patch = append(m.patch, jsonpatch.NewOperation("add", pointer, value))
-	m.changes = append(m.changes, Change{Rule: rule, Field: path.String(), Message: message})
+	op := jsonpatch.NewOperation("add", pointer, value)
+	m.patch = append(m.patch, op)
+	m.changes = append(m.changes, Change{Rule: rule, Field: path.String(), Message: message, Patch: op})
 }
 
 // Replace records a JSON patch "replace" of the existing value at pointer.
 func (m *Mutation) Replace(rule string, path *field.Path, pointer string, value any, message string) {
-	m.patch = append(m.patch, jsonpatch.NewOperation("replace", pointer, value))
-	m.changes = append(m.changes, Change{Rule: rule, Field: path.String(), Message: message})
+	op := jsonpatch.NewOperation("replace", pointer, value)
+	m.patch = append(m.patch, op)
+	m.changes = append(m.changes, Change{Rule: rule, Field: path.String(), Message: message, Patch: op})
 }
 
 // NeedSecret records that the mutated object relies on r being written.

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/stsguard/stsguard/audit"
+	"github.com/stsguard/stsguard/lookup"
+	"github.com/stsguard/stsguard/manifest"
+	"github.com/stsguard/stsguard/policy"
+	"github.com/stsguard/stsguard/webhook/rules"
+)
+
+// exitError ends the command with a status code; an empty message prints
+// nothing more (the report said it).
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+// Exit codes of `stsguard audit`.
+const (
+	exitDenied = 1 // something would be denied (or warned, with --fail-on warn)
+	exitUsage  = 2 // a usage or input error
+)
+
+func usageError(format string, args ...any) error {
+	return &exitError{code: exitUsage, msg: fmt.Sprintf(format, args...)}
+}
+
+func newAuditCommand() *cobra.Command {
+	var (
+		kf         kubeFlags
+		files      []string
+		cluster    bool
+		configFile string
+		output     string
+		failOn     string
+	)
+	cmd := &cobra.Command{
+		Use:   "audit (-f PATH... | --cluster)",
+		Short: "Report what stsguard would deny, warn about and change, for manifests or a live cluster",
+		Long: `Evaluate StatefulSets, Services and Secrets with the webhook's rules, as an
+admission CREATE would be judged, and report what stsguard would deny, warn
+about, record for audit and change (with the JSON patch).
+
+-f reads files, directories (recursively: *.yaml, *.yml, *.json) and - for
+standard input; multi-document YAML and kind: List are read. StatefulSets in
+apps/v1beta1 and apps/v1beta2 are read as apps/v1 (v1beta1's default
+updateStrategy, OnDelete, is kept). Objects of other kinds are counted and
+passed over. Objects without a namespace take --namespace (default
+"default"). References (the headless Service, Secrets, StorageClasses) are
+resolved within the given manifests.
+
+--cluster reads the live objects through the kubeconfig, read-only, and
+judges them all (in --namespace only, when it is given). With -f too, the
+files are judged against the cluster's objects.
+
+--config is the policy file of stsguard serve: actions, mutations and
+exemptions apply as they would in the webhook.
+
+Exit status: 0 when nothing would be denied; 1 when something would (or a
+Warn exists and --fail-on warn); 2 on a usage error or a manifest that cannot
+be read (the others are still audited and reported).`,
+		Example: `  stsguard audit -f manifests/
+  helm template my-release ./chart | stsguard audit -f - -o sarif > stsguard.sarif
+  stsguard audit --cluster --namespace prod --config policy.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(files) == 0 && !cluster {
+				return usageError("nothing to audit: give -f PATH (files, directories, - for stdin) or --cluster")
+			}
+			if !slices.Contains(audit.Formats, output) {
+				return usageError("-o %q: use one of %s", output, strings.Join(audit.Formats, ", "))
+			}
+			var failAction rules.Action
+			switch strings.ToLower(failOn) {
+			case "deny":
+				failAction = rules.Deny
+			case "warn":
+				failAction = rules.Warn
+			default:
+				return usageError("--fail-on %q: use deny or warn", failOn)
+			}
+			cfg := rules.DefaultConfig()
+			if configFile != "" {
+				var err error
+				if cfg, err = policy.Load(configFile); err != nil {
+					return usageError("%v", err)
+				}
+			}
+			engine, err := rules.New(cfg)
+			if err != nil {
+				return usageError("%v", err)
+			}
+
+			namespace := kf.namespace
+			lk, err := lookup.NewObjects()
+			if err != nil {
+				return err
+			}
+			var subjects []manifest.Object
+			if cluster {
+				restCfg, _, err := kf.load()
+				if err != nil {
+					return usageError("%v", err)
+				}
+				scheme := runtime.NewScheme()
+				if err := clientgoscheme.AddToScheme(scheme); err != nil {
+					return err
+				}
+				c, err := client.New(restCfg, client.Options{Scheme: scheme})
+				if err != nil {
+					return usageError("creating API client: %v", err)
+				}
+				live, err := audit.LoadCluster(cmd.Context(), c, namespace)
+				if err != nil {
+					return usageError("reading the cluster: %v", err)
+				}
+				for _, o := range live {
+					if err := lk.Add(o.Object); err != nil {
+						return err
+					}
+				}
+				subjects = live
+			}
+			if namespace == "" {
+				namespace = "default"
+			}
+			var readErrs []error
+			if len(files) > 0 {
+				objs, errs := manifest.Load(files, cmd.InOrStdin(), namespace)
+				readErrs = errs
+				for _, o := range objs {
+					if o.Object != nil {
+						if err := lk.Add(o.Object); err != nil {
+							return err
+						}
+					}
+				}
+				subjects = objs
+			}
+
+			report := audit.Evaluate(engine, subjects, lk)
+			report.AddErrors(readErrs)
+			out := cmd.OutOrStdout()
+			color := false
+			if f, ok := out.(*os.File); ok && output == "text" && os.Getenv("NO_COLOR") == "" {
+				color = term.IsTerminal(int(f.Fd()))
+			}
+			if err := audit.Write(out, report, output, color, failAction); err != nil {
+				return err
+			}
+			switch {
+			case report.Summary.Errors > 0:
+				return &exitError{code: exitUsage}
+			case report.Summary.Deny > 0, failAction == rules.Warn && report.Summary.Warn > 0:
+				return &exitError{code: exitDenied}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVarP(&files, "filename", "f", nil, "manifest file, directory (recursive) or - for stdin (repeatable)")
+	f.BoolVar(&cluster, "cluster", false, "audit the live cluster's objects (read-only, through the kubeconfig)")
+	f.StringVar(&configFile, "config", "", "policy file (config.stsguard.io/v1alpha1 Policy), as for stsguard serve")
+	f.StringVarP(&output, "output", "o", "text", "output format: "+strings.Join(audit.Formats, ", "))
+	f.StringVar(&failOn, "fail-on", "deny", "exit 1 when something would be denied (deny) or also warned about (warn)")
+	kf.bind(cmd)
+	f.Lookup("namespace").Usage = `namespace of objects that set none (default "default"); with --cluster, the only namespace read (default: all)`
+	return cmd
+}

@@ -1,0 +1,408 @@
+// Package manifest reads Kubernetes manifests (files, directories, stdin) into
+// typed objects, with the file and line each object starts on, for `stsguard
+// audit`.
+//
+// YAML is decoded as kubectl decodes it (sigs.k8s.io/yaml, YAML 1.1) and
+// JSON with sigs.k8s.io/json, strictly: an unknown or duplicate field is an
+// error, as with kubectl apply's default --validate=strict. StatefulSets in
+// apps/v1beta1 and apps/v1beta2 are read as apps/v1, keeping the defaults of
+// their own version where they differ (see convertStatefulSet).
+package manifest
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	yamlv3 "go.yaml.in/yaml/v3"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	sigsjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
+)
+
+// Object is one object read from a manifest.
+type Object struct {
+	// Object is a typed *appsv1.StatefulSet, *corev1.Service,
+	// *corev1.Secret, *storagev1.StorageClass, *corev1.Namespace or
+	// *corev1.PersistentVolumeClaim; nil for any other kind.
+	Object runtime.Object
+	// GVK is the apiVersion and kind as written in the manifest.
+	GVK schema.GroupVersionKind
+	// Namespace and Name are the object's (Namespace "" for cluster-scoped
+	// kinds, and for other kinds when the manifest sets none).
+	Namespace, Name string
+	// File is the path the object was read from ("-" for standard input).
+	File string
+	// Line is the 1-based line of the object's first line in File.
+	Line int
+}
+
+// Error is a manifest that cannot be read, with where.
+type Error struct {
+	// File is the path ("-" for standard input).
+	File string
+	// Line is the 1-based line of the document (0 when unknown).
+	Line int
+	// Err is the cause.
+	Err error
+}
+
+func (e *Error) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %v", e.File, e.Line, e.Err)
+	}
+	return fmt.Sprintf("%s: %v", e.File, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Load reads every manifest under paths: files, directories (recursively,
+// the files ending in .yaml, .yml and .json, in lexical order) and "-" for
+// stdin. Objects without a namespace take namespace when their kind is
+// namespaced. It returns the objects of every document that could be read
+// and one *Error per document, file or path that could not: one bad document
+// never hides the others.
+func Load(paths []string, stdin io.Reader, namespace string) ([]Object, []error) {
+	var objs []Object
+	var errs []error
+	for _, p := range paths {
+		if p == "-" {
+			data, err := io.ReadAll(stdin)
+			if err != nil {
+				errs = append(errs, &Error{File: "-", Err: err})
+				continue
+			}
+			o, e := Parse("-", data, namespace)
+			objs, errs = append(objs, o...), append(errs, e...)
+			continue
+		}
+		files, err := expand(p)
+		if err != nil {
+			errs = append(errs, &Error{File: p, Err: err})
+			continue
+		}
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				errs = append(errs, &Error{File: f, Err: err})
+				continue
+			}
+			o, e := Parse(f, data, namespace)
+			objs, errs = append(objs, o...), append(errs, e...)
+		}
+	}
+	return objs, errs
+}
+
+// expand returns path itself for a file, and the manifest files under it
+// for a directory.
+func expand(path string) ([]string, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !info.IsDir() {
+		return []string{path}, nil
+	}
+	var files []string
+	err = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		switch strings.ToLower(filepath.Ext(p)) {
+		case ".yaml", ".yml", ".json":
+			files = append(files, p)
+		}
+		return nil
+	})
+	sort.Strings(files)
+	return files, err
+}
+
+// Parse reads the objects of one manifest: a multi-document YAML stream
+// (documents separated by "---" lines), or a JSON stream of objects; a
+// document of kind List (or any kind ending in "List" with items) yields its
+// items.
+func Parse(file string, data []byte, namespace string) ([]Object, []error) {
+	var objs []Object
+	var errs []error
+	for _, d := range split(data) {
+		o, err := decodeDocument(file, d, namespace)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		objs = append(objs, o...)
+	}
+	return objs, errs
+}
+
+// document is one YAML or JSON document and the line it starts on.
+type document struct {
+	data  []byte
+	line  int // the line of the first content (not blank, not a comment)
+	first int // the line of data's first line
+	json  bool
+}
+
+// split cuts data into documents. YAML documents are separated by lines
+// that start with "---" (followed by nothing, spaces or a comment), as
+// k8s.io/apimachinery/pkg/util/yaml.YAMLReader splits them; unlike it, split
+// keeps the line each document's content starts on. Documents that hold only
+// comments and blank lines are dropped. Data whose first non-space byte is
+// "{" or "[" is a JSON stream.
+func split(data []byte) []document {
+	if t := bytes.TrimLeft(data, " \t\r\n\ufeff"); len(t) > 0 && (t[0] == '{' || t[0] == '[') {
+		return splitJSON(data)
+	}
+	var docs []document
+	var cur bytes.Buffer
+	start, first, content := 0, 1, false
+	flush := func(next int) {
+		if content {
+			docs = append(docs, document{data: bytes.Clone(cur.Bytes()), line: start, first: first})
+		}
+		cur.Reset()
+		content, first = false, next
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 64*1024), len(data)+1)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Bytes()
+		if rest, ok := bytes.CutPrefix(line, []byte("---")); ok {
+			if r := bytes.TrimSpace(rest); len(r) == 0 || r[0] == '#' {
+				flush(n + 1)
+				continue
+			}
+		}
+		if t := bytes.TrimSpace(line); !content && len(t) > 0 && t[0] != '#' {
+			content, start = true, n
+		}
+		cur.Write(line)
+		cur.WriteByte('\n')
+	}
+	flush(0)
+	return docs
+}
+
+// splitJSON cuts a stream of JSON values, noting the line each starts on.
+func splitJSON(data []byte) []document {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var docs []document
+	for {
+		before := skipSpace(data, int(dec.InputOffset()))
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			if !errors.Is(err, io.EOF) {
+				// Hand the rest to the decoder for a precise error.
+				docs = append(docs, document{data: data[before:], line: lineAt(data, before), first: lineAt(data, before), json: true})
+			}
+			return docs
+		}
+		docs = append(docs, document{data: raw, line: lineAt(data, before), first: lineAt(data, before), json: true})
+	}
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && strings.ContainsRune(" \t\r\n", rune(data[i])) {
+		i++
+	}
+	return i
+}
+
+func lineAt(data []byte, offset int) int { return bytes.Count(data[:offset], []byte("\n")) + 1 }
+
+// typeMeta is what is read of a document before its kind is known.
+type typeMeta struct {
+	APIVersion string            `json:"apiVersion"`
+	Kind       string            `json:"kind"`
+	Items      []json.RawMessage `json:"items"`
+}
+
+func decodeDocument(file string, d document, namespace string) ([]Object, error) {
+	fail := func(line int, format string, args ...any) error {
+		return &Error{File: file, Line: line, Err: fmt.Errorf(format, args...)}
+	}
+	js := d.data
+	if !d.json {
+		var err error
+		if js, err = yaml.YAMLToJSON(d.data); err != nil {
+			line := d.line
+			if n := yamlErrorLine(err); n > 0 {
+				line = d.first + n - 1
+			}
+			return nil, fail(line, "%v", err)
+		}
+	}
+	var tm typeMeta
+	if err := json.Unmarshal(js, &tm); err != nil {
+		return nil, fail(d.line, "not a Kubernetes object: %v", err)
+	}
+	if tm.APIVersion == "" || tm.Kind == "" {
+		return nil, fail(d.line, "not a Kubernetes object: apiVersion and kind must be set")
+	}
+	if tm.Items != nil && strings.HasSuffix(tm.Kind, "List") {
+		lines := itemLines(d)
+		var out []Object
+		var errs []error
+		for i, item := range tm.Items {
+			line := d.line
+			if i < len(lines) {
+				line = lines[i]
+			}
+			o, err := decodeObject(file, line, item, namespace)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			out = append(out, o)
+		}
+		return out, errors.Join(errs...)
+	}
+	o, err := decodeObject(file, d.line, js, namespace)
+	if err != nil {
+		return nil, err
+	}
+	return []Object{o}, nil
+}
+
+// itemLines returns the line of each item of a List document (YAML only;
+// nil when it cannot tell).
+func itemLines(d document) []int {
+	if d.json {
+		return nil
+	}
+	var root yamlv3.Node
+	if err := yamlv3.Unmarshal(d.data, &root); err != nil || len(root.Content) == 0 {
+		return nil
+	}
+	m := root.Content[0]
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == "items" {
+			var lines []int
+			for _, it := range m.Content[i+1].Content {
+				lines = append(lines, d.first+it.Line-1)
+			}
+			return lines
+		}
+	}
+	return nil
+}
+
+// yamlErrorLine reads the "line N" of a YAML parser error (1-based, within
+// the document); 0 when it has none.
+func yamlErrorLine(err error) int {
+	var n int
+	msg := err.Error()
+	if i := strings.Index(msg, "line "); i >= 0 {
+		if _, e := fmt.Sscanf(msg[i:], "line %d", &n); e == nil && n > 0 {
+			return n
+		}
+	}
+	return 0
+}
+
+// decodeObject decodes one object's JSON into its typed form.
+func decodeObject(file string, line int, js []byte, namespace string) (Object, error) {
+	var tm typeMeta
+	if err := json.Unmarshal(js, &tm); err != nil || tm.APIVersion == "" || tm.Kind == "" {
+		return Object{}, &Error{File: file, Line: line, Err: errors.New("not a Kubernetes object: apiVersion and kind must be set")}
+	}
+	gv, err := schema.ParseGroupVersion(tm.APIVersion)
+	if err != nil {
+		return Object{}, &Error{File: file, Line: line, Err: fmt.Errorf("apiVersion %q: %w", tm.APIVersion, err)}
+	}
+	o := Object{GVK: gv.WithKind(tm.Kind), File: file, Line: line}
+	var into interface {
+		runtime.Object
+		metav1.Object
+	}
+	namespaced := true
+	switch {
+	case gv.Group == "apps" && tm.Kind == "StatefulSet" && (gv.Version == "v1" || gv.Version == "v1beta1" || gv.Version == "v1beta2"):
+		into = &appsv1.StatefulSet{}
+	case gv.Group == "" && gv.Version == "v1" && tm.Kind == "Service":
+		into = &corev1.Service{}
+	case gv.Group == "" && gv.Version == "v1" && tm.Kind == "Secret":
+		into = &corev1.Secret{}
+	case gv.Group == "" && gv.Version == "v1" && tm.Kind == "PersistentVolumeClaim":
+		into = &corev1.PersistentVolumeClaim{}
+	case gv.Group == "" && gv.Version == "v1" && tm.Kind == "Namespace":
+		into, namespaced = &corev1.Namespace{}, false
+	case gv.Group == "storage.k8s.io" && gv.Version == "v1" && tm.Kind == "StorageClass":
+		into, namespaced = &storagev1.StorageClass{}, false
+	default:
+		var meta struct {
+			Metadata metav1.ObjectMeta `json:"metadata"`
+		}
+		_ = json.Unmarshal(js, &meta)
+		o.Namespace, o.Name = meta.Metadata.Namespace, meta.Metadata.Name
+		return o, nil
+	}
+	strict, err := sigsjson.UnmarshalStrict(js, into)
+	if err == nil && len(strict) > 0 {
+		err = errors.Join(strict...)
+	}
+	if err != nil {
+		return Object{}, &Error{File: file, Line: line, Err: fmt.Errorf("%s %s: %w", tm.APIVersion, tm.Kind, err)}
+	}
+	if sts, ok := into.(*appsv1.StatefulSet); ok {
+		convertStatefulSet(sts, gv.Version)
+	}
+	if namespaced && into.GetNamespace() == "" {
+		into.SetNamespace(namespace)
+	}
+	if s, ok := into.(*corev1.Secret); ok {
+		normalizeSecret(s)
+	}
+	o.Object, o.Namespace, o.Name = into, into.GetNamespace(), into.GetName()
+	return o, nil
+}
+
+// convertStatefulSet makes a StatefulSet decoded from apps/version an
+// apps/v1 one. The fields are the same; the defaults are not: apps/v1beta1
+// defaults spec.updateStrategy to OnDelete (v1beta2 and v1 to RollingUpdate)
+// and spec.selector to the pod template's labels (SetDefaults_StatefulSet in
+// kubernetes pkg/apis/apps/v1beta1/defaults.go), so those are made explicit
+// before the object is judged as apps/v1.
+func convertStatefulSet(sts *appsv1.StatefulSet, version string) {
+	if version == "v1beta1" {
+		if sts.Spec.UpdateStrategy.Type == "" {
+			sts.Spec.UpdateStrategy.Type = appsv1.OnDeleteStatefulSetStrategyType
+		}
+		if sts.Spec.Selector == nil && len(sts.Spec.Template.Labels) > 0 {
+			sts.Spec.Selector = &metav1.LabelSelector{MatchLabels: sts.Spec.Template.Labels}
+		}
+	}
+	sts.APIVersion, sts.Kind = "apps/v1", "StatefulSet"
+}
+
+// normalizeSecret merges stringData into data, as the apiserver does on
+// write (stringData wins), so that rules see one map.
+func normalizeSecret(s *corev1.Secret) {
+	if len(s.StringData) == 0 {
+		return
+	}
+	if s.Data == nil {
+		s.Data = map[string][]byte{}
+	}
+	for k, v := range s.StringData {
+		s.Data[k] = []byte(v)
+	}
+	s.StringData = nil
+}
