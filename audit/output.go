@@ -28,6 +28,7 @@ func Write(w io.Writer, r *Report, format string, color bool, failOn rules.Actio
 	case "json":
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
 		return enc.Encode(r)
 	case "sarif":
 		return writeSARIF(w, r)

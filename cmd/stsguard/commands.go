@@ -20,6 +20,8 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true, // main prints them, and sets the exit status
 	}
 	root.AddCommand(newServeCommand(), newRulesCommand(), newExpandCommand(), newAuditCommand(), newVersionCommand())
+	// A bad flag is a usage error: exit status 2, as for audit's own checks.
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError("%v", err) })
 	return root
 }
 
