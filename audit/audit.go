@@ -6,8 +6,10 @@ package audit
 
 import (
 	"fmt"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 
 	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -110,48 +112,37 @@ func Evaluate(e *rules.Engine, objs []manifest.Object, lk *lookup.Objects) *Repo
 	for _, m := range r.Catalog {
 		r.Actions[m.ID] = e.Action(m.ID)
 	}
-	for _, o := range objs {
-		var kind rules.Kind
-		var res rules.Result
-		var changes []rules.Change
-		switch v := o.Object.(type) {
-		case *appsv1.StatefulSet:
-			kind = rules.KindStatefulSet
-			res, changes = judge(v, lk, e.MutateStatefulSet, e.ValidateStatefulSet)
-		case *corev1.Service:
-			kind = rules.KindService
-			res, changes = judge(v, lk, e.MutateService, e.ValidateService)
-		case *corev1.Secret:
-			kind = rules.KindSecret
-			res = e.ValidateSecret(&rules.Input[*corev1.Secret]{Operation: admissionv1.Create, Object: v, DryRun: true}, lk)
-		default:
-			if !contextOnly(o) {
+	// Judge the objects on every CPU (the engine and a Lookup that is no
+	// longer written are safe for concurrent use); report in their order.
+	type judged struct {
+		subject  *Subject
+		findings []Finding
+	}
+	out := make([]judged, len(objs))
+	workers := min(runtime.GOMAXPROCS(0), max(len(objs), 1))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(objs); i += workers {
+				out[i].subject, out[i].findings = evaluateOne(e, objs[i], lk)
+			}
+		})
+	}
+	wg.Wait()
+	for i, j := range out {
+		if j.subject == nil {
+			if !contextOnly(objs[i]) {
 				r.Summary.Unchecked++
 				if r.Summary.UncheckedKinds == nil {
 					r.Summary.UncheckedKinds = map[string]int{}
 				}
-				r.Summary.UncheckedKinds[o.GVK.Kind]++
+				r.Summary.UncheckedKinds[objs[i].GVK.Kind]++
 			}
 			continue
 		}
 		r.Summary.Objects++
-		r.Subjects = append(r.Subjects, Subject{Kind: kind, Namespace: o.Namespace, Name: o.Name, File: o.File, Line: o.Line})
-		var fs []Finding
-		for _, f := range res.Findings {
-			fs = append(fs, Finding{Rule: f.Rule, Action: f.Action, Kind: string(kind), Namespace: o.Namespace, Name: o.Name,
-				Field: f.Error.Field, Message: message(f), File: o.File, Line: o.Line})
-		}
-		for _, c := range changes {
-			fs = append(fs, Finding{Rule: c.Rule, Action: rules.Mutate, Kind: string(kind), Namespace: o.Namespace, Name: o.Name,
-				Field: c.Field, Message: c.Message, File: o.File, Line: o.Line, Patch: []jsonpatch.JsonPatchOperation{c.Patch}})
-		}
-		sort.SliceStable(fs, func(i, j int) bool {
-			if fs[i].Field != fs[j].Field {
-				return fs[i].Field < fs[j].Field
-			}
-			return fs[i].Rule < fs[j].Rule
-		})
-		for _, f := range fs {
+		r.Subjects = append(r.Subjects, *j.subject)
+		for _, f := range j.findings {
 			switch f.Action {
 			case rules.Deny:
 				r.Summary.Deny++
@@ -163,9 +154,45 @@ func Evaluate(e *rules.Engine, objs []manifest.Object, lk *lookup.Objects) *Repo
 				r.Summary.Mutate++
 			}
 		}
-		r.Findings = append(r.Findings, fs...)
+		r.Findings = append(r.Findings, j.findings...)
 	}
 	return r
+}
+
+// evaluateOne judges one object; nil for an object of a kind no rule judges.
+func evaluateOne(e *rules.Engine, o manifest.Object, lk rules.Lookup) (*Subject, []Finding) {
+	var kind rules.Kind
+	var res rules.Result
+	var changes []rules.Change
+	switch v := o.Object.(type) {
+	case *appsv1.StatefulSet:
+		kind = rules.KindStatefulSet
+		res, changes = judge(v, lk, e.MutateStatefulSet, e.ValidateStatefulSet)
+	case *corev1.Service:
+		kind = rules.KindService
+		res, changes = judge(v, lk, e.MutateService, e.ValidateService)
+	case *corev1.Secret:
+		kind = rules.KindSecret
+		res = e.ValidateSecret(&rules.Input[*corev1.Secret]{Operation: admissionv1.Create, Object: v, DryRun: true}, lk)
+	default:
+		return nil, nil
+	}
+	fs := make([]Finding, 0, len(res.Findings)+len(changes))
+	for _, f := range res.Findings {
+		fs = append(fs, Finding{Rule: f.Rule, Action: f.Action, Kind: string(kind), Namespace: o.Namespace, Name: o.Name,
+			Field: f.Error.Field, Message: message(f), File: o.File, Line: o.Line})
+	}
+	for _, c := range changes {
+		fs = append(fs, Finding{Rule: c.Rule, Action: rules.Mutate, Kind: string(kind), Namespace: o.Namespace, Name: o.Name,
+			Field: c.Field, Message: c.Message, File: o.File, Line: o.Line, Patch: []jsonpatch.JsonPatchOperation{c.Patch}})
+	}
+	sort.SliceStable(fs, func(i, j int) bool {
+		if fs[i].Field != fs[j].Field {
+			return fs[i].Field < fs[j].Field
+		}
+		return fs[i].Rule < fs[j].Rule
+	})
+	return &Subject{Kind: kind, Namespace: o.Namespace, Name: o.Name, File: o.File, Line: o.Line}, fs
 }
 
 // AddErrors records manifests that could not be read.

@@ -10,7 +10,6 @@
 package manifest
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -19,8 +18,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"sort"
 	"strings"
+	"sync"
 
 	yamlv3 "go.yaml.in/yaml/v3"
 	appsv1 "k8s.io/api/apps/v1"
@@ -140,14 +141,30 @@ func expand(path string) ([]string, error) {
 // document of kind List (or any kind ending in "List" with items) yields its
 // items.
 func Parse(file string, data []byte, namespace string) ([]Object, []error) {
+	docs := split(data)
+	type result struct {
+		objs []Object
+		err  error
+	}
+	results := make([]result, len(docs))
+	// Documents decode independently: spread them over the CPUs, keep the order.
+	workers := min(goruntime.GOMAXPROCS(0), len(docs))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(docs); i += workers {
+				results[i].objs, results[i].err = decodeDocument(file, docs[i], namespace)
+			}
+		})
+	}
+	wg.Wait()
 	var objs []Object
 	var errs []error
-	for _, d := range split(data) {
-		o, err := decodeDocument(file, d, namespace)
-		if err != nil {
-			errs = append(errs, err)
+	for _, r := range results {
+		if r.err != nil {
+			errs = append(errs, r.err)
 		}
-		objs = append(objs, o...)
+		objs = append(objs, r.objs...)
 	}
 	return objs, errs
 }
@@ -171,32 +188,36 @@ func split(data []byte) []document {
 		return splitJSON(data)
 	}
 	var docs []document
-	var cur bytes.Buffer
-	start, first, content := 0, 1, false
-	flush := func(next int) {
+	// A document is a sub-slice of data: from the offset of its first line
+	// to the end of its last.
+	begin, first, start, content := 0, 1, 0, false
+	offset := 0
+	flush := func(end, next, nextBegin int) {
 		if content {
-			docs = append(docs, document{data: bytes.Clone(cur.Bytes()), line: start, first: first})
+			docs = append(docs, document{data: data[begin:end:end], line: start, first: first})
 		}
-		cur.Reset()
-		content, first = false, next
+		begin, first, content = nextBegin, next, false
 	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 64*1024), len(data)+1)
-	for n := 1; sc.Scan(); n++ {
-		line := sc.Bytes()
+	for n := 1; offset < len(data); n++ {
+		end := bytes.IndexByte(data[offset:], '\n')
+		next := len(data)
+		if end >= 0 {
+			next = offset + end + 1
+		}
+		line := bytes.TrimRight(data[offset:next], "\r\n")
 		if rest, ok := bytes.CutPrefix(line, []byte("---")); ok {
 			if r := bytes.TrimSpace(rest); len(r) == 0 || r[0] == '#' {
-				flush(n + 1)
+				flush(offset, n+1, next)
+				offset = next
 				continue
 			}
 		}
 		if t := bytes.TrimSpace(line); !content && len(t) > 0 && t[0] != '#' {
 			content, start = true, n
 		}
-		cur.Write(line)
-		cur.WriteByte('\n')
+		offset = next
 	}
-	flush(0)
+	flush(len(data), 0, len(data))
 	return docs
 }
 
@@ -265,7 +286,12 @@ func decodeDocument(file string, d document, namespace string) ([]Object, error)
 			if i < len(lines) {
 				line = lines[i]
 			}
-			o, err := decodeObject(file, line, item, namespace)
+			var itm typeMeta
+			if err := json.Unmarshal(item, &itm); err != nil {
+				errs = append(errs, &Error{File: file, Line: line, Err: fmt.Errorf("not a Kubernetes object: %v", err)})
+				continue
+			}
+			o, err := decodeObject(file, line, item, itm, namespace)
 			if err != nil {
 				errs = append(errs, err)
 				continue
@@ -274,7 +300,7 @@ func decodeDocument(file string, d document, namespace string) ([]Object, error)
 		}
 		return out, errors.Join(errs...)
 	}
-	o, err := decodeObject(file, d.line, js, namespace)
+	o, err := decodeObject(file, d.line, js, tm, namespace)
 	if err != nil {
 		return nil, err
 	}
@@ -318,9 +344,8 @@ func yamlErrorLine(err error) int {
 }
 
 // decodeObject decodes one object's JSON into its typed form.
-func decodeObject(file string, line int, js []byte, namespace string) (Object, error) {
-	var tm typeMeta
-	if err := json.Unmarshal(js, &tm); err != nil || tm.APIVersion == "" || tm.Kind == "" {
+func decodeObject(file string, line int, js []byte, tm typeMeta, namespace string) (Object, error) {
+	if tm.APIVersion == "" || tm.Kind == "" {
 		return Object{}, &Error{File: file, Line: line, Err: errors.New("not a Kubernetes object: apiVersion and kind must be set")}
 	}
 	gv, err := schema.ParseGroupVersion(tm.APIVersion)

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Audit benchmark: stsguard audit and kube-score on the same generated
+# manifest of N objects (StatefulSets with their Services and Secrets), each
+# run RUNS times; prints the median wall time, objects per second and the
+# median peak memory (max RSS, from GNU time) of each.
+#
+# Usage: bench/audit.sh [N] [RUNS]      (default 10000 objects, 5 runs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-10000}
+runs=${2:-5}
+KUBE_SCORE_VERSION=v1.20.0
+
+command -v /usr/bin/time >/dev/null || { echo "needs GNU time (apt-get install time)" >&2; exit 1; }
+mkdir -p bin
+go build -trimpath -o bin/stsguard ./cmd/stsguard
+if [[ ! -x bin/kube-score ]]; then
+  GOBIN="$PWD/bin" go install "github.com/zegl/kube-score/cmd/kube-score@${KUBE_SCORE_VERSION}"
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+go run ./bench/gen -n "$n" > "$work/objects.yaml"
+objects=$(grep -c '^kind:' "$work/objects.yaml")
+
+# measure NAME CMD...: RUNS runs; prints "NAME seconds objects/s MiB".
+measure() {
+  local name=$1; shift
+  local times=() rss=()
+  for _ in $(seq "$runs"); do
+    # Exit status 1 means findings, for both tools; only a crash fails.
+    /usr/bin/time -f '%e %M' -o "$work/time" "$@" > /dev/null 2>"$work/stderr" || [[ $? -le 1 ]] || { cat "$work/stderr" >&2; exit 1; }
+    read -r t m < <(tail -n 1 "$work/time")
+    times+=("$t"); rss+=("$m")
+  done
+  local t m
+  t=$(printf '%s\n' "${times[@]}" | sort -n | sed -n "$(( (runs + 1) / 2 ))p")
+  m=$(printf '%s\n' "${rss[@]}" | sort -n | sed -n "$(( (runs + 1) / 2 ))p")
+  awk -v name="$name" -v t="$t" -v m="$m" -v n="$objects" \
+    'BEGIN { printf "%-12s %7.2f s %10.0f objects/s %8.1f MiB\n", name, t, (t > 0 ? n / t : 0), m / 1024 }'
+}
+
+echo "$objects objects, median of $runs runs, $(nproc) CPUs"
+measure stsguard bin/stsguard audit -f "$work/objects.yaml" -o json
+measure kube-score bin/kube-score score "$work/objects.yaml"
