@@ -42,6 +42,10 @@ unit: ## Unit tests only (no control plane).
 bench: ## Benchmarks of one AdmissionReview through the handlers.
 	$(GO) test -run '^$$' -bench . -benchmem ./webhook/
 
+.PHONY: bench-audit
+bench-audit: ## stsguard audit against kube-score on 10,000 generated objects (installs kube-score into bin/).
+	bench/audit.sh 10000 5
+
 .PHONY: docs
 docs: ## Regenerate docs/rules.md from the rule registry.
 	$(GO) run ./cmd/stsguard rules -o markdown > docs/rules.md
