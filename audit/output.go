@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -195,7 +196,7 @@ func writeJUnit(w io.Writer, r *Report, failOn rules.Action) error {
 		name := where(string(s.Kind), s.Namespace, s.Name, s.File, s.Line)
 		suite := junit.Testsuite{Name: name, ID: i, File: s.File, Time: "0"}
 		for _, m := range r.Catalog {
-			if r.Actions[m.ID] == rules.Off || !kindOf(m, s.Kind) {
+			if r.Actions[m.ID] == rules.Off || !slices.Contains(m.Kinds, s.Kind) {
 				continue
 			}
 			tc := junit.Testcase{Name: m.ID, Classname: name}
@@ -234,13 +235,4 @@ func writeJUnit(w io.Writer, r *Report, failOn rules.Action) error {
 		return err
 	}
 	return suites.WriteXML(w)
-}
-
-func kindOf(m rules.Meta, k rules.Kind) bool {
-	for _, mk := range m.Kinds {
-		if mk == k {
-			return true
-		}
-	}
-	return false
 }

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -188,7 +189,7 @@ func (k *controllers) reconcile(ctx context.Context) {
 // with propagationPolicy Orphan: drop the owner references to it, then its
 // orphan finalizer.
 func (k *controllers) orphan(ctx context.Context, sts *appsv1.StatefulSet) {
-	if sts.DeletionTimestamp == nil || !controllerutilContains(sts.Finalizers, metav1.FinalizerOrphanDependents) {
+	if sts.DeletionTimestamp == nil || !slices.Contains(sts.Finalizers, metav1.FinalizerOrphanDependents) {
 		return
 	}
 	pods := &corev1.PodList{}
@@ -218,15 +219,6 @@ func (k *controllers) orphan(ctx context.Context, sts *appsv1.StatefulSet) {
 	}
 	sts.Finalizers = fins
 	_ = k.c.Update(ctx, sts)
-}
-
-func controllerutilContains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // database creates the 3-replica StatefulSet "db" with template data of
