@@ -19,16 +19,22 @@ import (
 	"k8s.io/client-go/util/keyutil"
 )
 
-// File names in a certificate directory.
+// File names in a certificate directory, and keys of the Secret that
+// --manage-certs keeps (a kubernetes.io/tls Secret plus the CA).
 const (
-	CertFile = "tls.crt"
-	KeyFile  = "tls.key"
-	CAFile   = "ca.crt"
+	CertFile  = "tls.crt"
+	KeyFile   = "tls.key"
+	CAFile    = "ca.crt"
+	CAKeyFile = "ca.key"
 )
 
-// DefaultValidity is how long a generated serving certificate is valid.
-// The CA is valid for ten years (client-go's NewSelfSignedCACert).
-const DefaultValidity = 365 * 24 * time.Hour
+// Default validities. The serving certificate is renewed when two thirds of
+// its life have passed (after 60 of 90 days), the CA likewise (after 2 of 3
+// years), so a renewal that fails has weeks of headroom.
+const (
+	DefaultValidity   = 90 * 24 * time.Hour
+	DefaultCAValidity = 3 * 365 * 24 * time.Hour
+)
 
 // Bundle is PEM-encoded TLS material.
 type Bundle struct {
@@ -36,65 +42,99 @@ type Bundle struct {
 	CACert []byte
 	// Cert is the serving certificate.
 	Cert []byte
-	// Key is the serving certificate's private key (PKCS#8 or SEC 1 PEM).
+	// Key is the serving certificate's private key (SEC 1 PEM).
 	Key []byte
 }
 
-// Generate returns a new self-signed CA and a serving certificate signed by
-// it, valid from now for validity, for dnsNames (entries that parse as IP
-// addresses become IP SANs). It returns an error when dnsNames is empty.
-func Generate(dnsNames []string, validity time.Duration) (*Bundle, error) {
-	if len(dnsNames) == 0 {
-		return nil, errors.New("no DNS names for the serving certificate; pass at least one --dns-name (for example stsguard.stsguard-system.svc)")
-	}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("generating CA key: %w", err)
-	}
-	caCert, err := cert.NewSelfSignedCACert(cert.Config{CommonName: "stsguard-ca", Organization: []string{"stsguard"}}, caKey)
-	if err != nil {
-		return nil, fmt.Errorf("creating CA certificate: %w", err)
+// CA is a certificate authority: a self-signed CA certificate and its key.
+type CA struct {
+	Cert *x509.Certificate
+	Key  crypto.Signer
+}
+
+// backdate is how far before now a certificate's NotBefore is put, so that
+// an apiserver whose clock is a little behind accepts it: a tenth of the
+// validity, at most five minutes.
+func backdate(validity time.Duration) time.Duration {
+	return min(5*time.Minute, validity/10)
+}
+
+// NewCA returns a new self-signed ECDSA P-256 CA, valid from now for
+// validity. It returns an error when validity is not positive or key
+// generation fails.
+func NewCA(validity time.Duration) (*CA, error) {
+	if validity <= 0 {
+		return nil, fmt.Errorf("CA validity must be positive, got %s", validity)
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("generating serving key: %w", err)
+		return nil, fmt.Errorf("generating CA key: %w", err)
 	}
-	der, err := signServing(caCert, caKey, key.Public(), dnsNames, validity)
+	serial, err := serialNumber()
 	if err != nil {
 		return nil, err
 	}
-	keyPEM, err := keyutil.MarshalPrivateKeyToPEM(key)
-	if err != nil {
-		return nil, fmt.Errorf("encoding serving key: %w", err)
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "stsguard-ca-" + now.UTC().Format("20060102T150405Z"), Organization: []string{"stsguard"}},
+		NotBefore:             now.Add(-backdate(validity)).UTC(),
+		NotAfter:              now.Add(validity).UTC(),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
 	}
-	leaf, err := x509.ParseCertificate(der)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
-		return nil, fmt.Errorf("parsing serving certificate: %w", err)
+		return nil, fmt.Errorf("creating CA certificate: %w", err)
 	}
-	caPEM, err := cert.EncodeCertificates(caCert)
+	c, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, fmt.Errorf("encoding CA certificate: %w", err)
+		return nil, fmt.Errorf("parsing CA certificate: %w", err)
 	}
-	leafPEM, err := cert.EncodeCertificates(leaf)
-	if err != nil {
-		return nil, fmt.Errorf("encoding serving certificate: %w", err)
-	}
-	return &Bundle{CACert: caPEM, Cert: leafPEM, Key: keyPEM}, nil
+	return &CA{Cert: c, Key: key}, nil
 }
 
-func signServing(ca *x509.Certificate, caKey crypto.Signer, pub crypto.PublicKey, names []string, validity time.Duration) ([]byte, error) {
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+// CertPEM returns the CA certificate as PEM.
+func (ca *CA) CertPEM() []byte {
+	b, _ := cert.EncodeCertificates(ca.Cert) // encoding a parsed certificate cannot fail
+	return b
+}
+
+// KeyPEM returns the CA key as PEM (SEC 1). It returns an error when the
+// key cannot be marshalled.
+func (ca *CA) KeyPEM() ([]byte, error) {
+	return keyutil.MarshalPrivateKeyToPEM(ca.Key)
+}
+
+// Sign returns a new ECDSA P-256 serving certificate (server auth) and its
+// key, as PEM, for names (entries that parse as IP addresses become IP
+// SANs), valid from now for validity but never beyond the CA's own
+// NotAfter. It returns an error when names is empty.
+func (ca *CA) Sign(names []string, validity time.Duration) (certPEM, keyPEM []byte, err error) {
+	if len(names) == 0 {
+		return nil, nil, errors.New("no DNS names for the serving certificate; pass at least one --dns-name (for example stsguard.stsguard-system.svc)")
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("generating serial number: %w", err)
+		return nil, nil, fmt.Errorf("generating serving key: %w", err)
+	}
+	serial, err := serialNumber()
+	if err != nil {
+		return nil, nil, err
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: names[0], Organization: []string{"stsguard"}},
-		NotBefore:    now.Add(-5 * time.Minute).UTC(), // tolerate clock skew
+		NotBefore:    now.Add(-backdate(validity)).UTC(),
 		NotAfter:     now.Add(validity).UTC(),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	if tmpl.NotAfter.After(ca.Cert.NotAfter) {
+		tmpl.NotAfter = ca.Cert.NotAfter
 	}
 	for _, n := range names {
 		if ip := net.ParseIP(n); ip != nil {
@@ -103,11 +143,50 @@ func signServing(ca *x509.Certificate, caKey crypto.Signer, pub crypto.PublicKey
 			tmpl.DNSNames = append(tmpl.DNSNames, n)
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, pub, caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
 	if err != nil {
-		return nil, fmt.Errorf("signing serving certificate: %w", err)
+		return nil, nil, fmt.Errorf("signing serving certificate: %w", err)
 	}
-	return der, nil
+	keyPEM, err = keyutil.MarshalPrivateKeyToPEM(key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encoding serving key: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, fmt.Errorf("parsing serving certificate: %w", err)
+	}
+	certPEM, err = cert.EncodeCertificates(leaf)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encoding serving certificate: %w", err)
+	}
+	return certPEM, keyPEM, nil
+}
+
+func serialNumber() (*big.Int, error) {
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, fmt.Errorf("generating serial number: %w", err)
+	}
+	return serial, nil
+}
+
+// Generate returns a new self-signed CA (valid DefaultCAValidity) and a
+// serving certificate signed by it, valid from now for validity, for
+// dnsNames (entries that parse as IP addresses become IP SANs). It returns
+// an error when dnsNames is empty.
+func Generate(dnsNames []string, validity time.Duration) (*Bundle, error) {
+	if len(dnsNames) == 0 {
+		return nil, errors.New("no DNS names for the serving certificate; pass at least one --dns-name (for example stsguard.stsguard-system.svc)")
+	}
+	ca, err := NewCA(max(DefaultCAValidity, validity))
+	if err != nil {
+		return nil, err
+	}
+	crt, key, err := ca.Sign(dnsNames, validity)
+	if err != nil {
+		return nil, err
+	}
+	return &Bundle{CACert: ca.CertPEM(), Cert: crt, Key: key}, nil
 }
 
 // EnsureDir makes sure dir holds a serving certificate: when tls.crt or

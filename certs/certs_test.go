@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func parse(t *testing.T, data []byte) *x509.Certificate {
+func parseCert(t *testing.T, data []byte) *x509.Certificate {
 	t.Helper()
 	block, _ := pem.Decode(data)
 	require.NotNil(t, block)
@@ -26,7 +26,7 @@ func parse(t *testing.T, data []byte) *x509.Certificate {
 func TestGenerate(t *testing.T) {
 	b, err := Generate([]string{"stsguard.stsguard-system.svc", "127.0.0.1"}, time.Hour)
 	require.NoError(t, err)
-	ca, leaf := parse(t, b.CACert), parse(t, b.Cert)
+	ca, leaf := parseCert(t, b.CACert), parseCert(t, b.Cert)
 	assert.True(t, ca.IsCA)
 	assert.Equal(t, []string{"stsguard.stsguard-system.svc"}, leaf.DNSNames)
 	require.Len(t, leaf.IPAddresses, 1)

@@ -1,14 +1,18 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
+	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -20,6 +24,7 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -48,8 +53,27 @@ type Options struct {
 	// /tmp/k8s-webhook-server/serving-certs.
 	CertDir string
 	// DNSNames are the names (or IP addresses) the generated serving
-	// certificate is valid for. Default stsguard.stsguard-system.svc.
+	// certificate is valid for. Default stsguard.stsguard-system.svc and
+	// stsguard.stsguard-system.svc.cluster.local.
 	DNSNames []string
+	// ManageCerts makes stsguard keep its own CA and serving certificate in
+	// the Secret CertNamespace/CertSecret, write the CA into the caBundle of
+	// the webhook configurations named WebhookConfigurationName, and rotate
+	// both (see certs.Manager). CertDir is not used then.
+	ManageCerts bool
+	// CertSecret is the Secret --manage-certs keeps. Default
+	// stsguard-serving-cert.
+	CertSecret string
+	// CertNamespace is CertSecret's namespace. Default $POD_NAMESPACE, then
+	// stsguard-system.
+	CertNamespace string
+	// WebhookConfigurationName names both webhook configurations whose
+	// caBundle --manage-certs keeps. Default stsguard.
+	WebhookConfigurationName string
+	// CAValidity and CertValidity are the lifetimes of a CA and a serving
+	// certificate that --manage-certs issues. Defaults certs.DefaultCAValidity
+	// (3 years) and certs.DefaultValidity (90 days).
+	CAValidity, CertValidity time.Duration
 	// Kubeconfig is the kubeconfig file to use. Default: $KUBECONFIG, then
 	// the in-cluster configuration, then ~/.kube/config.
 	Kubeconfig string
@@ -78,6 +102,13 @@ type Options struct {
 // DefaultCertDir is controller-runtime's default certificate directory.
 const DefaultCertDir = "/tmp/k8s-webhook-server/serving-certs"
 
+// DefaultCertSecret is the Secret --manage-certs keeps, and the one
+// deploy/cert-manager has cert-manager write.
+const DefaultCertSecret = "stsguard-serving-cert"
+
+// DefaultDNSNames are the names of the Service in deploy/base.
+var DefaultDNSNames = []string{"stsguard.stsguard-system.svc", "stsguard.stsguard-system.svc.cluster.local"}
+
 func (o *Options) setDefaults() {
 	if o.Port == 0 {
 		o.Port = 9443
@@ -86,7 +117,16 @@ func (o *Options) setDefaults() {
 		o.CertDir = DefaultCertDir
 	}
 	if len(o.DNSNames) == 0 {
-		o.DNSNames = []string{"stsguard.stsguard-system.svc"}
+		o.DNSNames = DefaultDNSNames
+	}
+	if o.CertSecret == "" {
+		o.CertSecret = DefaultCertSecret
+	}
+	if o.CertNamespace == "" {
+		o.CertNamespace = cmp.Or(os.Getenv("POD_NAMESPACE"), "stsguard-system")
+	}
+	if o.WebhookConfigurationName == "" {
+		o.WebhookConfigurationName = "stsguard"
 	}
 	if o.MetricsBindAddress == "" {
 		o.MetricsBindAddress = ":8080"
@@ -142,30 +182,37 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
-	generated, err := certs.EnsureDir(o.CertDir, o.DNSNames)
-	if err != nil {
-		return fmt.Errorf("serving certificate: %w", err)
-	}
-	if generated {
-		log.Info("generated a self-signed CA and serving certificate; put ca.crt into the caBundle of the webhook configurations",
-			"dir", o.CertDir, "dnsNames", o.DNSNames)
-	}
-
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return err
 	}
-	tlsOpts := []func(*tls.Config){func(c *tls.Config) {
+	live, err := client.New(restCfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return fmt.Errorf("creating API client: %w", err)
+	}
+	certMetrics, err := certs.NewMetrics(metrics.Registry)
+	if err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
+	serving, err := o.servingCertificate(live, certMetrics, log)
+	if err != nil {
+		return err
+	}
+	metricsTLS := func(c *tls.Config) {
 		c.MinVersion = tls.VersionTLS12
 		if !o.EnableHTTP2 {
 			c.NextProtos = []string{"http/1.1"}
 		}
-	}}
+	}
+	webhookTLS := func(c *tls.Config) {
+		metricsTLS(c)
+		c.GetCertificate = serving.GetCertificate
+	}
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: o.MetricsBindAddress, TLSOpts: tlsOpts},
+		Metrics:                metricsserver.Options{BindAddress: o.MetricsBindAddress, TLSOpts: []func(*tls.Config){metricsTLS}},
 		HealthProbeBindAddress: o.HealthProbeBindAddress,
-		WebhookServer:          crwebhook.NewServer(crwebhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir, TLSOpts: tlsOpts}),
+		WebhookServer:          crwebhook.NewServer(crwebhook.Options{Host: o.Host, Port: o.Port, TLSOpts: []func(*tls.Config){webhookTLS}}),
 		Cache: cache.Options{
 			// A rule's lookup never starts an informer or calls the API.
 			ReaderFailOnMissingInformer: true,
@@ -211,15 +258,17 @@ func Run(ctx context.Context, o Options) error {
 	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
 		return err
 	}
+	if err := mgr.AddReadyzCheck("certificate", serving.Ready); err != nil {
+		return err
+	}
+	if err := mgr.Add(serving); err != nil {
+		return err
+	}
 
 	if err := mgr.Add(holder); err != nil {
 		return err
 	}
 
-	live, err := client.New(restCfg, client.Options{Scheme: scheme})
-	if err != nil {
-		return fmt.Errorf("creating API client: %w", err)
-	}
 	handlers := &webhook.Handlers{
 		Engine: holder.Engine,
 		Lookup: func(ctx context.Context) rules.Lookup {
@@ -233,9 +282,57 @@ func Run(ctx context.Context, o Options) error {
 		srv.Register(path, wh)
 	}
 
-	log.Info("starting", "port", o.Port, "certDir", o.CertDir, "metrics", o.MetricsBindAddress, "probes", o.HealthProbeBindAddress, "http2", o.EnableHTTP2)
+	log.Info("starting", "port", o.Port, "manageCerts", o.ManageCerts, "metrics", o.MetricsBindAddress, "probes", o.HealthProbeBindAddress, "http2", o.EnableHTTP2)
 	return mgr.Start(ctx)
 }
+
+// servingSource is where the webhook server's certificate comes from: a
+// runnable that keeps it current, serves it and tells when it is loaded.
+type servingSource interface {
+	manager.Runnable
+	GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	Ready(*http.Request) error
+}
+
+// servingCertificate returns the Manager of --manage-certs, or a
+// certwatcher on CertDir (generating a self-signed pair there when it holds
+// none). Both record the serving certificate's expiry in m.
+func (o *Options) servingCertificate(c client.Client, m *certs.Metrics, log logr.Logger) (servingSource, error) {
+	if o.ManageCerts {
+		cm, err := certs.NewManager(certs.ManagerOptions{
+			Client: c, Namespace: o.CertNamespace, SecretName: o.CertSecret,
+			WebhookConfigurationName: o.WebhookConfigurationName, DNSNames: o.DNSNames,
+			CAValidity: o.CAValidity, CertValidity: o.CertValidity,
+			Log: ctrl.Log.WithName("certs"), Metrics: m,
+		})
+		if err != nil {
+			return nil, err
+		}
+		log.Info("managing the CA and serving certificate", "secret", o.CertNamespace+"/"+o.CertSecret,
+			"webhookConfigurations", o.WebhookConfigurationName, "dnsNames", o.DNSNames)
+		return cm, nil
+	}
+	generated, err := certs.EnsureDir(o.CertDir, o.DNSNames)
+	if err != nil {
+		return nil, fmt.Errorf("serving certificate: %w", err)
+	}
+	if generated {
+		log.Info("generated a self-signed CA and serving certificate; put ca.crt into the caBundle of the webhook configurations",
+			"dir", o.CertDir, "dnsNames", o.DNSNames)
+	}
+	w, err := certwatcher.New(filepath.Join(o.CertDir, certs.CertFile), filepath.Join(o.CertDir, certs.KeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("loading the serving certificate from %s: %w", o.CertDir, err)
+	}
+	w.RegisterCallback(func(c tls.Certificate) { m.Loaded(c.Leaf, nil) })
+	return watched{w}, nil
+}
+
+// watched is a certwatcher, ready once it has loaded a certificate (New
+// loads one, or fails).
+type watched struct{ *certwatcher.CertWatcher }
+
+func (watched) Ready(*http.Request) error { return nil }
 
 // lastAppliedAnnotation is where kubectl apply keeps a copy of the applied
 // manifest: for a Secret, its values in plain text.

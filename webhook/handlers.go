@@ -23,7 +23,7 @@ import (
 	"github.com/stsguard/stsguard/webhook/rules"
 )
 
-// Paths the webhooks are served on; deploy/webhook registers them.
+// Paths the webhooks are served on; the webhook configurations in deploy/base register them.
 const (
 	MutateStatefulSetPath   = "/mutate-apps-v1-statefulset"
 	ValidateStatefulSetPath = "/validate-apps-v1-statefulset"

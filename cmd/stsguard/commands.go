@@ -8,6 +8,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/stsguard/stsguard/certs"
 	"github.com/stsguard/stsguard/internal/version"
 	"github.com/stsguard/stsguard/server"
 )
@@ -34,10 +35,18 @@ func newServeCommand() *cobra.Command {
 		Long: `Serve the mutating and validating admission webhooks for apps/v1 StatefulSets
 and core/v1 Services and Secrets.
 
-When --cert-dir holds no tls.crt and tls.key, a self-signed CA and a serving
-certificate for the --dns-name values are generated there (with ca.crt, for the
-caBundle of the webhook configurations). Certificates are reloaded when they
-change.
+Certificates come from one of two places:
+  --cert-dir       tls.crt and tls.key (for example a Secret cert-manager
+                   writes, mounted), reloaded when they change. When the
+                   directory holds neither, a self-signed CA and a serving
+                   certificate for the --dns-name values are generated there
+                   (with ca.crt, for the caBundle of the webhook configurations).
+  --manage-certs   stsguard keeps a CA and a serving certificate in the Secret
+                   --cert-secret (in $POD_NAMESPACE), writes the CA into the
+                   caBundle of the webhook configurations named
+                   --webhook-configuration-name, and rotates both when two
+                   thirds of their life have passed. Replicas agree through
+                   the Secret's resourceVersion. --cert-dir is not used.
 
 --config names a policy file (apiVersion: config.stsguard.io/v1alpha1,
 kind: Policy; see examples/policy.yaml). It is reloaded when it changes; an
@@ -51,7 +60,12 @@ invalid file stops the start-up, an invalid change keeps the policy in force.`,
 	f := cmd.Flags()
 	f.IntVar(&o.Port, "port", 9443, "HTTPS port of the webhook server")
 	f.StringVar(&o.CertDir, "cert-dir", server.DefaultCertDir, "directory of tls.crt and tls.key; generated (with ca.crt) when missing")
-	f.StringSliceVar(&o.DNSNames, "dns-name", []string{"stsguard.stsguard-system.svc"}, "DNS name or IP address of a generated serving certificate (repeatable)")
+	f.StringSliceVar(&o.DNSNames, "dns-name", server.DefaultDNSNames, "DNS name or IP address of a generated serving certificate (repeatable)")
+	f.BoolVar(&o.ManageCerts, "manage-certs", false, "keep a CA and serving certificate in --cert-secret, inject the CA into the webhook configurations, rotate both")
+	f.StringVar(&o.CertSecret, "cert-secret", server.DefaultCertSecret, "Secret that --manage-certs keeps (namespace: $POD_NAMESPACE, else stsguard-system)")
+	f.StringVar(&o.WebhookConfigurationName, "webhook-configuration-name", "stsguard", "name of the Mutating- and ValidatingWebhookConfiguration whose caBundle --manage-certs writes")
+	f.DurationVar(&o.CAValidity, "ca-validity", certs.DefaultCAValidity, "lifetime of a CA issued by --manage-certs (renewed after two thirds)")
+	f.DurationVar(&o.CertValidity, "cert-validity", certs.DefaultValidity, "lifetime of a serving certificate issued by --manage-certs (renewed after two thirds)")
 	f.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG, then in-cluster, then ~/.kube/config)")
 	f.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8080", `address of the Prometheus /metrics endpoint ("0" disables it)`)
 	f.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz probes")

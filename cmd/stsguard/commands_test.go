@@ -23,9 +23,10 @@ func TestServeFlagsAreStable(t *testing.T) {
 	serve, _, err := newRootCommand().Find([]string{"serve"})
 	require.NoError(t, err)
 	for flag, def := range map[string]string{
-		"port": "9443", "cert-dir": "/tmp/k8s-webhook-server/serving-certs", "dns-name": "[stsguard.stsguard-system.svc]",
+		"port": "9443", "cert-dir": "/tmp/k8s-webhook-server/serving-certs", "dns-name": "[stsguard.stsguard-system.svc,stsguard.stsguard-system.svc.cluster.local]",
 		"kubeconfig": "", "metrics-bind-address": ":8080", "health-probe-bind-address": ":8081", "enable-http2": "false",
-		"config": "",
+		"config": "", "manage-certs": "false", "cert-secret": "stsguard-serving-cert", "webhook-configuration-name": "stsguard",
+		"ca-validity": "26280h0m0s", "cert-validity": "2160h0m0s",
 	} {
 		f := serve.Flags().Lookup(flag)
 		if assert.NotNil(t, f, flag) {

@@ -1,6 +1,6 @@
 // Command demo shows stsguard on real input with no cluster of your own: it
 // starts an envtest control plane (kube-apiserver and etcd from bin/k8s),
-// runs `stsguard serve` registered through deploy/webhook, creates every
+// runs `stsguard serve` registered through the webhook configurations of deploy/base, creates every
 // manifest under examples/ through a real client, and prints per object what
 // happened: created or denied (with the apiserver's message), the warnings,
 // and what stsguard changed. It exits non-zero when the control plane or the
@@ -127,7 +127,7 @@ func run(bin string) error {
 	if err := harness.WaitReady(readyCtx, probe, 60*time.Second); err != nil {
 		return fmt.Errorf("stsguard did not become ready (see %s): %w", logPath, err)
 	}
-	fmt.Printf("stsguard ready after %s; webhooks registered from deploy/webhook\n\n", time.Since(start).Round(100*time.Millisecond))
+	fmt.Printf("stsguard ready after %s; webhooks registered from deploy/base\n\n", time.Since(start).Round(100*time.Millisecond))
 
 	// A default StorageClass, as every real cluster has (kind's is "standard").
 	if err := createDefaultStorageClass(ctx, cp.Config); err != nil {

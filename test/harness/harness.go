@@ -11,10 +11,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
+	goruntime "runtime"
 	"strconv"
 	"time"
 
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/util/wait"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -29,7 +30,7 @@ import (
 // Root returns the repository root (the directory holding go.mod), found
 // from this source file.
 func Root() string {
-	_, file, _, _ := runtime.Caller(0)
+	_, file, _, _ := goruntime.Caller(0)
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
@@ -56,8 +57,10 @@ type ControlPlane struct {
 	Webhook *envtest.WebhookInstallOptions
 }
 
-// Start starts kube-apiserver and etcd and installs the configurations in
-// deploy/webhook. Stop it with Stop.
+// Start starts kube-apiserver and etcd and installs the webhook
+// configurations of `kubectl kustomize deploy/base`, as rendered, with
+// envtest pointing their clientConfig at a local port and CA. Stop it with
+// Stop.
 func Start() (*ControlPlane, error) {
 	assets := AssetsDir()
 	for _, b := range []string{"kube-apiserver", "etcd"} {
@@ -65,11 +68,24 @@ func Start() (*ControlPlane, error) {
 			return nil, fmt.Errorf("%w (looked in %s)", ErrNoAssets, assets)
 		}
 	}
+	rendered, err := Render("base")
+	if err != nil {
+		return nil, err
+	}
+	objs, err := Decode(bytes.NewReader(rendered))
+	if err != nil {
+		return nil, fmt.Errorf("decoding deploy/base: %w", err)
+	}
+	mutating, validating := WebhookConfigurations(objs)
+	if len(mutating) == 0 || len(validating) == 0 {
+		return nil, errors.New("deploy/base renders no MutatingWebhookConfiguration or no ValidatingWebhookConfiguration")
+	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: assets,
 		WebhookInstallOptions: envtest.WebhookInstallOptions{
-			Paths:            []string{filepath.Join(Root(), "deploy", "webhook")},
-			LocalServingHost: "127.0.0.1",
+			MutatingWebhooks:   mutating,
+			ValidatingWebhooks: validating,
+			LocalServingHost:   "127.0.0.1",
 		},
 		ControlPlaneStartTimeout: 60 * time.Second,
 		ControlPlaneStopTimeout:  30 * time.Second,
@@ -134,7 +150,13 @@ func WaitReady(ctx context.Context, probeAddr string, timeout time.Duration) err
 // typed objects of client-go's scheme. Empty documents are skipped; an
 // object of an unknown kind is an error naming the document.
 func Decode(r io.Reader) ([]client.Object, error) {
-	codecs := serializer.NewCodecFactory(clientgoscheme.Scheme)
+	return DecodeWith(clientgoscheme.Scheme, r)
+}
+
+// DecodeWith is Decode into the types of scheme (for example client-go's
+// and cert-manager's).
+func DecodeWith(scheme *runtime.Scheme, r io.Reader) ([]client.Object, error) {
+	codecs := serializer.NewCodecFactory(scheme)
 	reader := utilyaml.NewYAMLReader(bufio.NewReader(r))
 	var out []client.Object
 	for n := 1; ; n++ {
