@@ -1,0 +1,170 @@
+package deploy
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/stsguard/stsguard/server"
+	"github.com/stsguard/stsguard/test/harness"
+	"github.com/stsguard/stsguard/webhook"
+)
+
+// headless returns a headless Service selecting app=name.
+func headless(ns, name string) *corev1.Service {
+	return &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: corev1.ServiceSpec{
+			ClusterIP: corev1.ClusterIPNone,
+			Selector:  map[string]string{"app": name},
+			Ports:     []corev1.ServicePort{{Name: "mysql", Port: 3306}},
+		},
+	}
+}
+
+// mysql returns a StatefulSet named name with its root password as a
+// literal value, which password-secret-ref moves into a Secret.
+func mysql(ns, name, serviceName string) *appsv1.StatefulSet {
+	labels := map[string]string{"app": name}
+	return &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: appsv1.StatefulSetSpec{
+			ServiceName: serviceName,
+			Replicas:    ptr.To[int32](1),
+			Selector:    &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{
+					Name: "mysql", Image: "mysql:8.4",
+					Env: []corev1.EnvVar{{Name: "MYSQL_ROOT_PASSWORD", Value: "s3cr3t-Literal-value"}},
+				}}},
+			},
+		},
+	}
+}
+
+// requests returns controller-runtime's count of admission requests stsguard
+// answered on path (all status codes).
+func requests(t *testing.T, path string) float64 {
+	t.Helper()
+	mfs, err := metrics.Registry.Gather()
+	require.NoError(t, err)
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() != "controller_runtime_webhook_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "webhook" && l.GetValue() == path {
+					n += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return n
+}
+
+// deploy/base applies cleanly to a real apiserver: the Deployment passes
+// the restricted Pod Security Standard of its Namespace without a warning.
+// stsguard then runs as the rendered ServiceAccount with the rendered
+// ClusterRole and policy: its informers sync (read access is enough), the
+// credentials Secret of password-secret-ref is written (create is enough),
+// and that Secret write is not sent back to stsguard (matchConditions).
+func TestRenderedBaseInstallsAndRunsAsItsServiceAccount(t *testing.T) {
+	warnings := install(t, "base")
+	d, ok := warnings["*v1.Deployment/stsguard"]
+	require.True(t, ok, "the Deployment was created")
+	assert.Empty(t, d, "the Deployment must meet the restricted Pod Security Standard")
+	c, _ := admin(t)
+	ctx := context.Background()
+
+	cm := &corev1.ConfigMap{}
+	require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: "stsguard-system", Name: "stsguard-policy"}, cm))
+	policyFile := filepath.Join(t.TempDir(), "policy.yaml")
+	require.NoError(t, os.WriteFile(policyFile, []byte(cm.Data["policy.yaml"]), 0o600))
+
+	serve(t, server.Options{RESTConfig: asServiceAccount(), CertDir: cp.Webhook.LocalServingCertDir, ConfigFile: policyFile})
+
+	ns := namespace(t, c)
+	require.NoError(t, c.Create(ctx, headless(ns, "db")))
+	before := requests(t, webhook.ValidateSecretPath)
+	sts := mysql(ns, "db", "db")
+	require.NoError(t, c.Create(ctx, sts))
+	env := sts.Spec.Template.Spec.Containers[0].Env[0]
+	assert.Empty(t, env.Value, "the literal password must be gone from the stored StatefulSet")
+	require.NotNil(t, env.ValueFrom)
+	require.NotNil(t, env.ValueFrom.SecretKeyRef)
+	sec := &corev1.Secret{}
+	require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: ns, Name: env.ValueFrom.SecretKeyRef.Name}, sec), "stsguard's ServiceAccount created the Secret")
+	assert.Equal(t, "stsguard", sec.Labels["app.kubernetes.io/managed-by"])
+	assert.Equal(t, before, requests(t, webhook.ValidateSecretPath), "stsguard's own Secret write must not be sent to stsguard")
+
+	// The same Secret written by anyone else is checked.
+	other := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "other"}, StringData: map[string]string{"k": "v"}}
+	require.NoError(t, c.Create(ctx, other))
+	assert.Equal(t, before+1, requests(t, webhook.ValidateSecretPath))
+	assert.NotContains(t, logs.String(), "s3cr3t-Literal-value")
+}
+
+// With nothing behind the webhook URL and every webhook failing closed,
+// kube-system and stsguard-system still take StatefulSet, Service and
+// Secret writes, and so does stsguard's own ServiceAccount anywhere; other
+// namespaces are blocked, which shows the webhooks are in the path. With
+// the shipped failurePolicy (Ignore) nothing is blocked.
+func TestDownBackendDoesNotBlockSystemNamespacesOrStsguard(t *testing.T) {
+	install(t, "base")
+	conn, err := net.Dial("tcp", net.JoinHostPort(cp.Webhook.LocalServingHost, strconv.Itoa(cp.Webhook.LocalServingPort)))
+	if err == nil {
+		conn.Close()
+		require.FailNow(t, "something listens on the webhook port; this test needs the backend down")
+	}
+	c, _ := admin(t)
+	sa, _, err := harness.NewClient(asServiceAccount())
+	require.NoError(t, err)
+	ctx := context.Background()
+	ns := namespace(t, c)
+
+	objects := func(ns, name string) []client.Object {
+		return []client.Object{
+			headless(ns, name),
+			&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, StringData: map[string]string{"password": "x"}},
+			mysql(ns, name, name),
+		}
+	}
+	t.Run("failurePolicy Fail", func(t *testing.T) {
+		setWebhooks(t, failurePolicy(admissionregistrationv1.Fail))
+		for _, sys := range []string{"kube-system", "stsguard-system"} {
+			for _, o := range objects(sys, "down-"+ns) {
+				assert.NoError(t, c.Create(ctx, o), "%T in %s", o, sys)
+			}
+		}
+		for _, o := range objects(ns, "blocked") {
+			err := c.Create(ctx, o)
+			require.Error(t, err, "%T in %s: the webhook must be in the path", o, ns)
+			assert.True(t, apierrors.IsInternalError(err) || strings.Contains(err.Error(), "failed calling webhook"), "%T: %v", o, err)
+		}
+		// stsguard's own writes never wait on stsguard.
+		assert.NoError(t, sa.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db-credentials"}, StringData: map[string]string{"password": "x"}}))
+	})
+	t.Run("shipped failurePolicy", func(t *testing.T) {
+		for _, o := range objects(ns, "admitted") {
+			assert.NoError(t, c.Create(ctx, o), "%T: the shipped webhooks fail open", o)
+		}
+	})
+}
