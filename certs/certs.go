@@ -63,6 +63,10 @@ func backdate(validity time.Duration) time.Duration {
 // validity. It returns an error when validity is not positive or key
 // generation fails.
 func NewCA(validity time.Duration) (*CA, error) {
+	return newCA(time.Now(), validity)
+}
+
+func newCA(now time.Time, validity time.Duration) (*CA, error) {
 	if validity <= 0 {
 		return nil, fmt.Errorf("CA validity must be positive, got %s", validity)
 	}
@@ -74,7 +78,6 @@ func NewCA(validity time.Duration) (*CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: "stsguard-ca-" + now.UTC().Format("20060102T150405Z"), Organization: []string{"stsguard"}},
@@ -113,6 +116,10 @@ func (ca *CA) KeyPEM() ([]byte, error) {
 // SANs), valid from now for validity but never beyond the CA's own
 // NotAfter. It returns an error when names is empty.
 func (ca *CA) Sign(names []string, validity time.Duration) (certPEM, keyPEM []byte, err error) {
+	return ca.sign(time.Now(), names, validity)
+}
+
+func (ca *CA) sign(now time.Time, names []string, validity time.Duration) (certPEM, keyPEM []byte, err error) {
 	if len(names) == 0 {
 		return nil, nil, errors.New("no DNS names for the serving certificate; pass at least one --dns-name (for example stsguard.stsguard-system.svc)")
 	}
@@ -124,7 +131,6 @@ func (ca *CA) Sign(names []string, validity time.Duration) (certPEM, keyPEM []by
 	if err != nil {
 		return nil, nil, err
 	}
-	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: names[0], Organization: []string{"stsguard"}},

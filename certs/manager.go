@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/cert"
 	"k8s.io/client-go/util/keyutil"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -86,6 +87,7 @@ type ManagerOptions struct {
 // every replica, not only a leader).
 type Manager struct {
 	o       ManagerOptions
+	clock   clock.PassiveClock
 	current atomic.Pointer[tls.Certificate]
 	mu      sync.Mutex // serialises Reconcile
 	loaded  []byte     // tls.crt of current
@@ -119,7 +121,7 @@ func NewManager(o ManagerOptions) (*Manager, error) {
 	if o.Interval <= 0 {
 		o.Interval = min(time.Minute, o.CertValidity/20)
 	}
-	return &Manager{o: o}, nil
+	return &Manager{o: o, clock: clock.RealClock{}}, nil
 }
 
 // propagation is how long a new CA must have been in the caBundle before
@@ -192,7 +194,7 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 
 func (m *Manager) reconcileOnce(ctx context.Context) error {
 	log := m.o.Log
-	now := time.Now()
+	now := m.clock.Now()
 	sec := &corev1.Secret{}
 	key := types.NamespacedName{Namespace: m.o.Namespace, Name: m.o.SecretName}
 	err := m.o.Client.Get(ctx, key, sec)
@@ -230,7 +232,7 @@ func (m *Manager) reconcileOnce(ctx context.Context) error {
 		changed = "dropped expired CAs from ca.crt"
 	}
 	if !now.Before(renewAt(st.cas[0])) {
-		ca, err := NewCA(m.o.CAValidity)
+		ca, err := newCA(now, m.o.CAValidity)
 		if err != nil {
 			return err
 		}
@@ -270,7 +272,7 @@ func (m *Manager) reconcileOnce(ctx context.Context) error {
 		log.V(1).Info("serving certificate renewal waits for the new CA to reach every caBundle", "reason", reason)
 		return m.finish(ctx, st)
 	}
-	if st.crt, st.key, err = (&CA{Cert: st.cas[0], Key: st.caKey}).Sign(m.o.DNSNames, m.o.CertValidity); err != nil {
+	if st.crt, st.key, err = (&CA{Cert: st.cas[0], Key: st.caKey}).sign(now, m.o.DNSNames, m.o.CertValidity); err != nil {
 		return err
 	}
 	if st.leaf, err = leafOf(st.crt); err != nil {
@@ -287,12 +289,12 @@ func (m *Manager) published(st *state, injected bool, now time.Time) bool {
 
 // fresh returns a new CA and a serving certificate signed by it.
 func (m *Manager) fresh(now time.Time) (*state, error) {
-	ca, err := NewCA(m.o.CAValidity)
+	ca, err := newCA(now, m.o.CAValidity)
 	if err != nil {
 		return nil, err
 	}
 	st := &state{cas: []*x509.Certificate{ca.Cert}, caKey: ca.Key, caSince: now}
-	if st.crt, st.key, err = ca.Sign(m.o.DNSNames, m.o.CertValidity); err != nil {
+	if st.crt, st.key, err = ca.sign(now, m.o.DNSNames, m.o.CertValidity); err != nil {
 		return nil, err
 	}
 	if st.leaf, err = leafOf(st.crt); err != nil {
