@@ -117,6 +117,7 @@ func validate[T rules.Object](ctx context.Context, h *Handlers, k *kind[T], req 
 	start := time.Now()
 	in, bad := decode(k, req)
 	if bad != nil {
+		h.Metrics.errored(k.name, reasonBadRequest)
 		return *bad
 	}
 	if in == nil {
@@ -139,6 +140,7 @@ func mutate[T rules.Object](ctx context.Context, h *Handlers, k *kind[T], req ad
 	start := time.Now()
 	in, bad := decode(k, req)
 	if bad != nil {
+		h.Metrics.errored(k.name, reasonBadRequest)
 		return *bad
 	}
 	if in == nil || in.Operation == admissionv1.Delete {
@@ -165,6 +167,7 @@ func mutate[T rules.Object](ctx context.Context, h *Handlers, k *kind[T], req ad
 	if !in.DryRun {
 		for _, sr := range m.Secrets() {
 			if resp := h.writeSecret(ctx, k.gk, sr); resp != nil {
+				h.Metrics.errored(k.name, reasonSecretWrite)
 				return *resp
 			}
 		}

@@ -16,6 +16,7 @@ type Metrics struct {
 	findings   *prometheus.CounterVec
 	mutations  *prometheus.CounterVec
 	exemptions *prometheus.CounterVec
+	errors     *prometheus.CounterVec
 	evaluation *prometheus.HistogramVec
 }
 
@@ -31,6 +32,10 @@ type Metrics struct {
 //   - stsguard_exemptions_total{rule}: exemptions that suppressed a rule.
 //   - stsguard_evaluation_duration_seconds{kind,operation,webhook}: time from
 //     the decoded request to the response, in seconds.
+//   - stsguard_admission_errors_total{kind,reason}: requests answered with
+//     an error instead of a decision: reason "bad-request" (a body stsguard
+//     could not read) or "secret-write" (password-secret-ref could not
+//     write its Secret).
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		findings: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -45,6 +50,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "stsguard_exemptions_total",
 			Help: "Exemptions (annotation or namespace) that suppressed a rule's findings or a mutator's changes, by rule.",
 		}, []string{"rule"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stsguard_admission_errors_total",
+			Help: "Admission requests stsguard answered with an error instead of a decision, by kind and reason (bad-request, secret-write).",
+		}, []string{"kind", "reason"}),
 		evaluation: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "stsguard_evaluation_duration_seconds",
 			Help:    "Time stsguard took to decide one admission request, from decoded request to response, in seconds.",
@@ -52,7 +61,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"kind", "operation", "webhook"}),
 	}
 	var err error
-	for _, c := range []**prometheus.CounterVec{&m.findings, &m.mutations, &m.exemptions} {
+	for _, c := range []**prometheus.CounterVec{&m.findings, &m.mutations, &m.exemptions, &m.errors} {
 		if *c, err = promutil.Register(reg, *c); err != nil {
 			return nil, err
 		}
@@ -84,6 +93,19 @@ func (m *Metrics) exempted(x rules.Exemption) {
 		return
 	}
 	m.exemptions.WithLabelValues(x.Rule).Inc()
+}
+
+// Error reasons of stsguard_admission_errors_total.
+const (
+	reasonBadRequest  = "bad-request"
+	reasonSecretWrite = "secret-write"
+)
+
+func (m *Metrics) errored(k rules.Kind, reason string) {
+	if m == nil {
+		return
+	}
+	m.errors.WithLabelValues(string(k), reason).Inc()
 }
 
 func (m *Metrics) observe(k rules.Kind, op admissionv1.Operation, webhook string, start time.Time) {
