@@ -1,4 +1,7 @@
 # syntax=docker/dockerfile:1
+# stsguard's image: a static binary on distroless, running as nonroot
+# (65532), as deploy/base expects (runAsNonRoot, read-only root filesystem).
+#   make docker-build IMG=ghcr.io/stsguard/stsguard:v0.1.0
 FROM golang:1.26 AS build
 WORKDIR /src
 COPY go.mod go.sum ./

@@ -11,7 +11,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -s -w -X github.com/stsguard/stsguard/internal/version.Version=$(VERSION) -X github.com/stsguard/stsguard/internal/version.Commit=$(COMMIT)
 STATICCHECK_VERSION := v0.8.2
-IMG       ?= stsguard:$(VERSION)
+IMG       ?= ghcr.io/stsguard/stsguard:$(VERSION)
 
 export KUBEBUILDER_ASSETS := $(K8S_BIN)
 
