@@ -4,11 +4,13 @@ import (
 	"context"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	cmv1 "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -16,8 +18,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/stsguard/stsguard/server"
@@ -167,4 +171,40 @@ func TestDownBackendDoesNotBlockSystemNamespacesOrStsguard(t *testing.T) {
 			assert.NoError(t, c.Create(ctx, o), "%T: the shipped webhooks fail open", o)
 		}
 	})
+}
+
+// certManagerCRDs returns the directory of cert-manager's CRDs in the
+// module cache: those of the version go.mod requires, whose Go types the
+// render tests decode into.
+func certManagerCRDs(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/cert-manager/cert-manager").Output()
+	require.NoError(t, err, "go list -m github.com/cert-manager/cert-manager")
+	return filepath.Join(strings.TrimSpace(string(out)), "deploy", "crds")
+}
+
+// The Issuers and Certificates of deploy/cert-manager are accepted by
+// cert-manager's own CRDs (OpenAPI schema and CEL rules) on a real
+// apiserver, with strict field validation: no field is unknown or dropped.
+func TestCertManagerOverlayIsAcceptedByCertManagersCRDs(t *testing.T) {
+	_, err := envtest.InstallCRDs(cp.Config, envtest.CRDInstallOptions{Paths: []string{certManagerCRDs(t)}, ErrorIfPathMissing: true})
+	require.NoError(t, err)
+	install(t, "base")
+	w := &harness.Warnings{}
+	cfg := rest.CopyConfig(cp.Config)
+	cfg.WarningHandlerWithContext = w
+	c, err := client.New(cfg, client.Options{Scheme: deployScheme(t)})
+	require.NoError(t, err)
+	ctx := context.Background()
+	n := 0
+	for _, o := range render(t, "cert-manager").objs {
+		if o.GetObjectKind().GroupVersionKind().Group != cmv1.SchemeGroupVersion.Group {
+			continue
+		}
+		n++
+		w.Take()
+		require.NoError(t, c.Create(ctx, o, client.FieldValidation("Strict")), "%T %s", o, o.GetName())
+		assert.Empty(t, w.Take(), "%T %s", o, o.GetName())
+	}
+	assert.Equal(t, 4, n, "two Issuers and two Certificates")
 }

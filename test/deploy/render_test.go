@@ -41,12 +41,18 @@ func render(t *testing.T, overlay string) *rendered {
 	t.Helper()
 	out, err := harness.Render(overlay)
 	require.NoError(t, err)
+	objs, err := harness.DecodeWith(deployScheme(t), bytes.NewReader(out))
+	require.NoError(t, err, "deploy/%s", overlay)
+	return &rendered{objs: objs}
+}
+
+// deployScheme holds client-go's types and cert-manager's.
+func deployScheme(t *testing.T) *runtime.Scheme {
+	t.Helper()
 	scheme := runtime.NewScheme()
 	require.NoError(t, clientgoscheme.AddToScheme(scheme))
 	require.NoError(t, cmv1.AddToScheme(scheme))
-	objs, err := harness.DecodeWith(scheme, bytes.NewReader(out))
-	require.NoError(t, err, "deploy/%s", overlay)
-	return &rendered{objs: objs}
+	return scheme
 }
 
 // one returns the only object of type T named name; the test fails when

@@ -147,8 +147,9 @@ func WaitReady(ctx context.Context, probeAddr string, timeout time.Duration) err
 }
 
 // Decode reads every object of a multi-document YAML or JSON stream into
-// typed objects of client-go's scheme. Empty documents are skipped; an
-// object of an unknown kind is an error naming the document.
+// typed objects of client-go's scheme, strictly: an unknown or duplicate
+// field is an error, as under kubectl --validate=strict. Empty documents are
+// skipped; an object of an unknown kind is an error naming the document.
 func Decode(r io.Reader) ([]client.Object, error) {
 	return DecodeWith(clientgoscheme.Scheme, r)
 }
@@ -156,7 +157,7 @@ func Decode(r io.Reader) ([]client.Object, error) {
 // DecodeWith is Decode into the types of scheme (for example client-go's
 // and cert-manager's).
 func DecodeWith(scheme *runtime.Scheme, r io.Reader) ([]client.Object, error) {
-	codecs := serializer.NewCodecFactory(scheme)
+	codecs := serializer.NewCodecFactory(scheme, serializer.EnableStrict)
 	reader := utilyaml.NewYAMLReader(bufio.NewReader(r))
 	var out []client.Object
 	for n := 1; ; n++ {
