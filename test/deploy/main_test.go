@@ -3,9 +3,7 @@ package deploy
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,9 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/stsguard/stsguard/server"
 	"github.com/stsguard/stsguard/test/harness"
@@ -31,7 +27,7 @@ import (
 // at a local port, where a test starts stsguard when it needs it).
 var (
 	cp   *harness.ControlPlane
-	logs syncBuffer
+	logs *harness.LogBuffer
 )
 
 // serviceAccount is the user stsguard runs as in deploy/base.
@@ -42,11 +38,7 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	var logOut io.Writer = &logs
-	if os.Getenv("STSGUARD_TEST_LOG") != "" {
-		logOut = io.MultiWriter(&logs, os.Stderr)
-	}
-	ctrl.SetLogger(zap.New(zap.WriteTo(logOut), zap.UseDevMode(false)))
+	logs = harness.CaptureLogs()
 	var err error
 	if cp, err = harness.Start(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -203,21 +195,4 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 30*time.Second, true,
 		func(context.Context) (bool, error) { return cond(), nil })
 	require.NoError(t, err, what)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

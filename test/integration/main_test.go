@@ -8,12 +8,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,9 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/stsguard/stsguard/server"
 	"github.com/stsguard/stsguard/test/harness"
@@ -33,8 +29,8 @@ var (
 	cp          *harness.ControlPlane
 	probeAddr   string
 	metricsAddr string
-	logs        syncBuffer // everything stsguard logged, to check that no secret leaks
-	policyFile  string     // the policy stsguard serve watches; see setPolicy
+	logs        *harness.LogBuffer // everything stsguard logged, to check that no secret leaks
+	policyFile  string             // the policy stsguard serve watches; see setPolicy
 )
 
 // basePolicy is the policy in force when no test set another: the defaults.
@@ -45,11 +41,7 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	var logOut io.Writer = &logs
-	if os.Getenv("STSGUARD_TEST_LOG") != "" {
-		logOut = io.MultiWriter(&logs, os.Stderr)
-	}
-	ctrl.SetLogger(zap.New(zap.WriteTo(logOut), zap.UseDevMode(false)))
+	logs = harness.CaptureLogs()
 
 	var err error
 	if cp, err = harness.Start(); err != nil {
@@ -141,21 +133,4 @@ func webhookClient(t *testing.T) *http.Client {
 
 func webhookURL(path string) string {
 	return fmt.Sprintf("https://%s:%d%s", cp.Webhook.LocalServingHost, cp.Webhook.LocalServingPort, path)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
