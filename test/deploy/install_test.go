@@ -196,11 +196,13 @@ func TestCertManagerOverlayIsAcceptedByCertManagersCRDs(t *testing.T) {
 	c, err := client.New(cfg, client.Options{Scheme: deployScheme(t)})
 	require.NoError(t, err)
 	ctx := context.Background()
+	ns := namespace(t, c) // the names are fixed: a fresh namespace per run
 	n := 0
 	for _, o := range render(t, "cert-manager").objs {
 		if o.GetObjectKind().GroupVersionKind().Group != cmv1.SchemeGroupVersion.Group {
 			continue
 		}
+		o.SetNamespace(ns)
 		n++
 		w.Take()
 		require.NoError(t, c.Create(ctx, o, client.FieldValidation("Strict")), "%T %s", o, o.GetName())

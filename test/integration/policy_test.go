@@ -100,7 +100,9 @@ func TestInvalidPolicyIsKeptOut(t *testing.T) {
 	setPolicy(t, "rules:\n  weak-password: Warn\n")
 
 	errs := metric(t, "stsguard_policy_reload_errors_total", nil)
-	writePolicy(t, basePolicy+"rules:\n  weak-password: Warn\n  no-such-rule: Deny\n")
+	// A failed content is reported once; a comment unique to this run makes
+	// it new when the test runs again in the same process (-count).
+	writePolicy(t, basePolicy+"# "+ns+"\nrules:\n  weak-password: Warn\n  no-such-rule: Deny\n")
 	eventually(t, "the reload error", func() bool { return metric(t, "stsguard_policy_reload_errors_total", nil) > errs })
 	logged(t, "invalid policy file; the previous policy stays in force", `rules[no-such-rule]: Not found: \"no-such-rule\"`)
 	require.NoError(t, c.Create(ctx, weakSecret(ns)), "the previous policy (Warn) is still in force")
