@@ -56,6 +56,10 @@ type Options struct {
 // smaller size, or a re-create that admission would deny.
 var ErrRefused = errors.New("refused; nothing was changed")
 
+// errResume tells how to go on after an interruption (Ctrl-C, --timeout):
+// every step is idempotent, so running the same command again resumes.
+var errResume = errors.New("run the same command again to resume")
+
 // stateKey is the key of the state Secret that holds the StatefulSet to
 // create, as JSON.
 const stateKey = "statefulset.json"
@@ -74,8 +78,9 @@ func StateSecretName(statefulSet string) string { return "stsguard-expand-" + st
 // cluster (no cache). It returns nil when the template has Size and every
 // existing PVC of it has reached Size (or waits only for its pod to restart
 // to grow its file system); an error wrapping ErrRefused when it changed
-// nothing because a check failed; ctx's error when ctx ends first (run it
-// again to resume); any API error otherwise.
+// nothing because a check failed; an error wrapping ctx's error and saying
+// to run it again to resume when ctx ends first, whether while waiting or in
+// the middle of an API call; any API error otherwise.
 func Run(ctx context.Context, c client.Client, o Options) error {
 	if o.Poll <= 0 {
 		o.Poll = 2 * time.Second
@@ -84,7 +89,12 @@ func Run(ctx context.Context, c client.Client, o Options) error {
 		o.Out = io.Discard
 	}
 	r := &run{c: c, o: o, key: types.NamespacedName{Namespace: o.Namespace, Name: o.Name}}
-	return r.do(ctx)
+	err := r.do(ctx)
+	if err != nil && ctx.Err() != nil && !errors.Is(err, errResume) {
+		// Interrupted in the middle of a call rather than while waiting.
+		return fmt.Errorf("%w; interrupted before it finished: %w", err, errResume)
+	}
+	return err
 }
 
 type run struct {
@@ -343,7 +353,7 @@ func (r *run) waitResized(ctx context.Context, name string, size resource.Quanti
 		return rules.Resized(pvc, size), nil
 	})
 	if err != nil && ctx.Err() != nil {
-		return fmt.Errorf("stopped waiting for PVC %s to reach %s (%s); run the same command again to resume: %w", name, size.String(), last, ctx.Err())
+		return fmt.Errorf("stopped waiting for PVC %s to reach %s (%s); %w: %w", name, size.String(), last, errResume, ctx.Err())
 	}
 	return err
 }
@@ -405,8 +415,8 @@ func (r *run) recreate(ctx context.Context, live, target *appsv1.StatefulSet) er
 		})
 		if err != nil {
 			if ctx.Err() != nil {
-				return fmt.Errorf("stopped waiting for statefulset/%s to be deleted; its new spec is saved in Secret %s: run the same command again to resume: %w",
-					r.o.Name, StateSecretName(r.o.Name), ctx.Err())
+				return fmt.Errorf("stopped waiting for statefulset/%s to be deleted; its new spec is saved in Secret %s: %w: %w",
+					r.o.Name, StateSecretName(r.o.Name), errResume, ctx.Err())
 			}
 			return err
 		}
