@@ -222,6 +222,32 @@ func TestManagerReplicasAgreeThroughResourceVersion(t *testing.T) {
 	assert.Equal(t, a.Leaf.Raw, b.Leaf.Raw, "both replicas serve the winner's certificate")
 }
 
+// Replicas that start together race on the create: the loser gets
+// AlreadyExists, reads the winner's Secret and serves it.
+func TestManagerReplicasRaceOnCreate(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Now())
+	ctx := context.Background()
+	c := newFakeClient(webhookConfigurations()...)
+	second := newTestManager(t, c, clk)
+	raced := false
+	racing := interceptor.NewClient(c, interceptor.Funcs{
+		Create: func(ctx context.Context, cl client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			if _, ok := obj.(*corev1.Secret); ok && !raced {
+				raced = true
+				require.NoError(t, second.Reconcile(ctx))
+			}
+			return cl.Create(ctx, obj, opts...)
+		},
+	})
+	first := newTestManager(t, racing, clk)
+	require.NoError(t, first.Reconcile(ctx))
+	require.True(t, raced)
+	a, _ := first.GetCertificate(nil)
+	b, _ := second.GetCertificate(nil)
+	assert.Equal(t, a.Leaf.Raw, b.Leaf.Raw)
+	checkServing(t, c, first, clk.Now())
+}
+
 func TestManagerRecovers(t *testing.T) {
 	ctx := context.Background()
 	t.Run("unusable Secret is replaced", func(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/util/cert"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/stsguard/stsguard/certs"
 	"github.com/stsguard/stsguard/server"
@@ -32,6 +33,27 @@ const (
 	testCAValidity   = 12 * time.Second
 	testCertValidity = 4 * time.Second
 )
+
+// gauge returns the value of the gauge name{certificate=cert} in
+// controller-runtime's registry, or -1.
+func gauge(t *testing.T, name, cert string) float64 {
+	t.Helper()
+	mfs, err := metrics.Registry.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "certificate" && l.GetValue() == cert {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return -1
+}
 
 // rotations follows the managed Secret: every serving certificate and every
 // signing CA it has held.
@@ -204,6 +226,19 @@ func TestManageCertsRotatesWithoutAFailedRequest(t *testing.T) {
 		return err == nil && string(pem) == string(s.Data[certs.CertFile])
 	})
 	assert.Equal(t, corev1.SecretTypeTLS, s.Type)
+
+	// The expiry metric follows the certificates in use (still rotating).
+	eventually(t, "stsguard_certificate_expiry_timestamp_seconds follows the Secret", func() bool {
+		now := &corev1.Secret{}
+		if c.Get(ctx, key, now) != nil {
+			return false
+		}
+		leaf, err1 := cert.ParseCertsPEM(now.Data[certs.CertFile])
+		cas, err2 := cert.ParseCertsPEM(now.Data[certs.CAFile])
+		return err1 == nil && err2 == nil &&
+			gauge(t, "stsguard_certificate_expiry_timestamp_seconds", "serving") == float64(leaf[0].NotAfter.Unix()) &&
+			gauge(t, "stsguard_certificate_expiry_timestamp_seconds", "ca") == float64(cas[0].NotAfter.Unix())
+	})
 	for _, secretValue := range []string{string(s.Data[certs.KeyFile]), string(s.Data[certs.CAKeyFile])} {
 		assert.NotContains(t, logs.String(), strings.TrimSpace(secretValue)[40:80], "no key material in the logs")
 	}
