@@ -53,6 +53,9 @@ kind: Policy; see examples/policy.yaml). It is reloaded when it changes; an
 invalid file stops the start-up, an invalid change keeps the policy in force.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.ManageCerts && cmd.Flags().Changed("cert-dir") {
+				return usageError("--cert-dir and --manage-certs exclude each other: --manage-certs serves the certificate it keeps in the Secret --cert-secret; drop one of them")
+			}
 			ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 			return server.Run(cmd.Context(), o)
 		},

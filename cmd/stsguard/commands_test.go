@@ -35,6 +35,17 @@ func TestServeFlagsAreStable(t *testing.T) {
 	}
 }
 
+func TestServeRejectsCertDirWithManageCerts(t *testing.T) {
+	cmd := newRootCommand()
+	cmd.SetArgs([]string{"serve", "--manage-certs", "--cert-dir=/certs"})
+	err := cmd.Execute()
+	require.Error(t, err)
+	var ee *exitError
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, 2, ee.code)
+	assert.Contains(t, err.Error(), "--cert-dir and --manage-certs exclude each other")
+}
+
 // docs/rules.md is generated from the registry; regenerate it with make docs.
 func TestRulesDocIsCurrent(t *testing.T) {
 	have, err := os.ReadFile(filepath.Join("..", "..", "docs", "rules.md"))

@@ -389,6 +389,8 @@ func TestSelfSignedOverlay(t *testing.T) {
 	c := container(t, d)
 	_, manage := arg(c.Args, "manage-certs")
 	assert.True(t, manage)
+	_, dir := arg(c.Args, "cert-dir")
+	assert.False(t, dir, "--cert-dir is not used with --manage-certs")
 	for _, v := range d.Spec.Template.Spec.Volumes {
 		assert.Nil(t, v.Secret, "volume %s: --manage-certs reads its Secret through the API", v.Name)
 	}
