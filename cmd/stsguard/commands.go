@@ -46,7 +46,7 @@ Certificates come from one of two places:
                    caBundle of the webhook configurations named
                    --webhook-configuration-name, and rotates both when two
                    thirds of their life have passed. Replicas agree through
-                   the Secret's resourceVersion. --cert-dir is not used.
+                   the Secret's resourceVersion. --cert-dir may not be set.
 
 --config names a policy file (apiVersion: config.stsguard.io/v1alpha1,
 kind: Policy; see examples/policy.yaml). It is reloaded when it changes; an
