@@ -198,19 +198,20 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	metricsTLS := func(c *tls.Config) {
+	// baseTLS applies to the metrics and the webhook server alike.
+	baseTLS := func(c *tls.Config) {
 		c.MinVersion = tls.VersionTLS12
 		if !o.EnableHTTP2 {
 			c.NextProtos = []string{"http/1.1"}
 		}
 	}
 	webhookTLS := func(c *tls.Config) {
-		metricsTLS(c)
+		baseTLS(c)
 		c.GetCertificate = serving.GetCertificate
 	}
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: o.MetricsBindAddress, TLSOpts: []func(*tls.Config){metricsTLS}},
+		Metrics:                metricsserver.Options{BindAddress: o.MetricsBindAddress, TLSOpts: []func(*tls.Config){baseTLS}},
 		HealthProbeBindAddress: o.HealthProbeBindAddress,
 		WebhookServer:          crwebhook.NewServer(crwebhook.Options{Host: o.Host, Port: o.Port, TLSOpts: []func(*tls.Config){webhookTLS}}),
 		Cache: cache.Options{
