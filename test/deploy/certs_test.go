@@ -20,7 +20,6 @@ import (
 	"k8s.io/client-go/util/cert"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/stsguard/stsguard/certs"
 	"github.com/stsguard/stsguard/server"
@@ -34,25 +33,11 @@ const (
 	testCertValidity = 4 * time.Second
 )
 
-// gauge returns the value of the gauge name{certificate=cert} in
-// controller-runtime's registry, or -1.
+// gauge returns the value of the gauge name{certificate=cert}, 0 when
+// there is none.
 func gauge(t *testing.T, name, cert string) float64 {
 	t.Helper()
-	mfs, err := metrics.Registry.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "certificate" && l.GetValue() == cert {
-					return m.GetGauge().GetValue()
-				}
-			}
-		}
-	}
-	return -1
+	return sample(t, name, "certificate", cert)
 }
 
 // rotations follows the managed Secret: every serving certificate and every

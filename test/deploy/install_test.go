@@ -22,7 +22,6 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/stsguard/stsguard/server"
 	"github.com/stsguard/stsguard/test/harness"
@@ -66,22 +65,7 @@ func mysql(ns, name, serviceName string) *appsv1.StatefulSet {
 // answered on path (all status codes).
 func requests(t *testing.T, path string) float64 {
 	t.Helper()
-	mfs, err := metrics.Registry.Gather()
-	require.NoError(t, err)
-	var n float64
-	for _, mf := range mfs {
-		if mf.GetName() != "controller_runtime_webhook_requests_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "webhook" && l.GetValue() == path {
-					n += m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return n
+	return sample(t, "controller_runtime_webhook_requests_total", "webhook", path)
 }
 
 // deploy/base applies cleanly to a real apiserver: the Deployment passes

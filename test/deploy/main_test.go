@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/stsguard/stsguard/server"
 	"github.com/stsguard/stsguard/test/harness"
@@ -195,4 +196,27 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 30*time.Second, true,
 		func(context.Context) (bool, error) { return cond(), nil })
 	require.NoError(t, err, what)
+}
+
+// sample returns the sum of the counters and gauges named name whose label
+// has value, in controller-runtime's registry (where stsguard registers
+// its metrics in-process); 0 when there are none.
+func sample(t *testing.T, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := metrics.Registry.Gather()
+	require.NoError(t, err)
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					n += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return n
 }
