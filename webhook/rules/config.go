@@ -79,13 +79,19 @@ type Config struct {
 }
 
 // DefaultWeakPasswords are the well-known defaults weak-password rejects: the
-// "password" of the seed documents and tutorials, vendor defaults and the
-// most common leaked passwords.
+// "password" of the seed documents and tutorials, the "example" of the
+// official images' compose examples, vendor and image defaults (guest,
+// neo4j, bitnami, minioadmin, ...) and the most common leaked passwords.
 var DefaultWeakPasswords = []string{
 	"password", "passw0rd", "p@ssw0rd", "password1", "pass", "changeme", "change-me", "changeit",
 	"secret", "root", "toor", "admin", "administrator", "default", "test", "guest", "letmein",
 	"qwerty", "123456", "1234567", "12345678", "123456789", "1234567890",
 	"mysql", "postgres", "cassandra", "mongo", "redis", "rabbitmq", "elastic",
+	"mariadb", "mongodb", "postgresql", "oracle", "neo4j", "bitnami", "example", "admin123", "password123",
+	// MinIO's default root credentials (minioadmin) and the access and
+	// secret key of its older documentation and of the manifests that copy
+	// it (minio, minio123).
+	"minio", "minio123", "minioadmin",
 }
 
 // GeneratedPasswordLength is the length, in characters, of a password that
@@ -132,16 +138,36 @@ func DefaultConfig() Config {
 }
 
 // Default name patterns (Go regexp syntax).
+//
+// Credential names (moved into a Secret) and password names (also judged
+// against the weak-password list) differ on purpose. A password, and a
+// secret key that a user picks like one (MINIO_SECRET_KEY, Django's
+// SECRET_KEY, AWS_SECRET_ACCESS_KEY given to a MinIO client), is guessable
+// when it is a default such as minio123, and empty means no password. An
+// access key, private key, API key, token or credentials blob is issued or
+// generated, never on a list of defaults, and empty usually means "not
+// configured" (AWS_ACCESS_KEY: "" with IAM roles): it is moved into a
+// Secret when it holds a literal, but weak-password stays out of it.
 const (
-	// DefaultCredentialEnvPattern matches env var names that hold credentials.
-	DefaultCredentialEnvPattern = `(?i)(PASSWORD|PASSWD|SECRET|TOKEN|API_KEY)$`
-	// DefaultCredentialSwitchPattern matches names that look like credentials
-	// but are switches (MYSQL_ALLOW_EMPTY_PASSWORD).
-	DefaultCredentialSwitchPattern = `(?i)(^|_)(ALLOW_EMPTY|RANDOM|ONETIME|SKIP|DISABLE|ENABLE|REQUIRE|USE)_`
+	// DefaultCredentialEnvPattern matches env var names that hold
+	// credentials: passwords (…PASSWORD, …PASSWD, …PASSPHRASE, …_PASS,
+	// …_PWD), secrets and tokens (…SECRET, …TOKEN), keys (…SECRET_KEY,
+	// …ACCESS_KEY, …PRIVATE_KEY, …API_KEY, …APIKEY, …ENCRYPTION_KEY,
+	// …SIGNING_KEY, …MASTER_KEY, SECRET_KEY_BASE) and …CREDENTIAL(S).
+	DefaultCredentialEnvPattern = `(?i)(PASSWORD|PASSWD|PASSPHRASE|_PASS|_PWD|SECRET|TOKEN|SECRET_KEY|ACCESS_KEY|PRIVATE_KEY|API_?KEY|ENCRYPTION_KEY|SIGNING_KEY|MASTER_KEY|SECRET_KEY_BASE|CREDENTIALS?)$`
+	// DefaultCredentialSwitchPattern matches names that the credential
+	// patterns match but that hold no credential: switches
+	// (MYSQL_ALLOW_EMPTY_PASSWORD, MYSQL_RANDOM_ROOT_PASSWORD,
+	// CORS_ALLOW_CREDENTIALS, ...) and names whose value is a file
+	// (GOOGLE_APPLICATION_CREDENTIALS, the KAFKA_SSL_*_CREDENTIALS of the
+	// Confluent images). Names ending in _FILE never match the credential
+	// patterns in the first place.
+	DefaultCredentialSwitchPattern = `(?i)((^|_)(ALLOW|ALLOW_EMPTY|RANDOM|ONETIME|GENERATE|SKIP|DISABLE|ENABLE|REQUIRE|USE)_|^GOOGLE_APPLICATION_CREDENTIALS$|(KEYSTORE|TRUSTSTORE|SSL_KEY)_CREDENTIALS$)`
 	// DefaultPasswordNamePattern matches env var names and Secret keys that
 	// hold a password: PASSWORD, rootPassword, mysql-root-password, PASSWD,
-	// RABBITMQ_DEFAULT_PASS, db.pwd.
-	DefaultPasswordNamePattern = `(?i)(passw(or)?d|passphrase|(^|[_.-])(pass|pwd))$`
+	// RABBITMQ_DEFAULT_PASS, db.pwd, and secret keys chosen like passwords:
+	// MINIO_SECRET_KEY, secretkey, secretKey, AWS_SECRET_ACCESS_KEY.
+	DefaultPasswordNamePattern = `(?i)(passw(or)?d|passphrase|(^|[_.-])(pass|pwd)|secret[_.-]?key|secret[_.-]?access[_.-]?key)$`
 )
 
 // imageName returns the repository base name of an image reference:

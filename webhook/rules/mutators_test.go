@@ -96,6 +96,14 @@ func TestPasswordSecretRef(t *testing.T) {
 			return s
 		}(), nil, nil},
 		{"postgres with other env gets one appended", withContainer("postgres:14", lit("PGDATA", "/data")), []string{"postgres-password"}, []string{"POSTGRES_PASSWORD"}},
+		{"access, secret and private keys and credentials", withContainer("minio/minio", lit("MINIO_ACCESS_KEY", "k3y-Id-9"), lit("MINIO_SECRET_KEY", "n0t-a-default-9"),
+			lit("AWS_SECRET_ACCESS_KEY", "aws-s3cr3t-9"), lit("JWT_PRIVATE_KEY", "-----BEGIN"), lit("GCP_CREDENTIALS", "{}")),
+			[]string{"aws-secret-access-key", "gcp-credentials", "jwt-private-key", "minio-access-key", "minio-secret-key"},
+			[]string{"MINIO_ACCESS_KEY", "MINIO_SECRET_KEY", "AWS_SECRET_ACCESS_KEY", "JWT_PRIVATE_KEY", "GCP_CREDENTIALS"}},
+		{"weak minio secret key is left for weak-password", withContainer("minio/minio", lit("MINIO_SECRET_KEY", "minio123")), nil, nil},
+		{"file pointers and switches stay", withContainer("cp-kafka", lit("GOOGLE_APPLICATION_CREDENTIALS", "/var/run/gcp/key.json"),
+			lit("KAFKA_SSL_KEYSTORE_CREDENTIALS", "keystore_creds"), lit("MINIO_SECRET_KEY_FILE", "/run/secrets/minio"),
+			lit("CORS_ALLOW_CREDENTIALS", "true"), lit("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")), nil, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -143,6 +143,11 @@ func TestWeakPassword(t *testing.T) {
 				field.ErrorList{field.Invalid(env.Index(0).Child("value"), "", "")}},
 			{"profile env not matching the pattern", withContainer("rabbitmq", lit("RABBITMQ_DEFAULT_PASS", "guest")), nil,
 				field.ErrorList{field.Invalid(env.Index(0).Child("value"), "", "")}},
+			{"minio default secret key", withContainer("minio/minio", lit("MINIO_ACCESS_KEY", "minio"), lit("MINIO_SECRET_KEY", "minio123")), nil,
+				field.ErrorList{field.Invalid(env.Index(1).Child("value"), "", "")}},
+			{"minio default root password", withContainer("minio/minio", lit("MINIO_ROOT_USER", "minioadmin"), lit("MINIO_ROOT_PASSWORD", "minioadmin")), nil,
+				field.ErrorList{field.Invalid(env.Index(1).Child("value"), "", "")}},
+			{"an empty access key or token is not a password", withContainer("app", lit("AWS_ACCESS_KEY", ""), lit("GITHUB_TOKEN", ""), lit("JWT_PRIVATE_KEY", "")), nil, nil},
 			{"strong literal (moved by password-secret-ref, not weak)", withContainer("mysql", lit("MYSQL_ROOT_PASSWORD", "n0t-a-default-9")), nil, nil},
 			{"switch is not a password", withContainer("mysql", lit("MYSQL_ALLOW_EMPTY_PASSWORD", "")), nil, nil},
 			{"variable reference", withContainer("mysql", lit("MYSQL_PASSWORD", "$(OTHER)")), nil, nil},
@@ -167,6 +172,8 @@ func TestWeakPassword(t *testing.T) {
 					assert.NotContains(t, f.String(), `"password"`, "the value is never echoed")
 					assert.NotContains(t, f.String(), "changeme")
 					assert.NotContains(t, f.String(), "guest")
+					assert.NotContains(t, f.String(), `"minio123"`)
+					assert.NotContains(t, f.String(), `"minioadmin"`)
 				}
 			})
 		}
@@ -187,6 +194,8 @@ func TestWeakPassword(t *testing.T) {
 				field.ErrorList{field.Invalid(dataPath.Key("root"), "", "")}, Deny},
 			{"empty password", admissionv1.Create, secret("app", map[string]string{"db-password": ""}), nil,
 				field.ErrorList{field.Invalid(dataPath.Key("db-password"), "", "")}, Deny},
+			{"minio artifact Secret", admissionv1.Create, secret("mlpipeline-minio-artifact", map[string]string{"accesskey": "minio", "secretkey": "minio123"}), nil,
+				field.ErrorList{field.Invalid(dataPath.Key("secretkey"), "", "")}, Deny},
 			{"strong", admissionv1.Create, secret("app", map[string]string{"password": "n0t-a-default-9"}), nil, nil, ""},
 			{"weak value under another key", admissionv1.Create, secret("app", map[string]string{"username": "admin"}), nil, nil, ""},
 			{"already weak before the update", admissionv1.Update, secret("app", map[string]string{"password": "root"}), secret("app", map[string]string{"password": "root"}),
