@@ -19,7 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 
@@ -70,12 +70,17 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Load reads every manifest under paths: files, directories (recursively,
-// the files ending in .yaml, .yml and .json, in lexical order) and "-" for
-// stdin. Objects without a namespace take namespace when their kind is
-// namespaced. It returns the objects of every document that could be read
-// and one *Error per document, file or path that could not: one bad document
-// never hides the others.
+// Load reads every manifest under paths, in the order kubectl apply -f
+// (with --recursive) reads them: paths in the order given; a directory's
+// files in the order filepath.Walk visits them (each directory's entries
+// sorted by name, a subdirectory's files where its name sorts), keeping only
+// names ending in .json, .yaml or .yml (case-sensitive, as kubectl's
+// FileExtensions); "-" for stdin. A file named explicitly is read whatever
+// its name. The objects of a file come in document order, the items of a
+// List in item order. Objects without a namespace take namespace when their
+// kind is namespaced. It returns the objects of every document that could be
+// read and one *Error per document, file or path that could not: one bad
+// document never hides the others.
 func Load(paths []string, stdin io.Reader, namespace string) ([]Object, []error) {
 	var objs []Object
 	var errs []error
@@ -90,7 +95,7 @@ func Load(paths []string, stdin io.Reader, namespace string) ([]Object, []error)
 			objs, errs = append(objs, o...), append(errs, e...)
 			continue
 		}
-		files, err := expand(p)
+		files, err := Files(p)
 		if err != nil {
 			errs = append(errs, &Error{File: p, Err: err})
 			continue
@@ -108,9 +113,16 @@ func Load(paths []string, stdin io.Reader, namespace string) ([]Object, []error)
 	return objs, errs
 }
 
-// expand returns path itself for a file, and the manifest files under it
-// for a directory.
-func expand(path string) ([]string, error) {
+// Extensions are the file name endings read from a directory, as kubectl's
+// (k8s.io/cli-runtime/pkg/resource.FileExtensions): compared case-sensitively.
+var Extensions = []string{".json", ".yaml", ".yml"}
+
+// Files returns path itself for a file, and for a directory the manifest
+// files under it (see Extensions) in the order kubectl apply -f --recursive
+// visits them: filepath.Walk's, which lists each directory's entries sorted
+// by name and descends into a subdirectory where its name sorts (so
+// "a/x.yaml" comes before "a-b/x.yaml", unlike a sort of the full paths).
+func Files(path string) ([]string, error) {
 	info, err := os.Stat(path)
 	if err != nil {
 		return nil, err
@@ -123,16 +135,11 @@ func expand(path string) ([]string, error) {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() {
-			return nil
-		}
-		switch strings.ToLower(filepath.Ext(p)) {
-		case ".yaml", ".yml", ".json":
+		if !d.IsDir() && slices.Contains(Extensions, filepath.Ext(p)) {
 			files = append(files, p)
 		}
 		return nil
 	})
-	sort.Strings(files)
 	return files, err
 }
 
