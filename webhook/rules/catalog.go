@@ -66,7 +66,7 @@ var catalog = []Meta{
 	{ID: WeakPassword, Action: Deny,
 		Description: "A password, or a secret key chosen like one (MINIO_SECRET_KEY, AWS_SECRET_ACCESS_KEY), is empty or a well-known default (password, changeme, root, admin, example, minioadmin, minio123, ...): a literal env value of a StatefulSet, a Secret key a StatefulSet uses as a password, or a Secret key named like a password. The value is never echoed."},
 	{ID: PasswordSecretRef, Action: Mutate,
-		Description: "Moves a literal credential env value (a name ending in PASSWORD, SECRET, TOKEN, SECRET_KEY, ACCESS_KEY, PRIVATE_KEY, API_KEY, CREDENTIALS, ...) into the Secret <statefulset>-credentials and references it with valueFrom.secretKeyRef; generates a password an image cannot start without (mysql, mariadb, postgres). Never overwrites a Secret."},
+		Description: "Moves a literal credential env value (a name ending in PASSWORD, SECRET, TOKEN, SECRET_KEY, ACCESS_KEY, PRIVATE_KEY, API_KEY, CREDENTIALS, ...) into the Secret <statefulset>-credentials and references it with valueFrom.secretKeyRef; on CREATE only, generates a password an image cannot start without (mysql, mariadb, postgres), and on an UPDATE warns instead. Never overwrites a Secret."},
 	{ID: StorageClassNotFound, Action: Warn,
 		Description: "A volumeClaimTemplate names a StorageClass that does not exist, or names none and the cluster has no default StorageClass: its PVCs would stay Pending. Checked on CREATE (volumeClaimTemplates are immutable)."},
 	{ID: StorageClassNotExpandable, Action: Warn,

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -163,7 +164,7 @@ type credentialEnv struct {
 
 func mutateCredentials(cfg *Config, in *Input[*appsv1.StatefulSet], lk Lookup, m *Mutation) field.ErrorList {
 	sts := in.Object
-	if in.Operation == "UPDATE" && !templateChanged(in) {
+	if in.Operation == admissionv1.Update && !templateChanged(in) {
 		return nil
 	}
 	secretName := CredentialsSecretName(sts.Name)
@@ -204,6 +205,10 @@ func mutateCredentials(cfg *Config, in *Input[*appsv1.StatefulSet], lk Lookup, m
 		}
 		p := cfg.Profile(c.Image)
 		if p == nil || !passwordMissing(p, c) {
+			continue
+		}
+		if in.Operation != admissionv1.Create {
+			m.Warn(passwordNotGenerated(p, sts, cPath.Child("env"), lk))
 			continue
 		}
 		key := CredentialsKey(p.PasswordEnv[0])
@@ -274,6 +279,41 @@ func mutateCredentials(cfg *Config, in *Input[*appsv1.StatefulSet], lk Lookup, m
 		m.Set(PasswordSecretRef, ce.path.Key(ce.envName), ce.pointer+"/-", ref, msg)
 	}
 	return nil
+}
+
+// passwordNotGenerated is the warning for a container that lacks the
+// password its image needs, on an UPDATE. stsguard generates a password on
+// CREATE only: the images read *_PASSWORD when they initialise an empty data
+// directory and never again, so on a StatefulSet that already holds data a
+// new password would not be the one the database uses, and the Secret would
+// lie. When stsguard's Secret already holds the key (generated when the
+// StatefulSet was created, and the reference since dropped, for example by
+// kubectl replace -f of the original manifest), the warning says how to
+// reference it again. It names keys, never values.
+func passwordNotGenerated(p *ImageProfile, sts *appsv1.StatefulSet, path *field.Path, lk Lookup) *field.Error {
+	env := p.PasswordEnv[0]
+	secretName, key := CredentialsSecretName(sts.Name), CredentialsKey(env)
+	fix := fmt.Sprintf("set %s with valueFrom.secretKeyRef to a Secret that holds the password the database was initialised with (or mount it and set %s_FILE)", env, env)
+	if s, err := lk.Secret(sts.Namespace, secretName); err == nil && s.Labels[ManagedByLabel] == ManagedByValue {
+		if _, ok := s.Data[key]; ok {
+			fix = fmt.Sprintf("Secret %q already holds key %q, which stsguard generated for this StatefulSet: if the database was initialised with it, set %s with valueFrom.secretKeyRef name %s key %s; otherwise %s",
+				secretName, key, env, secretName, key, fix)
+		}
+	}
+	var opt []string
+	for _, c := range p.PasswordOptionalWhen {
+		if c.Value != "" {
+			opt = append(opt, c.Name+"="+c.Value)
+		} else {
+			opt = append(opt, c.Name)
+		}
+	}
+	if len(opt) > 0 {
+		fix += fmt.Sprintf(", or set %s if the image should start without it", strings.Join(opt, " or "))
+	}
+	return field.Required(path, fmt.Sprintf(
+		"%s is not set and a %s container cannot initialise an empty data directory without it (a new replica, a lost volume), but stsguard generates a password only when a StatefulSet is created: a database that already holds data never reads %s again, so a generated password would not be the one it uses; %s",
+		env, p.Name, env, fix))
 }
 
 // passwordMissing reports whether container c, whose image has profile p,

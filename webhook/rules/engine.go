@@ -302,6 +302,9 @@ func mutate[T Object](e *Engine, ks *kindRules[T], in *Input[T], lk Lookup) (T, 
 			}
 			res.Findings = append(res.Findings, Finding{Rule: mu.ID, Action: action, Error: tagged(err, mu.ID)})
 		}
+		for _, err := range step.warnings {
+			res.Findings = append(res.Findings, Finding{Rule: mu.ID, Action: Warn, Error: tagged(err, mu.ID)})
+		}
 		if len(res.Findings.ByAction(Deny)) > 0 {
 			continue // a denied request gets no patch and writes nothing
 		}

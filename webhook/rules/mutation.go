@@ -31,6 +31,9 @@ type Mutation struct {
 	patch   []jsonpatch.JsonPatchOperation
 	changes []Change
 	secrets []*SecretRequest
+	// warnings are problems a mutator reports as Warn findings whatever
+	// its FindingAction: a default it did not apply, and why.
+	warnings field.ErrorList
 }
 
 // Pointer builds an RFC 6901 JSON pointer from reference tokens, escaping
@@ -59,6 +62,11 @@ func (m *Mutation) Replace(rule string, path *field.Path, pointer string, value 
 	m.patch = append(m.patch, op)
 	m.changes = append(m.changes, Change{Rule: rule, Field: path.String(), Message: message, Patch: op})
 }
+
+// Warn records a problem the mutator reports as a Warn finding (never a
+// denial), such as a default it chose not to apply; the engine tags it
+// with the mutator's rule ID.
+func (m *Mutation) Warn(err *field.Error) { m.warnings = append(m.warnings, err) }
 
 // NeedSecret records that the mutated object relies on r being written.
 func (m *Mutation) NeedSecret(r *SecretRequest) { m.secrets = append(m.secrets, r) }

@@ -213,6 +213,88 @@ func TestPasswordSecretRefOnUpdateOnlyWithTemplateChange(t *testing.T) {
 	assert.Len(t, m.Secrets(), 1)
 }
 
+// TestPasswordGeneratedOnCreateOnly: a database that already holds data
+// never reads its *_PASSWORD variable again, so a password generated on an
+// UPDATE would not be the one the database uses. On UPDATE the mutator
+// warns instead, and still moves literals (the literal is what the
+// database got).
+func TestPasswordGeneratedOnCreateOnly(t *testing.T) {
+	managed := map[string]string{ManagedByLabel: ManagedByValue}
+	noPassword := withContainer("postgres:14", corev1.EnvVar{Name: "PGDATA", Value: "/data"})
+	imageChanged := func(s *appsv1.StatefulSet) *appsv1.StatefulSet {
+		s = s.DeepCopy()
+		s.Spec.Template.Spec.Containers[0].Image = "postgres:16"
+		return s
+	}
+	envPath := podSpecPath.Child("containers").Index(0).Child("env")
+	cases := []struct {
+		name      string
+		in        *Input[*appsv1.StatefulSet]
+		secret    *corev1.Secret
+		wantKeys  []string // keys of the requested Secret; nil for none
+		wantRefs  []string // env names that end up as secretKeyRef
+		wantWarn  bool     // a Warn finding at spec.template.spec.containers[0].env
+		wantHints []string // more the warning must say
+	}{
+		{name: "CREATE generates", in: create(noPassword),
+			wantKeys: []string{"postgres-password"}, wantRefs: []string{"POSTGRES_PASSWORD"}},
+		{name: "UPDATE with a template change warns and generates nothing",
+			in:       &Input[*appsv1.StatefulSet]{Operation: admissionv1.Update, Object: imageChanged(noPassword), OldObject: noPassword},
+			wantWarn: true, wantHints: []string{"POSTGRES_PASSWORD is not set", "only when a StatefulSet is created", "never reads POSTGRES_PASSWORD again",
+				"valueFrom.secretKeyRef", "POSTGRES_PASSWORD_FILE", "POSTGRES_HOST_AUTH_METHOD=trust"}},
+		{name: "UPDATE that drops the reference points at the key stsguard's Secret holds",
+			in: &Input[*appsv1.StatefulSet]{Operation: admissionv1.Update, Object: imageChanged(noPassword),
+				OldObject: withContainer("postgres:14", keyRef("POSTGRES_PASSWORD", "web-credentials", "postgres-password", false))},
+			secret:   &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Labels: managed}, Data: map[string][]byte{"postgres-password": []byte("generated-at-create")}},
+			wantWarn: true, wantHints: []string{`Secret "web-credentials" already holds key "postgres-password"`}},
+		{name: "UPDATE still moves a literal",
+			in: &Input[*appsv1.StatefulSet]{Operation: admissionv1.Update,
+				Object:    imageChanged(withContainer("postgres:14", corev1.EnvVar{Name: "POSTGRES_PASSWORD", Value: "n0t-a-default-9"})),
+				OldObject: withContainer("postgres:14", corev1.EnvVar{Name: "POSTGRES_PASSWORD", Value: "n0t-a-default-9"})},
+			wantKeys: []string{"postgres-password"}, wantRefs: []string{"POSTGRES_PASSWORD"}},
+		{name: "UPDATE without a template change says nothing",
+			in: &Input[*appsv1.StatefulSet]{Operation: admissionv1.Update, Object: func() *appsv1.StatefulSet {
+				s := noPassword.DeepCopy()
+				s.Spec.Replicas = ptr.To[int32](5)
+				return s
+			}(), OldObject: noPassword}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			lk := objects()
+			if tc.secret != nil {
+				require.NoError(t, lk.Add(credentials(tc.secret)))
+			}
+			out, m, fs := mutateTwice(t, engine(t, PasswordSecretRef), tc.in, lk)
+			var refs []string
+			for _, env := range out.Spec.Template.Spec.Containers[0].Env {
+				if env.ValueFrom != nil {
+					refs = append(refs, env.Name)
+				}
+			}
+			assert.Equal(t, tc.wantRefs, refs)
+			if tc.wantKeys == nil {
+				assert.Empty(t, m.Secrets(), "no Secret is written")
+			} else if assert.Len(t, m.Secrets(), 1) {
+				assert.Equal(t, tc.wantKeys, m.Secrets()[0].Keys())
+			}
+			if !tc.wantWarn {
+				assert.Empty(t, fs)
+				return
+			}
+			field.ErrorMatcher{}.ByType().ByField().Test(t, field.ErrorList{field.Required(envPath, "")}, fs.Errors())
+			require.Len(t, fs, 1)
+			assert.Equal(t, Warn, fs[0].Action, "a warning, never a denial")
+			assert.Equal(t, PasswordSecretRef, fs[0].Rule)
+			for _, h := range tc.wantHints {
+				assert.Contains(t, fs[0].String(), h)
+			}
+			assert.True(t, strings.HasSuffix(fs[0].String(), "[rule: password-secret-ref]"))
+			assert.NotContains(t, fs[0].String(), "generated-at-create")
+		})
+	}
+}
+
 func TestGeneratedPassword(t *testing.T) {
 	pw, err := generatePassword(bytes.NewReader(bytes.Repeat([]byte{255, 1}, 64)))
 	require.NoError(t, err)
