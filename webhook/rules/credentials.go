@@ -160,6 +160,9 @@ type credentialEnv struct {
 	// reference is appended to container's env.
 	slot      *corev1.EnvVar
 	container *corev1.Container
+	// list and containerName locate slot for kubectl's last-applied
+	// configuration.
+	list, containerName string
 }
 
 func mutateCredentials(cfg *Config, in *Input[*appsv1.StatefulSet], lk Lookup, m *Mutation) field.ErrorList {
@@ -197,7 +200,7 @@ func mutateCredentials(cfg *Config, in *Input[*appsv1.StatefulSet], lk Lookup, m
 			envs = append(envs, credentialEnv{
 				path:    cPath.Child("env").Index(j),
 				pointer: Pointer("spec", "template", "spec", pc.List, fmt.Sprint(pc.Index), "env", fmt.Sprint(j)),
-				envName: e.Name, key: key, slot: e,
+				envName: e.Name, key: key, slot: e, list: pc.List, containerName: c.Name,
 			})
 		}
 		if pc.List != "containers" {
@@ -258,11 +261,13 @@ func mutateCredentials(cfg *Config, in *Input[*appsv1.StatefulSet], lk Lookup, m
 	// container's replacements come before its append, so the slots captured
 	// above are still the live ones. Appends go through "-" so that they
 	// compose.
+	moved := map[movedEnv]*corev1.EnvVarSource{}
 	for _, ce := range envs {
 		ref := corev1.EnvVar{Name: ce.envName, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
 			LocalObjectReference: corev1.LocalObjectReference{Name: secretName}, Key: ce.key}}}
 		if ce.slot != nil {
 			*ce.slot = ref
+			moved[movedEnv{list: ce.list, container: ce.containerName, env: ce.envName}] = ref.ValueFrom
 			m.Replace(PasswordSecretRef, ce.path, ce.pointer, ref, fmt.Sprintf(
 				"moved the literal value of %s into Secret %q key %q and referenced it with valueFrom.secretKeyRef", ce.envName, secretName, ce.key))
 			continue
@@ -277,6 +282,9 @@ func mutateCredentials(cfg *Config, in *Input[*appsv1.StatefulSet], lk Lookup, m
 		}
 		ce.container.Env = append(ce.container.Env, ref)
 		m.Set(PasswordSecretRef, ce.path.Key(ce.envName), ce.pointer+"/-", ref, msg)
+	}
+	if err := rewriteLastApplied(sts, moved, m); err != nil {
+		return field.ErrorList{err}
 	}
 	return nil
 }

@@ -1,0 +1,112 @@
+package rules
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// withLastApplied stores sts itself as kubectl apply does: the manifest as
+// compact JSON and a newline, in LastAppliedAnnotation.
+func withLastApplied(t *testing.T, sts *appsv1.StatefulSet) *appsv1.StatefulSet {
+	t.Helper()
+	sts = sts.DeepCopy()
+	sts.APIVersion, sts.Kind = "apps/v1", "StatefulSet"
+	raw, err := json.Marshal(sts)
+	require.NoError(t, err)
+	if sts.Annotations == nil {
+		sts.Annotations = map[string]string{}
+	}
+	sts.Annotations[LastAppliedAnnotation] = string(raw) + "\n"
+	return sts
+}
+
+// lastApplied decodes the annotation of sts.
+func lastApplied(t *testing.T, sts *appsv1.StatefulSet) *appsv1.StatefulSet {
+	t.Helper()
+	out := &appsv1.StatefulSet{}
+	require.NoError(t, json.Unmarshal([]byte(sts.Annotations[LastAppliedAnnotation]), out))
+	return out
+}
+
+func TestPasswordSecretRefRewritesLastApplied(t *testing.T) {
+	const secret = "n0t-a-default-9"
+	lit := func(name, value string) corev1.EnvVar { return corev1.EnvVar{Name: name, Value: value} }
+	cases := []struct {
+		name string
+		sts  *appsv1.StatefulSet
+		// wantRef: env name -> whether the annotation's entry is a secretKeyRef
+		wantRef map[string]bool
+	}{
+		{"moved literal", withContainer("mysql:8.0", lit("MYSQL_ROOT_PASSWORD", secret), lit("MYSQL_DATABASE", "app")),
+			map[string]bool{"MYSQL_ROOT_PASSWORD": true, "MYSQL_DATABASE": false}},
+		{"an init container's literal", func() *appsv1.StatefulSet {
+			sts := withContainer("nginx")
+			sts.Spec.Template.Spec.InitContainers = []corev1.Container{{Name: "init", Image: "mysql:8.0", Env: []corev1.EnvVar{lit("MYSQL_PASSWORD", secret)}}}
+			return sts
+		}(), map[string]bool{"MYSQL_PASSWORD": true}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := engine(t, PasswordSecretRef)
+			mutated, m, fs := mutateTwice(t, e, create(withLastApplied(t, tc.sts)), objects())
+			require.Empty(t, fs.ByAction(Deny))
+			require.NotEmpty(t, m.Secrets())
+			assert.NotContains(t, mutated.Annotations[LastAppliedAnnotation], secret, "no copy of the moved value")
+			assert.Regexp(t, `\n$`, mutated.Annotations[LastAppliedAnnotation], "kept as kubectl writes it")
+			got := lastApplied(t, mutated)
+			for _, c := range append(got.Spec.Template.Spec.InitContainers, got.Spec.Template.Spec.Containers...) {
+				for _, env := range c.Env {
+					ref, ok := tc.wantRef[env.Name]
+					require.True(t, ok, env.Name)
+					if ref {
+						assert.Empty(t, env.Value)
+						require.NotNil(t, env.ValueFrom)
+						stored := findEnv(mutated, env.Name)
+						assert.Equal(t, stored.ValueFrom, env.ValueFrom, "the annotation says what the object says")
+					} else {
+						assert.NotEmpty(t, env.Value, "what was not moved stays")
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestPasswordSecretRefLeavesOtherLastAppliedAlone(t *testing.T) {
+	e := engine(t, PasswordSecretRef)
+	t.Run("no annotation", func(t *testing.T) {
+		mutated, _, _ := mutateTwice(t, e, create(withContainer("mysql:8.0", corev1.EnvVar{Name: "MYSQL_ROOT_PASSWORD", Value: "n0t-a-default-9"})), objects())
+		assert.NotContains(t, mutated.Annotations, LastAppliedAnnotation, "not created")
+	})
+	t.Run("nothing moved", func(t *testing.T) {
+		sts := withLastApplied(t, withContainer("nginx", corev1.EnvVar{Name: "MODE", Value: "x"}))
+		_, m, _ := mutateTwice(t, e, create(sts), objects())
+		assert.Empty(t, m.Patch())
+	})
+	t.Run("not JSON: denied, since the literal may be in it", func(t *testing.T) {
+		sts := withContainer("mysql:8.0", corev1.EnvVar{Name: "MYSQL_ROOT_PASSWORD", Value: "n0t-a-default-9"})
+		sts.Annotations = map[string]string{LastAppliedAnnotation: "{not json"}
+		_, m, res := e.MutateStatefulSet(create(sts), objects())
+		deny := res.Findings.ByAction(Deny)
+		require.Len(t, deny, 1)
+		assert.Equal(t, "metadata.annotations[kubectl.kubernetes.io/last-applied-configuration]", deny[0].Error.Field)
+		assert.Empty(t, m.Patch())
+		assert.NotContains(t, deny[0].Error.Error(), "n0t-a-default-9")
+	})
+}
+
+func findEnv(sts *appsv1.StatefulSet, name string) corev1.EnvVar {
+	for _, c := range append(sts.Spec.Template.Spec.InitContainers, sts.Spec.Template.Spec.Containers...) {
+		for _, e := range c.Env {
+			if e.Name == name {
+				return e
+			}
+		}
+	}
+	return corev1.EnvVar{}
+}
