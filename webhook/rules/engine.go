@@ -163,10 +163,15 @@ type Result struct {
 //
 // Every rule follows the same contract: a rule whose action is Off is not
 // run; an exempted rule's findings are dropped and reported in Exemptions;
-// on UPDATE a Deny finding that the stored object has too is downgraded to
-// Warn (ratcheting, as Kubernetes does for validation that tightens: an
-// existing problem must not block an unrelated change such as a
-// scale-down); Lookup failures and rule panics are Warn findings of type
+// on UPDATE a Deny finding that the stored object has too (judged as if it
+// were created now) is downgraded to Warn (ratcheting, as Kubernetes does
+// for validation that tightens: an existing problem must not block an
+// unrelated change such as a scale-down), where "the same problem" means
+// the same rule about the same thing, named rather than indexed (the
+// container and env var by name, the Service or Secret and key it refers
+// to; see findingKey), so that inserting an env var before an old problem
+// keeps it ratcheted and pointing at another bad referent does not; Lookup
+// failures and rule panics are Warn findings of type
 // field.ErrorTypeInternal (see Findings.Internal), so stsguard fails open.
 // An object being deleted (deletionTimestamp set) is not judged.
 func (e *Engine) ValidateStatefulSet(in *Input[*appsv1.StatefulSet], lk Lookup) Result {
@@ -218,6 +223,7 @@ func validate[T Object](e *Engine, ks *kindRules[T], in *Input[T], lk Lookup) Re
 		return res
 	}
 	ex := e.exemptions(in.Subject(), lk)
+	views := ratchetViews[T]{in: in}
 	for i := range ks.rules {
 		r := &ks.rules[i]
 		meta, _ := lookupMeta(r.ID)
@@ -237,17 +243,24 @@ func validate[T Object](e *Engine, ks *kindRules[T], in *Input[T], lk Lookup) Re
 			res.Exemptions = appendExemption(res.Exemptions, x)
 			continue
 		}
-		var old field.ErrorList
+		var stored map[string]bool // keys of the stored object's findings; see findingKey
 		if in.Operation == admissionv1.Update && action == Deny {
-			oldIn := &Input[T]{Operation: admissionv1.Update, Object: in.OldObject, OldObject: in.OldObject, DryRun: in.DryRun}
-			old = safeCheck(r.ID, func() field.ErrorList { return r.Check(oldIn, lk) })
+			// The stored object's problems are those it would have if it
+			// were created now: judged as an UPDATE against itself, a rule
+			// that speaks only when the pod template changes would find none.
+			oldIn := &Input[T]{Operation: admissionv1.Create, Object: in.OldObject}
+			old := safeCheck(r.ID, func() field.ErrorList { return r.Check(oldIn, lk) })
+			stored = make(map[string]bool, len(old))
+			for _, err := range old {
+				stored[findingKey(views.old(), Finding{Rule: r.ID, Error: err})] = true
+			}
 		}
 		for _, err := range errs {
 			a := action
 			if err.Type == field.ErrorTypeInternal {
 				a = Warn
 				err = withDetail(err, "stsguard could not evaluate this rule, so it did not block the request")
-			} else if a == Deny && hasError(old, err) {
+			} else if a == Deny && stored[findingKey(views.new(), Finding{Rule: r.ID, Error: err})] {
 				a = Warn
 				err = withDetail(err, "(the stored object has this problem already, so this update is allowed)")
 			}
@@ -331,13 +344,25 @@ func safeCheck(id string, f func() field.ErrorList) (errs field.ErrorList) {
 	return f()
 }
 
-func hasError(list field.ErrorList, err *field.Error) bool {
-	for _, e := range list {
-		if e.Type == err.Type && e.Field == err.Field {
-			return true
-		}
+// ratchetViews are the two objects of an UPDATE as findingKey reads them,
+// each converted at most once per request.
+type ratchetViews[T Object] struct {
+	in               *Input[T]
+	objView, oldView *ratchetView
+}
+
+func (v *ratchetViews[T]) new() *ratchetView {
+	if v.objView == nil {
+		v.objView = newRatchetView(v.in.Object)
 	}
-	return false
+	return v.objView
+}
+
+func (v *ratchetViews[T]) old() *ratchetView {
+	if v.oldView == nil {
+		v.oldView = newRatchetView(v.in.OldObject)
+	}
+	return v.oldView
 }
 
 func withDetail(err *field.Error, more string) *field.Error {
