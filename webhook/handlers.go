@@ -83,6 +83,9 @@ type kind[T rules.Object] struct {
 	// onDelete is true when the kind's rules judge DELETE (the object is
 	// then request.oldObject).
 	onDelete bool
+	// scale turns an UPDATE of the kind's scale subresource into the update
+	// of the object it amounts to; nil for a kind without one.
+	scale func(req admission.Request, lk rules.Lookup) (*rules.Input[T], error)
 }
 
 var (
@@ -93,6 +96,7 @@ var (
 		new:      func() *appsv1.StatefulSet { return &appsv1.StatefulSet{} },
 		validate: (*rules.Engine).ValidateStatefulSet,
 		mutate:   (*rules.Engine).MutateStatefulSet,
+		scale:    statefulSetScale,
 	}
 	services = kind[*corev1.Service]{
 		name:     rules.KindService,
@@ -115,7 +119,14 @@ var (
 
 func validate[T rules.Object](ctx context.Context, h *Handlers, k *kind[T], req admission.Request) admission.Response {
 	start := time.Now()
-	in, bad := decode(k, req)
+	lk := h.Lookup(ctx)
+	var in *rules.Input[T]
+	var bad *admission.Response
+	if req.SubResource != "" {
+		in, bad = decodeSubresource(ctx, k, req, lk)
+	} else {
+		in, bad = decode(k, req)
+	}
 	if bad != nil {
 		h.Metrics.errored(k.name, reasonBadRequest)
 		return *bad
@@ -125,7 +136,7 @@ func validate[T rules.Object](ctx context.Context, h *Handlers, k *kind[T], req 
 	}
 	defer h.Metrics.observe(k.name, in.Operation, "validating", start)
 	log := logf.FromContext(ctx)
-	res := k.validate(h.Engine(), in, h.Lookup(ctx))
+	res := k.validate(h.Engine(), in, lk)
 	record(h, log, k, in, res)
 	if len(res.Findings.ByAction(rules.Deny)) > 0 {
 		return denied(log, k, in, res.Findings)
