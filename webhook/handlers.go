@@ -47,6 +47,11 @@ type Handlers struct {
 	// Metrics records findings, mutations, exemptions and latency; nil
 	// records nothing.
 	Metrics *Metrics
+	// SecretWriteTimeout bounds the Secret writes of one request (the
+	// create or patch, the re-read and the retry after a conflict); zero
+	// means DefaultSecretWriteTimeout. See writeSecrets for what happens
+	// when it runs out.
+	SecretWriteTimeout time.Duration
 }
 
 // Webhooks returns every handler by the path it is served on.
@@ -176,11 +181,9 @@ func mutate[T rules.Object](ctx context.Context, h *Handlers, k *kind[T], req ad
 		return denied(log, k, in, append(vres.Findings, mres.Findings...))
 	}
 	if !in.DryRun {
-		for _, sr := range m.Secrets() {
-			if resp := h.writeSecret(ctx, k.gk, sr); resp != nil {
-				h.Metrics.errored(k.name, reasonSecretWrite)
-				return *resp
-			}
+		var deny *admission.Response
+		if m, deny = writeSecrets(ctx, h, log, k, in, m, &mres); deny != nil {
+			return *deny
 		}
 	}
 	resp := admission.Patched("", m.Patch()...)

@@ -2,62 +2,131 @@ package webhook
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"net/http"
+	"strings"
+	"time"
 
-	admissionv1 "k8s.io/api/admission/v1"
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/stsguard/stsguard/webhook/rules"
 )
 
+// DefaultSecretWriteTimeout bounds the Secret writes of one admission
+// request when Handlers.SecretWriteTimeout is zero: 2 s, well under the 5 s
+// timeoutSeconds of the webhook configurations in deploy/base, so that
+// stsguard answers, with the rest of its decision, before the apiserver
+// gives up on it.
+const DefaultSecretWriteTimeout = 2 * time.Second
+
+func (h *Handlers) secretWriteTimeout() time.Duration {
+	if h.SecretWriteTimeout > 0 {
+		return h.SecretWriteTimeout
+	}
+	return DefaultSecretWriteTimeout
+}
+
+// writeSecrets writes the Secrets mutation m relies on (password-secret-ref's
+// <statefulset>-credentials), all of them within SecretWriteTimeout, and
+// returns the mutation to answer with. It denies only when it learns that a
+// Secret holds a different value (or is not stsguard's and lacks keys):
+// that is a decision, the same one the mutator makes when the cache already
+// shows it.
+//
+// Any other failure (an error from the API, RBAC, a quota, a Secret that
+// keeps changing, no answer within the deadline) is stsguard failing, not
+// the object being wrong. stsguard then admits the request without the
+// changes that rely on that Secret: the literal stays in the env var, no
+// generated password is added, kubectl's last-applied configuration is left
+// as it was; every other default is still applied. Each change not made
+// becomes a warning that says where, why and how to do it by hand, and
+// stsguard_admission_errors_total{reason="secret-write"} counts the request.
+//
+// Why not an error response: the apiserver takes any webhook answer with
+// allowed: false as a denial, whatever the webhook's failurePolicy, so an
+// HTTP 500 here would block every write of a database whose Secret cannot
+// be written, although the mutating webhook is registered with
+// failurePolicy: Ignore precisely so that a failure of stsguard never
+// blocks a write. Admitting without the move is the answer the apiserver
+// itself gives when the webhook fails under Ignore, with the reason told
+// to the user. And why the deadline: a write that outlives the webhook's
+// timeoutSeconds would have the apiserver fail the call open anyway, but
+// with no patch at all and no warning, possibly after the Secret was
+// written.
+//
+// No secret value reaches a warning, a log line, a metric or an error:
+// reasons are stripped of every value the request would have written.
+func writeSecrets[T rules.Object](ctx context.Context, h *Handlers, log logr.Logger, k *kind[T], in *rules.Input[T], m *rules.Mutation, mres *rules.Result) (*rules.Mutation, *admission.Response) {
+	if len(m.Secrets()) == 0 {
+		return m, nil
+	}
+	timeout := h.secretWriteTimeout()
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for _, sr := range append([]*rules.SecretRequest(nil), m.Secrets()...) {
+		deny, err := h.writeSecret(wctx, sr)
+		if deny != nil {
+			record(h, log, k, in, rules.Result{Findings: rules.Findings{*deny}})
+			resp := invalid(k.gk, objectName(in.Subject()), append(rules.Findings{*deny}, mres.Findings...))
+			return m, &resp
+		}
+		if err == nil {
+			log.Info("wrote Secret for moved credentials", "secret", sr.String())
+			continue
+		}
+		reason := redact(writeFailure(wctx, err, timeout), sr)
+		h.Metrics.errored(k.name, reasonSecretWrite)
+		var fs rules.Findings
+		m, fs = m.WithoutSecret(sr, reason)
+		record(h, log, k, in, rules.Result{Findings: fs})
+		mres.Findings = append(mres.Findings, fs...)
+	}
+	return m, nil
+}
+
 // writeSecret executes one SecretRequest: it creates the Secret or adds the
 // missing keys with a merge patch that carries the resourceVersion the plan
 // was made against. After a conflict (another request wrote the Secret in
 // between, or the cache was behind) it re-reads the Secret live and plans
-// again once. It returns nil on success and the response to send otherwise;
-// no value ever reaches a log or a message.
-func (h *Handlers) writeSecret(ctx context.Context, gk schema.GroupKind, sr *rules.SecretRequest) *admission.Response {
-	log := logf.FromContext(ctx)
+// again once. It returns nil, nil on success; a Deny finding when the
+// Secret turns out to hold something stsguard must not overwrite; an error
+// otherwise.
+func (h *Handlers) writeSecret(ctx context.Context, sr *rules.SecretRequest) (*rules.Finding, error) {
 	for attempt := 0; attempt < 2; attempt++ {
 		err := h.applySecret(ctx, sr)
 		if err == nil {
-			log.Info("wrote Secret for moved credentials", "secret", sr.String())
-			return nil
+			return nil, nil
 		}
 		if !apierrors.IsAlreadyExists(err) && !apierrors.IsConflict(err) {
-			log.Error(err, "writing Secret failed", "secret", sr.String())
-			r := admission.Errored(http.StatusInternalServerError, fmt.Errorf("stsguard could not write Secret %s/%s: %w", sr.Namespace, sr.Name, err))
-			return &r
+			return nil, err
 		}
 		live := &corev1.Secret{}
 		switch err := h.Secrets.Get(ctx, types.NamespacedName{Namespace: sr.Namespace, Name: sr.Name}, live); {
 		case apierrors.IsNotFound(err):
 			live = nil
 		case err != nil:
-			r := admission.Errored(http.StatusInternalServerError, fmt.Errorf("stsguard could not read Secret %s/%s: %w", sr.Namespace, sr.Name, err))
-			return &r
+			return nil, fmt.Errorf("re-reading it after a conflict: %w", err)
 		}
 		next, ferr := sr.Plan(live, sr.Field)
 		if ferr != nil {
-			r := invalid(gk, sr.StatefulSet, rules.Findings{{Rule: rules.PasswordSecretRef, Action: rules.Deny, Error: ferr}})
-			return &r
+			tagged := *ferr
+			tagged.Detail += " [rule: " + rules.PasswordSecretRef + "]"
+			return &rules.Finding{Rule: rules.PasswordSecretRef, Action: rules.Deny, Error: &tagged}, nil
 		}
 		if next == nil {
-			return nil // someone else wrote exactly what we need
+			return nil, nil // someone else wrote exactly what we need
 		}
 		sr = next
 	}
-	st := apierrors.NewConflict(corev1.Resource("secrets"), sr.Name, fmt.Errorf("the Secret changed while stsguard was writing it; retry the request")).Status()
-	return &admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: false, Result: &st}}
+	return nil, errors.New("the Secret kept changing while stsguard was writing it")
 }
 
 func (h *Handlers) applySecret(ctx context.Context, sr *rules.SecretRequest) error {
@@ -82,4 +151,28 @@ func (h *Handlers) applySecret(ctx context.Context, sr *rules.SecretRequest) err
 	}
 	target := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: sr.Namespace, Name: sr.Name}}
 	return h.Secrets.Patch(ctx, target, client.RawPatch(types.MergePatchType, patch))
+}
+
+// writeFailure says why a write failed, for a warning: the deadline, or the
+// API's answer.
+func writeFailure(ctx context.Context, err error, timeout time.Duration) string {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Sprintf("the API server did not answer within %s", timeout)
+	}
+	return err.Error()
+}
+
+// redact removes from s every value sr would have written, raw and base64
+// encoded, in case an error echoes the object (a third-party webhook's
+// denial might).
+func redact(s string, sr *rules.SecretRequest) string {
+	for _, v := range sr.Data() {
+		if len(v) == 0 {
+			continue
+		}
+		for _, form := range []string{string(v), base64.StdEncoding.EncodeToString(v)} {
+			s = strings.ReplaceAll(s, form, "[redacted]")
+		}
+	}
+	return s
 }

@@ -324,6 +324,9 @@ func mutate[T Object](e *Engine, ks *kindRules[T], in *Input[T], lk Lookup) (T, 
 		m.patch = append(m.patch, step.patch...)
 		m.changes = append(m.changes, step.changes...)
 		m.secrets = append(m.secrets, step.secrets...)
+		for range step.secrets {
+			m.secretRules = append(m.secretRules, mu.ID)
+		}
 	}
 	if len(res.Findings.ByAction(Deny)) > 0 {
 		*m = Mutation{}

@@ -28,9 +28,12 @@ type Change struct {
 // operations (RFC 6902) against the object as received, a description of each
 // change, and the Secrets the changes rely on.
 type Mutation struct {
+	// patch[i] is changes[i].Patch: Set and Replace record both.
 	patch   []jsonpatch.JsonPatchOperation
 	changes []Change
 	secrets []*SecretRequest
+	// secretRules[i] is the ID of the mutator that requested secrets[i].
+	secretRules []string
 	// warnings are problems a mutator reports as Warn findings whatever
 	// its FindingAction: a default it did not apply, and why.
 	warnings field.ErrorList
