@@ -1,6 +1,6 @@
 # stsguard: two commands set everything up on a fresh machine:
-#   make demo   build, start a real control plane, show stsguard on examples/
-#   make test   unit and envtest integration tests
+#   make demo   build, start a local cluster, show stsguard with kubectl on examples/
+#   make test   unit, envtest integration and real-cluster (e2e) tests
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 
@@ -23,15 +23,19 @@ build: ## Build bin/stsguard (same build settings as go test, so it shares its c
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/stsguard ./cmd/stsguard
 
 .PHONY: envtest-assets
-envtest-assets: ## Build kube-apiserver and etcd for envtest into bin/k8s (skipped when present).
+envtest-assets: ## Build the local cluster (kube-apiserver, etcd, kube-controller-manager, kube-scheduler, kubectl, kwok) into bin/k8s (each skipped when present).
 	./hack/envtest/build.sh $(K8S_BIN)
 
 .PHONY: demo
-demo: build envtest-assets ## Run stsguard against a real control plane on examples/.
+demo: build envtest-assets ## A kubectl transcript of stsguard on a local cluster whose pods run (simulated nodes).
 	$(GO) run ./hack/demo -stsguard $(BIN)/stsguard
 
+.PHONY: cluster
+cluster: build envtest-assets ## Start the local cluster with stsguard for experiments; prints the KUBECONFIG to use; Ctrl-C stops it.
+	$(GO) run ./hack/cluster -stsguard $(BIN)/stsguard -kubeconfig $(BIN)/cluster/kubeconfig
+
 .PHONY: test
-test: envtest-assets ## Unit and envtest integration tests.
+test: envtest-assets ## Unit, envtest integration and real-cluster (test/e2e) tests.
 	$(GO) test -count=1 ./...
 
 .PHONY: unit

@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
-# Builds the envtest control plane (kube-apiserver and etcd) and kubectl from Go modules
-# into $1 (default bin/k8s), skipping binaries that are already there with the
-# wanted version. Only the Go module proxy is needed.
+# Builds the local control plane that the tests, the demo and `make cluster`
+# run, from Go modules only (no prebuilt downloads), into $1 (default
+# bin/k8s):
+#
+#   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl  (k8s_version)
+#   etcd                                                              (etcd_version)
+#   kwok, which plays the kubelets of simulated nodes                 (kwok_version)
+#
+# Each binary is built only when it is missing or was built at another
+# version (bin/k8s/.version-<name> holds the version it was built at), so a
+# warm bin/k8s costs nothing and a version bump rebuilds only what changed.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -11,29 +19,62 @@ out=$(cd "$out" && pwd)
 
 k8s_version=v1.36.3
 etcd_version=v3.6.8
-stamp="$out/.versions"
-want="kube-apiserver=$k8s_version etcd=$etcd_version kubectl=$k8s_version"
+kwok_version=v0.8.0
 
-if [[ -x $out/kube-apiserver && -x $out/etcd && -x $out/kubectl && -f $stamp && $(cat "$stamp") == "$want" ]]; then
-  echo "envtest assets up to date in $out ($want)"
-  exit 0
-fi
-
-cd "$here"
 export CGO_ENABLED=0
 pkg=k8s.io/component-base/version
-ldflags="-s -w -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=36 -X $pkg.gitTreeState=clean"
-echo "building kube-apiserver $k8s_version into $out"
-go build -trimpath -ldflags "$ldflags" -o "$out/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
-# kubectl renders deploy/ with its built-in kustomize in the tests; the
-# pinned build keeps that rendering the same on every machine.
-echo "building kubectl $k8s_version into $out"
-go build -trimpath -ldflags "$ldflags" -o "$out/kubectl" k8s.io/kubernetes/cmd/kubectl
-echo "building etcd $etcd_version into $out"
-go build -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3
+k8s_ldflags="-s -w -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=36 -X $pkg.gitTreeState=clean"
+
+# built NAME VERSION: true when bin/k8s/NAME exists and was built at VERSION.
+built() { [[ -x $out/$1 && -f $out/.version-$1 && $(cat "$out/.version-$1") == "$2" ]]; }
+stamp() { echo "$2" > "$out/.version-$1"; }
+
+cd "$here"
+# The Kubernetes binaries come from k8s.io/kubernetes, pinned with etcd in
+# this helper module (tool directives in go.mod).
+for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+  if built "$cmd" "$k8s_version"; then continue; fi
+  echo "building $cmd $k8s_version into $out"
+  start=$SECONDS
+  go build -trimpath -ldflags "$k8s_ldflags" -o "$out/$cmd" "k8s.io/kubernetes/cmd/$cmd"
+  echo "  $cmd built in $((SECONDS - start)) s"
+  stamp "$cmd" "$k8s_version"
+done
+if ! built etcd "$etcd_version"; then
+  echo "building etcd $etcd_version into $out"
+  go build -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3
+  stamp etcd "$etcd_version"
+fi
+# kwok is built from its own module at the pinned version (its go.mod and the
+# checksum database pin its dependencies), so its Kubernetes libraries never
+# mix with the ones above.
+if ! built kwok "$kwok_version"; then
+  echo "building kwok $kwok_version into $out"
+  start=$SECONDS
+  GOBIN="$out" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$kwok_version"
+  echo "  kwok built in $((SECONDS - start)) s"
+  stamp kwok "$kwok_version"
+fi
+# kwok's own Stages for simulated nodes and pods (node-initialize, node
+# heartbeat with lease, pod-ready, pod-complete, pod-delete), as its module
+# ships them, into one file that the harness gives kwok with --config.
+stages="$out/kwok-stages.yaml"
+if [[ ! -f $stages || $(cat "$out/.version-kwok-stages" 2>/dev/null) != "$kwok_version" ]]; then
+  kwok_dir=$(cd /tmp && go mod download -json "sigs.k8s.io/kwok@$kwok_version" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+  [[ -d $kwok_dir ]] || { echo "cannot find the source of sigs.k8s.io/kwok@$kwok_version"; exit 1; }
+  : > "$stages.tmp"
+  for f in "$kwok_dir"/kustomize/stage/node/fast/node-initialize.yaml \
+           "$kwok_dir"/kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+           "$kwok_dir"/kustomize/stage/pod/fast/pod-*.yaml; do
+    { echo "---"; echo "# from sigs.k8s.io/kwok@$kwok_version/${f#"$kwok_dir"/}"; cat "$f"; } >> "$stages.tmp"
+  done
+  mv "$stages.tmp" "$stages"
+  stamp kwok-stages "$kwok_version"
+fi
+
+# Versions as the binaries report them (no pipe into head: under pipefail an
+# early-closing reader gives SIGPIPE, exit 141).
 "$out/kube-apiserver" --version
-"$out/kubectl" version --client
-# No pipe into head here: under pipefail an early-closing reader gives SIGPIPE (exit 141).
 etcd_banner=$("$out/etcd" --version)
 echo "${etcd_banner%%$'\n'*}"
-echo "$want" > "$stamp"
+echo "kwok $(cat "$out/.version-kwok")"
