@@ -32,10 +32,11 @@ type Metrics struct {
 //   - stsguard_exemptions_total{rule}: exemptions that suppressed a rule.
 //   - stsguard_evaluation_duration_seconds{kind,operation,webhook}: time from
 //     the decoded request to the response, in seconds.
-//   - stsguard_admission_errors_total{kind,reason}: requests answered with
-//     an error instead of a decision: reason "bad-request" (a body stsguard
-//     could not read) or "secret-write" (password-secret-ref could not
-//     write its Secret).
+//   - stsguard_admission_errors_total{kind,reason}: requests on which
+//     stsguard failed: reason "bad-request" (a body stsguard could not
+//     read, answered with an error) or "secret-write" (password-secret-ref
+//     could not write its Secret within the deadline; the request was
+//     admitted without the changes that rely on it, with a warning).
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		findings: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -52,7 +53,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"rule"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "stsguard_admission_errors_total",
-			Help: "Admission requests stsguard answered with an error instead of a decision, by kind and reason (bad-request, secret-write).",
+			Help: "Admission requests on which stsguard failed, by kind and reason: bad-request (answered with an error), secret-write (a Secret password-secret-ref could not write; admitted without the changes that rely on it).",
 		}, []string{"kind", "reason"}),
 		evaluation: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "stsguard_evaluation_duration_seconds",
