@@ -61,7 +61,11 @@ type ControlPlane struct {
 // configurations of `kubectl kustomize deploy/base`, as rendered, with
 // envtest pointing their clientConfig at a local port and CA. Stop it with
 // Stop.
-func Start() (*ControlPlane, error) {
+func Start() (*ControlPlane, error) { return start(nil) }
+
+// start is Start with configure, when not nil, called on the environment
+// before it starts (to change the apiserver's flags).
+func start(configure func(*envtest.Environment)) (*ControlPlane, error) {
 	assets := AssetsDir()
 	for _, b := range []string{"kube-apiserver", "etcd"} {
 		if _, err := os.Stat(filepath.Join(assets, b)); err != nil {
@@ -89,6 +93,9 @@ func Start() (*ControlPlane, error) {
 		},
 		ControlPlaneStartTimeout: 60 * time.Second,
 		ControlPlaneStopTimeout:  30 * time.Second,
+	}
+	if configure != nil {
+		configure(env)
 	}
 	cfg, err := env.Start()
 	if err != nil {

@@ -1,0 +1,100 @@
+// Package e2e tests stsguard on a cluster that answers back: the real
+// kube-apiserver, kube-controller-manager (StatefulSet controller, garbage
+// collector, PV binder, ...) and kube-scheduler, kwok playing the kubelet of
+// a simulated node and a CSI driver's provisioner and resizer, and the real
+// kubectl, with `stsguard serve` running in-process behind the webhook
+// configurations of deploy/base. What depends on a controller or on what
+// kubectl sends is tested here; test/integration keeps what needs only the
+// apiserver.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	"sigs.k8s.io/yaml"
+
+	"github.com/stsguard/stsguard/test/harness"
+)
+
+var (
+	cl   *harness.Cluster
+	srv  *harness.InProcess
+	logs *harness.LogBuffer // everything stsguard logged, to check that no secret leaks
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	logs = harness.CaptureLogs()
+	var err error
+	if cl, err = harness.StartCluster(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() {
+		if err := cl.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stopping the cluster:", err)
+		}
+	}()
+	if srv, err = harness.ServeInProcess(cl.ControlPlane); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() {
+		if err := srv.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stsguard serve:", err)
+		}
+	}()
+	return m.Run()
+}
+
+// newClient returns an admin client and the recorder of its warnings.
+func newClient(t *testing.T) (client.Client, *harness.Warnings) {
+	t.Helper()
+	c, w, err := harness.NewClient(cl.Config)
+	require.NoError(t, err)
+	return c, w
+}
+
+// namespace creates a fresh namespace for one test.
+func namespace(t *testing.T, c client.Client) string { return harness.Namespace(t, c) }
+
+// kubectl runs the real kubectl against the cluster as its admin.
+func kubectl(t *testing.T, stdin string, args ...string) harness.KubectlResult {
+	t.Helper()
+	res, err := harness.RunKubectl(cl.Kubeconfig, stdin, args...)
+	require.NoError(t, err)
+	return res
+}
+
+// mustKubectl is kubectl that fails the test when kubectl fails.
+func mustKubectl(t *testing.T, stdin string, args ...string) harness.KubectlResult {
+	t.Helper()
+	res := kubectl(t, stdin, args...)
+	require.Equal(t, 0, res.ExitCode, "kubectl %v:\n%s%s", args, res.Stdout, res.Stderr)
+	return res
+}
+
+func ctx() context.Context { return context.Background() }
+
+// toYAML returns obj as a manifest for kubectl, with its apiVersion and
+// kind filled in from client-go's scheme.
+func toYAML(t *testing.T, obj client.Object) string {
+	t.Helper()
+	gvk, err := apiutil.GVKForObject(obj, clientgoscheme.Scheme)
+	require.NoError(t, err)
+	obj = obj.DeepCopyObject().(client.Object)
+	obj.GetObjectKind().SetGroupVersionKind(gvk)
+	b, err := yaml.Marshal(obj)
+	require.NoError(t, err)
+	return string(b)
+}

@@ -1,0 +1,111 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/stsguard/stsguard/test/harness"
+	"github.com/stsguard/stsguard/webhook/rules"
+)
+
+// canaryWeb is a headless Service and a 3-replica StatefulSet annotated for
+// a canary of one pod.
+func canaryWeb(ns string) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: %[1]s}
+spec:
+  clusterIP: None
+  selector: {app: web}
+  ports: [{port: 80}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: web
+  namespace: %[1]s
+  annotations: {%[2]s: "1"}
+spec:
+  serviceName: web
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.26
+        readinessProbe: {tcpSocket: {port: 80}}
+`, ns, rules.CanaryAnnotation)
+}
+
+// images returns the image each pod of web runs, by pod name, and the
+// pods' UIDs.
+func images(t *testing.T, c client.Client, ns string) (map[string]string, map[string]types.UID) {
+	t.Helper()
+	pods := &corev1.PodList{}
+	require.NoError(t, c.List(ctx(), pods, client.InNamespace(ns), client.MatchingLabels{"app": "web"}))
+	img, uids := map[string]string{}, map[string]types.UID{}
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning {
+			img[p.Name] = p.Spec.Containers[0].Image
+			uids[p.Name] = p.UID
+		}
+	}
+	return img, uids
+}
+
+// The canary partition with the real StatefulSet controller: after
+// `kubectl set image`, only the ordinals at or above the partition take the
+// new template; lowering the partition step by step finishes the rollout.
+func TestCanaryRolloutWithTheStatefulSetController(t *testing.T) {
+	c, _ := newClient(t)
+	ns := namespace(t, c)
+	res := mustKubectl(t, canaryWeb(ns), "apply", "-f", "-")
+	assert.Contains(t, res.Stdout, "statefulset.apps/web created")
+	mustKubectl(t, "", "-n", ns, "rollout", "status", "statefulset/web", "--timeout=90s")
+	_, before := images(t, c, ns)
+	require.Len(t, before, 3)
+
+	res = mustKubectl(t, "", "-n", ns, "set", "image", "statefulset/web", "web=nginx:1.27")
+	assert.Contains(t, res.Stdout, "statefulset.apps/web image updated")
+	assert.Contains(t, res.Stderr, "[rule: rollout-partition]")
+	sts := &appsv1.StatefulSet{}
+	require.NoError(t, c.Get(ctx(), types.NamespacedName{Namespace: ns, Name: "web"}, sts))
+	require.Equal(t, int32(2), *sts.Spec.UpdateStrategy.RollingUpdate.Partition, "a canary of one: only web-2")
+
+	want := map[string]string{"web-0": "nginx:1.26", "web-1": "nginx:1.26", "web-2": "nginx:1.27"}
+	for partition := 2; partition >= 0; partition-- {
+		if partition < 2 {
+			mustKubectl(t, "", "-n", ns, "patch", "statefulset/web", "--type=merge",
+				"-p", fmt.Sprintf(`{"spec":{"updateStrategy":{"rollingUpdate":{"partition":%d}}}}`, partition))
+			want[fmt.Sprintf("web-%d", partition)] = "nginx:1.27"
+		}
+		var have map[string]string
+		var uids map[string]types.UID
+		harness.Eventually(t, fmt.Sprintf("partition %d rolled out", partition), func() bool {
+			require.NoError(t, c.Get(ctx(), types.NamespacedName{Namespace: ns, Name: "web"}, sts))
+			have, uids = images(t, c, ns)
+			return sts.Status.ObservedGeneration == sts.Generation && sts.Status.ReadyReplicas == 3 &&
+				sts.Status.UpdatedReplicas == int32(3-partition) && assert.ObjectsAreEqual(want, have)
+		}, 90*time.Second)
+		for i := range partition {
+			name := fmt.Sprintf("web-%d", i)
+			assert.Equal(t, before[name], uids[name], "%s, below the partition, is never restarted", name)
+		}
+	}
+	res = mustKubectl(t, "", "-n", ns, "rollout", "status", "statefulset/web", "--timeout=60s")
+	assert.Contains(t, res.Stdout, "partitioned roll out complete: 3 new pods have been updated")
+	require.NoError(t, c.Get(ctx(), types.NamespacedName{Namespace: ns, Name: "web"}, sts))
+	assert.Equal(t, sts.Status.UpdateRevision, sts.Status.CurrentRevision)
+	assert.False(t, strings.Contains(res.Stderr, "error"), res.Stderr)
+}

@@ -1,0 +1,151 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stsguard/stsguard/server"
+)
+
+// BasePolicy is the policy in force when no test set another: the defaults.
+const BasePolicy = "apiVersion: config.stsguard.io/v1alpha1\nkind: Policy\n"
+
+// InProcess is `stsguard serve` (server.Run) running in the test process for
+// a control plane, watching a policy file that tests rewrite with SetPolicy.
+type InProcess struct {
+	ProbeAddr, MetricsAddr string
+	// PolicyFile is the policy stsguard watches.
+	PolicyFile string
+	cancel     context.CancelFunc
+	done       chan error
+	dir        string
+}
+
+// ServeInProcess starts server.Run for cp with BasePolicy in force and
+// returns once /readyz answers 200, or an error after 60 s. Stop it before
+// stopping cp.
+func ServeInProcess(cp *ControlPlane) (*InProcess, error) {
+	s := &InProcess{done: make(chan error, 1)}
+	var err error
+	if s.ProbeAddr, err = FreeAddr(); err != nil {
+		return nil, err
+	}
+	if s.MetricsAddr, err = FreeAddr(); err != nil {
+		return nil, err
+	}
+	if s.dir, err = os.MkdirTemp("", "stsguard-policy-"); err != nil {
+		return nil, err
+	}
+	s.PolicyFile = filepath.Join(s.dir, "policy.yaml")
+	if err := os.WriteFile(s.PolicyFile, []byte(BasePolicy), 0o600); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	go func() {
+		s.done <- server.Run(ctx, server.Options{
+			RESTConfig:             cp.Config,
+			Host:                   cp.Webhook.LocalServingHost,
+			Port:                   cp.Webhook.LocalServingPort,
+			CertDir:                cp.Webhook.LocalServingCertDir,
+			MetricsBindAddress:     s.MetricsAddr,
+			HealthProbeBindAddress: s.ProbeAddr,
+			ConfigFile:             s.PolicyFile,
+			PolicyPollInterval:     time.Hour, // file system events must do it
+		})
+	}()
+	if err := WaitReady(ctx, s.ProbeAddr, 60*time.Second); err != nil {
+		return nil, fmt.Errorf("%w (stop: %v)", err, s.Stop())
+	}
+	return s, nil
+}
+
+// Stop stops the server and returns the error it exited with.
+func (s *InProcess) Stop() error {
+	s.cancel()
+	err := <-s.done
+	os.RemoveAll(s.dir)
+	return err
+}
+
+// SetPolicy puts BasePolicy plus body in force (through the file and
+// stsguard's reload, not a restart) and restores BasePolicy when the test
+// ends.
+func (s *InProcess) SetPolicy(t *testing.T, body string) {
+	t.Helper()
+	s.writePolicy(t, BasePolicy+fmt.Sprintf("# %s\n", t.Name())+body)
+	t.Cleanup(func() { s.ResetPolicy(t) })
+}
+
+// ResetPolicy puts BasePolicy back in force, unless it is already.
+func (s *InProcess) ResetPolicy(t *testing.T) {
+	t.Helper()
+	if have, err := os.ReadFile(s.PolicyFile); err == nil && string(have) == BasePolicy {
+		return
+	}
+	s.writePolicy(t, BasePolicy)
+}
+
+// writePolicy replaces the policy file as the kubelet swaps a ConfigMap
+// (write a new file, rename it over the old one) and waits for the reload.
+func (s *InProcess) writePolicy(t *testing.T, body string) {
+	t.Helper()
+	reloads := s.Metric(t, "stsguard_policy_reloads_total", nil)
+	tmp := s.PolicyFile + ".tmp"
+	require.NoError(t, os.WriteFile(tmp, []byte(body), 0o600))
+	require.NoError(t, os.Rename(tmp, s.PolicyFile))
+	Eventually(t, "the policy reload", func() bool { return s.Metric(t, "stsguard_policy_reloads_total", nil) > reloads })
+}
+
+// Scrape returns stsguard's /metrics.
+func (s *InProcess) Scrape(t *testing.T) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get("http://" + s.MetricsAddr + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	require.NoError(t, err)
+	return families
+}
+
+// Metric returns the sum of the counters (or of the histograms' sample
+// counts) named name whose labels include want; 0 when there is none.
+func (s *InProcess) Metric(t *testing.T, name string, want map[string]string) float64 {
+	t.Helper()
+	f, ok := s.Scrape(t)[name]
+	if !ok {
+		return 0
+	}
+	var sum float64
+next:
+	for _, m := range f.GetMetric() {
+		have := map[string]string{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		for k, v := range want {
+			if have[k] != v {
+				continue next
+			}
+		}
+		switch {
+		case m.GetCounter() != nil:
+			sum += m.GetCounter().GetValue()
+		case m.GetHistogram() != nil:
+			sum += float64(m.GetHistogram().GetSampleCount())
+		}
+	}
+	return sum
+}
