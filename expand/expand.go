@@ -2,7 +2,11 @@
 // only way Kubernetes allows: resize each PVC, then delete the StatefulSet
 // with propagationPolicy Orphan (pods and PVCs stay) and create it again
 // with the larger template, so that new ordinals get the new size. The
-// StatefulSet controller re-adopts the pods; none is restarted.
+// StatefulSet controller re-adopts the pods; none is restarted: the
+// re-created StatefulSet carries rules.RecreateAnnotation, so stsguard's
+// defaults for new StatefulSets leave its pod template alone, and expand
+// refuses, before it changes anything, when its server-side dry run shows
+// that admission would change the StatefulSet all the same.
 //
 // Every step can be repeated: a run that stops anywhere (a timeout, a lost
 // connection, Ctrl-C) completes when run again. Before it deletes the
@@ -17,12 +21,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -49,6 +55,12 @@ type Options struct {
 	Poll time.Duration
 	// Out receives the plan and progress, one line per event.
 	Out io.Writer
+	// Warnings returns, and forgets, the API warnings that c's requests
+	// received (an apiwarnings.Recorder set as the client's warning
+	// handler). Run reads what admission says about its dry-run re-create:
+	// a mutating webhook that would change the StatefulSet would make the
+	// StatefulSet controller replace every pod. Required.
+	Warnings interface{ Take() []string }
 }
 
 // ErrRefused is returned (wrapped) when a check fails before anything was
@@ -87,6 +99,9 @@ func Run(ctx context.Context, c client.Client, o Options) error {
 	}
 	if o.Out == nil {
 		o.Out = io.Discard
+	}
+	if o.Warnings == nil {
+		return errors.New("expand.Options.Warnings is required: without the warnings of its dry-run create, expand cannot tell whether admission would change the pod template")
 	}
 	r := &run{c: c, o: o, key: types.NamespacedName{Namespace: o.Namespace, Name: o.Name}}
 	err := r.do(ctx)
@@ -241,11 +256,18 @@ func recreated(sts *appsv1.StatefulSet, template string, size resource.Quantity)
 	if i < 0 {
 		return nil
 	}
+	annotations := maps.Clone(sts.Annotations)
+	if annotations == nil {
+		annotations = map[string]string{}
+	}
+	// The mutators that fill in defaults for a new StatefulSet step aside:
+	// its pods run the stored template (see rules.RecreateAnnotation).
+	annotations[rules.RecreateAnnotation] = string(sts.UID)
 	out := &appsv1.StatefulSet{
 		TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
 		ObjectMeta: metav1.ObjectMeta{
 			Name: sts.Name, Namespace: sts.Namespace,
-			Labels: sts.Labels, Annotations: sts.Annotations, OwnerReferences: sts.OwnerReferences,
+			Labels: sts.Labels, Annotations: annotations, OwnerReferences: sts.OwnerReferences,
 		},
 		Spec: *sts.Spec.DeepCopy(),
 	}
@@ -294,13 +316,23 @@ func (r *run) printPlan(p *rules.ResizePlan) {
 // StatefulSet still exists: AlreadyExists means admission and validation
 // accepted it.
 func (r *run) checkCreate(ctx context.Context, target *appsv1.StatefulSet) error {
+	r.o.Warnings.Take()
 	err := r.c.Create(ctx, target.DeepCopy(), client.DryRunAll)
-	switch {
-	case err == nil, apierrors.IsAlreadyExists(err):
-		return nil
-	default:
-		return fmt.Errorf("the apiserver would not accept the re-created StatefulSet, so it is left as it is: %w: %w", err, ErrRefused)
+	var changes []string
+	for _, w := range r.o.Warnings.Take() {
+		if rules.IsChangeWarning(w) {
+			changes = append(changes, w)
+		}
 	}
+	switch {
+	case err != nil && !apierrors.IsAlreadyExists(err):
+		return fmt.Errorf("the apiserver would not accept the re-created StatefulSet, so it is left as it is: %w: %w", err, ErrRefused)
+	case len(changes) > 0:
+		return fmt.Errorf("admission would change the re-created StatefulSet, and the StatefulSet controller would then replace every pod:\n  %s\n"+
+			"make the StatefulSet say this itself first (kubectl apply with these values rolls the pods once, when you choose), or exempt it from these rules, then run expand again: %w",
+			strings.Join(changes, "\n  "), ErrRefused)
+	}
+	return nil
 }
 
 func (r *run) resizeClaims(ctx context.Context, p *rules.ResizePlan) error {
@@ -421,7 +453,14 @@ func (r *run) recreate(ctx context.Context, live, target *appsv1.StatefulSet) er
 			return err
 		}
 	}
-	err := r.c.Create(ctx, target.DeepCopy())
+	created := target.DeepCopy()
+	err := r.c.Create(ctx, created)
+	if err == nil && !equality.Semantic.DeepEqual(created.Spec.Template, target.Spec.Template) {
+		// The dry run said nothing would change; a webhook that does not
+		// say what it changes, or a policy changed meanwhile, did it.
+		r.printf("statefulset/%s: created, but admission changed its pod template: the StatefulSet controller will replace the pods one by one (kubectl rollout status statefulset/%s -n %s)",
+			r.o.Name, r.o.Name, r.o.Namespace)
+	}
 	if apierrors.IsAlreadyExists(err) {
 		// Someone (or an earlier run) created it meanwhile: accept it if it
 		// has the size.

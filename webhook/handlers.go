@@ -190,7 +190,7 @@ func mutate[T rules.Object](ctx context.Context, h *Handlers, k *kind[T], req ad
 	resp.Warnings = warnings(mres.Findings)
 	resp.AuditAnnotations = auditAnnotations(mres.Findings)
 	for _, c := range m.Changes() {
-		resp.Warnings = append(resp.Warnings, fmt.Sprintf("%s: changed by stsguard: %s [rule: %s]", c.Field, c.Message, c.Rule))
+		resp.Warnings = append(resp.Warnings, c.Warning())
 	}
 	if len(m.Patch()) > 0 {
 		log.Info("mutated", "rules", changeRules(m.Changes()), "dryRun", in.DryRun)

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stsguard/stsguard/expand"
+	"github.com/stsguard/stsguard/internal/apiwarnings"
 )
 
 // kubeFlags are the kubectl-style flags that choose a cluster and namespace.
@@ -119,7 +120,8 @@ Exit status: 0 when done, 1 on a refusal (nothing changed) or an error.`,
 			if err != nil {
 				return err
 			}
-			cfg.WarningHandler = rest.NewWarningWriter(cmd.ErrOrStderr(), rest.WarningWriterOptions{Deduplicate: true})
+			warnings := &apiwarnings.Recorder{Next: rest.NewWarningWriter(cmd.ErrOrStderr(), rest.WarningWriterOptions{Deduplicate: true})}
+			cfg.WarningHandlerWithContext = warnings
 			scheme := runtime.NewScheme()
 			if err := clientgoscheme.AddToScheme(scheme); err != nil {
 				return err
@@ -131,7 +133,7 @@ Exit status: 0 when done, 1 on a refusal (nothing changed) or an error.`,
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
 			return expand.Run(ctx, c, expand.Options{
-				Namespace: ns, Name: name, Template: template, Size: q, DryRun: dryRun, Out: cmd.OutOrStdout(),
+				Namespace: ns, Name: name, Template: template, Size: q, DryRun: dryRun, Out: cmd.OutOrStdout(), Warnings: warnings,
 			})
 		},
 	}

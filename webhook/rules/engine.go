@@ -289,9 +289,10 @@ func mutate[T Object](e *Engine, ks *kindRules[T], in *Input[T], lk Lookup) (T, 
 	cp := *in
 	cp.Object = ks.copy(in.Object)
 	ex := e.exemptions(in.Object, lk)
+	recreate := isRecreate(in)
 	for i := range ks.mutators {
 		mu := &ks.mutators[i]
-		if !e.cfg.mutationOn(mu.ID) {
+		if !e.cfg.mutationOn(mu.ID) || recreate && mu.Default {
 			continue
 		}
 		if x, ok := ex.exempts(mu.ID); ok {

@@ -16,6 +16,7 @@ func terminationGracePeriodMutator(cfg *Config) Mutator[*appsv1.StatefulSet] {
 	return Mutator[*appsv1.StatefulSet]{
 		ID:            TerminationGracePeriod,
 		FindingAction: Warn,
+		Default:       true,
 		Mutate: func(in *Input[*appsv1.StatefulSet], _ Lookup, m *Mutation) field.ErrorList {
 			mutateGracePeriod(cfg, in, m)
 			return nil

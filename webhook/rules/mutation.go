@@ -24,6 +24,17 @@ type Change struct {
 	Patch jsonpatch.JsonPatchOperation
 }
 
+// changedBy marks the warning of a Change.
+const changedBy = ": changed by stsguard: "
+
+// Warning is the admission warning that reports c to the user:
+// "<field>: changed by stsguard: <message> [rule: <id>]".
+func (c Change) Warning() string { return c.Field + changedBy + c.Message + " [rule: " + c.Rule + "]" }
+
+// IsChangeWarning reports whether an admission warning is the Warning of a
+// Change, that is, whether stsguard's mutating webhook changed the object.
+func IsChangeWarning(w string) bool { return strings.Contains(w, changedBy) }
+
 // Mutation collects what the mutators of one request change: JSON patch
 // operations (RFC 6902) against the object as received, a description of each
 // change, and the Secrets the changes rely on.

@@ -24,6 +24,7 @@ func rolloutPartitionMutator() Mutator[*appsv1.StatefulSet] {
 		ID:            RolloutPartition,
 		FindingAction: Warn,
 		Mutate:        mutatePartition,
+		Default:       true,
 	}
 }
 

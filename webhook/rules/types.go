@@ -146,6 +146,11 @@ type Mutator[T Object] struct {
 	// every change in m. It sets a value only where it must, so that applying
 	// it to its own result changes nothing.
 	Mutate func(in *Input[T], lk Lookup, m *Mutation) field.ErrorList
+	// Default is true for a mutator that fills in a default for a new
+	// object. It steps aside on the CREATE of an object that re-creates one
+	// already running (RecreateAnnotation): its pods run the stored
+	// template, and any change to it would replace every pod.
+	Default bool
 }
 
 // Finding is one problem found by one rule.

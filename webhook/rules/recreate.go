@@ -1,0 +1,30 @@
+package rules
+
+import (
+	admissionv1 "k8s.io/api/admission/v1"
+)
+
+// RecreateAnnotation marks an object created to replace one of the same name
+// whose dependents still run: `stsguard expand` deletes a StatefulSet with
+// propagationPolicy Orphan and creates it again with a larger
+// volumeClaimTemplate, and the StatefulSet controller re-adopts the running
+// pods. Its value is the UID of the object replaced.
+//
+// On the CREATE of such an object the mutators that fill in defaults for a
+// new object (Mutator.Default: termination-grace-period, rollout-partition)
+// step aside: the pods run the template as stored, and a default applied to
+// it now (a StatefulSet admitted before stsguard was installed keeps the API
+// default terminationGracePeriodSeconds of 30) would be a new pod template,
+// a new revision, and a rolling restart of every pod. Nothing else changes:
+// every validation rule runs as on any CREATE, and password-secret-ref
+// still moves a literal password (expand's dry run sees that change and
+// refuses before it deletes anything). The annotation skips nothing that
+// the exemption annotation (stsguard.io/exempt) could not skip with a
+// reason.
+const RecreateAnnotation = "stsguard.io/recreate-of"
+
+// isRecreate reports whether in is the CREATE of an object that carries
+// RecreateAnnotation.
+func isRecreate[T Object](in *Input[T]) bool {
+	return in.Operation == admissionv1.Create && in.Object.GetAnnotations()[RecreateAnnotation] != ""
+}
