@@ -187,7 +187,7 @@ func mutateCredentials(cfg *Config, in *Input[*appsv1.StatefulSet], lk Lookup, m
 		c, cPath := pc.C, pc.Path
 		for j := range c.Env {
 			e := &c.Env[j]
-			if e.ValueFrom != nil || e.Value == "" || !cfg.IsCredentialEnv(e.Name) || strings.Contains(e.Value, "$(") {
+			if e.ValueFrom != nil && !reapplied(e, secretName) || e.Value == "" || !cfg.IsCredentialEnv(e.Name) || strings.Contains(e.Value, "$(") {
 				continue
 			}
 			if cfg.IsPasswordName(e.Name, cfg.Profile(c.Image)) && cfg.IsWeakPassword([]byte(e.Value)) {
@@ -287,6 +287,16 @@ func mutateCredentials(cfg *Config, in *Input[*appsv1.StatefulSet], lk Lookup, m
 		return field.ErrorList{err}
 	}
 	return nil
+}
+
+// reapplied reports whether e holds both a literal value and the
+// secretKeyRef to secretName that stsguard put in its place: what the next
+// `kubectl apply --server-side` (or a kubectl diff, which is one) of the same
+// manifest sends, since it sets value again and leaves the valueFrom that
+// admission set. The apiserver refuses an env var with both; moving the
+// literal again gives back the stored reference.
+func reapplied(e *corev1.EnvVar, secretName string) bool {
+	return e.Value != "" && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && e.ValueFrom.SecretKeyRef.Name == secretName
 }
 
 // passwordNotGenerated is the warning for a container that lacks the

@@ -6,8 +6,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // withLastApplied stores sts itself as kubectl apply does: the manifest as
@@ -109,4 +111,43 @@ func findEnv(sts *appsv1.StatefulSet, name string) corev1.EnvVar {
 		}
 	}
 	return corev1.EnvVar{}
+}
+
+// `kubectl apply --server-side` of the same manifest again sets the literal
+// value next to the secretKeyRef admission left: moved again, it gives back
+// the stored reference; a valueFrom of the user's own is left for the
+// apiserver to refuse.
+func TestPasswordSecretRefMovesALiteralReappliedOverItsReference(t *testing.T) {
+	ref := func(secret string) *corev1.EnvVarSource {
+		return &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: secret}, Key: "mysql-root-password"}}
+	}
+	stored := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web-credentials",
+		Labels: map[string]string{ManagedByLabel: ManagedByValue}, Annotations: map[string]string{StatefulSetAnnotation: "web"}},
+		Data: map[string][]byte{"mysql-root-password": []byte("n0t-a-default-9")}}
+	cases := []struct {
+		name     string
+		from     *corev1.EnvVarSource
+		wantMove bool
+	}{
+		{"stsguard's own reference", ref("web-credentials"), true},
+		{"a reference of the user's", ref("theirs"), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sts := withContainer("mysql:8.0", corev1.EnvVar{Name: "MYSQL_ROOT_PASSWORD", Value: "n0t-a-default-9", ValueFrom: tc.from})
+			in := &Input[*appsv1.StatefulSet]{Operation: admissionv1.Update, Object: sts, OldObject: withContainer("mysql:8.0",
+				corev1.EnvVar{Name: "MYSQL_ROOT_PASSWORD", ValueFrom: ref("web-credentials")})}
+			mutated, m, res := engine(t, PasswordSecretRef).MutateStatefulSet(in, objects(stored))
+			require.Empty(t, res.Findings.ByAction(Deny))
+			env := mutated.Spec.Template.Spec.Containers[0].Env[0]
+			if !tc.wantMove {
+				assert.Empty(t, m.Patch())
+				return
+			}
+			assert.Empty(t, env.Value)
+			assert.Equal(t, ref("web-credentials"), env.ValueFrom)
+			assert.Empty(t, m.Secrets(), "the stored Secret holds the value already")
+		})
+	}
 }
