@@ -1,16 +1,24 @@
-// Command demo shows stsguard on real input with no cluster of your own: it
-// starts an envtest control plane (kube-apiserver and etcd from bin/k8s),
-// runs `stsguard serve` registered through the webhook configurations of deploy/base, creates every
-// manifest under examples/ through a real client, and prints per object what
-// happened: created or denied (with the apiserver's message), the warnings,
-// and what stsguard changed. It exits non-zero when the control plane or the
-// webhook fails, seen as an expected outcome that did not happen.
+// Command demo shows stsguard as a kubectl user sees it, on a local cluster
+// whose pods run: kube-apiserver, etcd, kube-controller-manager,
+// kube-scheduler and kwok (one simulated node) from bin/k8s, with `stsguard
+// serve` registered through the webhook configurations of deploy/base. It
+// prints a transcript: each command as a user would type it, on a line of
+// its own starting with "$ ", then what kubectl (or stsguard) printed,
+// unchanged. It applies every directory of examples/, shows the pods running
+// and the moved password, a canary rollout, kubectl scale, a storage resize
+// denied with its plan and then done with `stsguard expand`, and ends with
+// `stsguard audit --cluster`.
+//
+// It checks every outcome it shows, and exits non-zero when one is missing:
+// with failurePolicy Ignore, a webhook that is down would otherwise look
+// like a webhook that found nothing.
 //
 // Usage: go run ./hack/demo -stsguard bin/stsguard
 package main
 
 import (
-	"context"
+	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -20,52 +28,11 @@ import (
 	"strings"
 	"time"
 
-	"go.uber.org/zap/zapcore"
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
-	storagev1 "k8s.io/api/storage/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-
 	"github.com/stsguard/stsguard/test/harness"
-	"github.com/stsguard/stsguard/webhook/rules"
 )
 
-// expectation is an outcome the demo must see; a missing one means the
-// webhook is not doing its job (failurePolicy Ignore would hide an outage).
-type expectation struct {
-	example, object, want string
-}
-
-var expectations = []expectation{
-	{"mysql-plaintext-password", "StatefulSet/mysql", "DENIED"},
-	{"mysql-plaintext-password", "StatefulSet/mysql", "[rule: weak-password]"},
-	{"mysql-literal-password", "StatefulSet/mysql", "secretKeyRef mysql-credentials/mysql-root-password"},
-	{"mysql-literal-password", "StatefulSet/mysql", "Secret/mysql-credentials created by stsguard"},
-	{"web-without-service", "StatefulSet/web", "[rule: headless-service-missing]"},
-	{"clusterip-service", "StatefulSet/web", "DENIED"},
-	{"clusterip-service", "StatefulSet/web", "[rule: headless-service-not-headless]"},
-	{"selector-mismatch", "StatefulSet/web", "[rule: headless-service-selector-mismatch]"},
-	{"postgres", "StatefulSet/postgres", "secretKeyRef postgres-credentials/postgres-password"},
-	{"cassandra", "StatefulSet/cassandra", "[rule: storage-class-not-found]"},
-	{"web", "StatefulSet/web (canary update)", "partition=1"},
-	{"guard", "Service/web selector change", "[rule: headless-service-selector-change]"},
-	{"guard", "Secret/mysql-secret delete", "[rule: secret-in-use-delete]"},
-	{"guard", "Secret/weak create", "[rule: weak-password]"},
-	{"storage", "StatefulSet/postgres grow to 20Gi", "[rule: volume-claim-template-resize]"},
-	{"storage", "StatefulSet/postgres grow to 20Gi", "stsguard expand statefulset/postgres -n postgres --template postgres-data --size 20Gi"},
-	{"storage", "stsguard expand --dry-run", "dry run complete"},
-}
-
 func main() {
-	bin := flag.String("stsguard", "bin/stsguard", "the stsguard binary to run")
+	bin := flag.String("stsguard", "bin/stsguard", "the stsguard binary to serve the webhooks with and to run expand and audit")
 	flag.Parse()
 	if err := run(*bin); err != nil {
 		fmt.Fprintln(os.Stderr, "demo failed:", err)
@@ -73,391 +40,255 @@ func main() {
 	}
 }
 
+// demo runs commands against the cluster and keeps what each printed.
+type demo struct {
+	kubectl, stsguard, kubeconfig string
+	missing                       []string
+	checked                       int
+}
+
 func run(bin string) error {
-	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.ErrorLevel)))
 	start := time.Now()
-	fmt.Println("starting kube-apiserver and etcd (envtest)...")
-	cp, err := harness.Start()
+	bin, err := filepath.Abs(bin)
 	if err != nil {
 		return err
 	}
-	defer cp.Stop()
-
-	work, err := os.MkdirTemp("", "stsguard-demo-")
+	fmt.Println("# starting a local cluster: kube-apiserver, etcd, kube-controller-manager, kube-scheduler,")
+	fmt.Println("# and kwok, which plays the kubelet of one simulated node (pods run without containers)")
+	cl, err := harness.StartCluster()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
-	kubeconfig := filepath.Join(work, "kubeconfig")
-	if err := cp.WriteKubeconfig(kubeconfig); err != nil {
-		return err
-	}
-	probe, _ := harness.FreeAddr()
-	metrics, _ := harness.FreeAddr()
+	defer cl.Stop()
 	logPath := filepath.Join(os.TempDir(), "stsguard-demo.log")
-	logFile, err := os.Create(logPath)
+	s, err := harness.ServeBinary(cl.ControlPlane, bin, cl.Kubeconfig, logPath)
 	if err != nil {
 		return err
 	}
-	defer logFile.Close()
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "serve",
-		"--kubeconfig", kubeconfig,
-		"--port", fmt.Sprint(cp.Webhook.LocalServingPort),
-		"--cert-dir", cp.Webhook.LocalServingCertDir,
-		"--metrics-bind-address", metrics,
-		"--health-probe-bind-address", probe)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting %s: %w", bin, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	fmt.Printf("started %s serve (log: %s)\n", bin, logPath)
-	readyCtx, readyCancel := context.WithCancel(ctx)
-	go func() {
-		select {
-		case <-exited:
-			readyCancel()
-		case <-readyCtx.Done():
-		}
-	}()
-	if err := harness.WaitReady(readyCtx, probe, 60*time.Second); err != nil {
-		return fmt.Errorf("stsguard did not become ready (see %s): %w", logPath, err)
-	}
-	fmt.Printf("stsguard ready after %s; webhooks registered from deploy/base\n\n", time.Since(start).Round(100*time.Millisecond))
-
-	// A default StorageClass, as every real cluster has (kind's is "standard").
-	if err := createDefaultStorageClass(ctx, cp.Config); err != nil {
-		return err
-	}
-
-	seen := map[string][]string{} // example + object -> printed lines
-	dirs, err := os.ReadDir(filepath.Join(harness.Root(), "examples"))
+	defer s.Stop()
+	kubectl, err := harness.Kubectl()
 	if err != nil {
 		return err
 	}
-	for _, d := range dirs {
-		if !d.IsDir() {
-			continue
-		}
-		if err := runExample(ctx, cp.Config, d.Name(), seen); err != nil {
-			return fmt.Errorf("example %s: %w", d.Name(), err)
-		}
-	}
-	if err := canaryUpdate(ctx, cp.Config, seen); err != nil {
-		return err
-	}
-	if err := guard(ctx, cp.Config, seen); err != nil {
-		return err
-	}
-	if err := storage(ctx, cp.Config, bin, kubeconfig, seen); err != nil {
-		return err
-	}
+	fmt.Printf("# cluster and stsguard serve up in %s (stsguard log: %s); webhooks registered from deploy/base\n",
+		time.Since(start).Round(100*time.Millisecond), logPath)
+	fmt.Printf("# kubectl is %s, KUBECONFIG=%s\n", kubectl, cl.Kubeconfig)
+	d := &demo{kubectl: kubectl, stsguard: bin, kubeconfig: cl.Kubeconfig}
 
-	var missing []string
-	for _, e := range expectations {
-		if !strings.Contains(strings.Join(seen[e.example+" "+e.object], "\n"), e.want) {
-			missing = append(missing, fmt.Sprintf("%s %s: want %q", e.example, e.object, e.want))
-		}
+	d.section("the cluster")
+	d.k([]string{"kwok-node-0   Ready"}, "get", "nodes")
+	d.k([]string{"standard (default)   fake.csi.stsguard.io"}, "get", "storageclass")
+
+	d.examples()
+	d.password()
+	d.canaryAndScale()
+	d.guard()
+	d.storage()
+	d.section("what stsguard thinks of the whole cluster now")
+	d.stsguardCmd([]string{"StatefulSet web-without-service/web", "[rule: headless-service-missing]", "objects checked: deny 0"}, "audit", "--cluster")
+
+	if err := s.Exited(); err != nil {
+		return fmt.Errorf("%w (log: %s)", err, logPath)
 	}
-	select {
-	case err := <-exited:
-		return fmt.Errorf("stsguard serve exited early (see %s): %v", logPath, err)
-	default:
+	if len(d.missing) > 0 {
+		return fmt.Errorf("stsguard did not do what the demo shows (log: %s):\n  %s", logPath, strings.Join(d.missing, "\n  "))
 	}
-	if len(missing) > 0 {
-		return fmt.Errorf("stsguard did not do what it should (see %s):\n  %s", logPath, strings.Join(missing, "\n  "))
-	}
-	fmt.Printf("all %d expected outcomes seen in %s\n", len(expectations), time.Since(start).Round(100*time.Millisecond))
+	fmt.Printf("\n# all %d expected outcomes seen in %s\n", d.checked, time.Since(start).Round(100*time.Millisecond))
 	return nil
 }
 
-func runExample(ctx context.Context, cfg *rest.Config, name string, seen map[string][]string) error {
-	c, w, err := harness.NewClient(cfg)
-	if err != nil {
-		return err
-	}
-	files, err := filepath.Glob(filepath.Join(harness.Root(), "examples", name, "*.yaml"))
-	if err != nil {
-		return err
-	}
-	sort.Strings(files)
-	var objs []client.Object
-	for _, f := range files {
-		o, err := harness.DecodeFile(f)
-		if err != nil {
-			return err
-		}
-		objs = append(objs, o...)
-	}
-	namespaces := map[string]bool{}
-	for _, o := range objs {
-		if o.GetNamespace() == "" {
-			o.SetNamespace(name)
-		}
-		if !namespaces[o.GetNamespace()] {
-			namespaces[o.GetNamespace()] = true
-			if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.GetNamespace()}}); err != nil && !apierrors.IsAlreadyExists(err) {
-				return err
-			}
-		}
-	}
-	fmt.Printf("== examples/%s\n", name)
-	for _, o := range objs {
-		kind := fmt.Sprintf("%T", o)[strings.LastIndex(fmt.Sprintf("%T", o), ".")+1:]
-		id := kind + "/" + o.GetName()
-		var lines []string
-		err := c.Create(ctx, o)
-		switch {
-		case apierrors.IsInvalid(err) || apierrors.IsForbidden(err):
-			lines = append(lines, "DENIED: "+err.Error())
-		case err != nil:
-			return fmt.Errorf("creating %s: %w", id, err)
-		default:
-			lines = append(lines, "created in namespace "+o.GetNamespace())
-		}
-		for _, msg := range w.Take() {
-			lines = append(lines, "warning: "+msg)
-		}
-		if sts, ok := o.(*appsv1.StatefulSet); ok && err == nil {
-			lines = append(lines, describeStored(sts)...)
-			secrets := &corev1.SecretList{}
-			if err := c.List(ctx, secrets, client.InNamespace(sts.Namespace), client.MatchingLabels{rules.ManagedByLabel: rules.ManagedByValue}); err != nil {
-				return err
-			}
-			for _, s := range secrets.Items {
-				if s.Annotations[rules.StatefulSetAnnotation] == sts.Name {
-					keys := make([]string, 0, len(s.Data))
-					for k := range s.Data {
-						keys = append(keys, k)
-					}
-					sort.Strings(keys)
-					lines = append(lines, fmt.Sprintf("Secret/%s created by stsguard (keys: %s; values not shown)", s.Name, strings.Join(keys, ", ")))
-				}
-			}
-		}
-		print(id, lines)
-		seen[name+" "+id] = append(seen[name+" "+id], lines...)
-	}
-	fmt.Println()
-	return nil
-}
+func (d *demo) section(title string) { fmt.Printf("\n# --- %s\n", title) }
 
-// describeStored summarises the fields stsguard may have set, as stored.
-func describeStored(sts *appsv1.StatefulSet) []string {
-	var out []string
-	pod := sts.Spec.Template.Spec
-	for _, c := range pod.Containers {
-		for _, e := range c.Env {
-			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
-				out = append(out, fmt.Sprintf("stored: container %s env %s from secretKeyRef %s/%s", c.Name, e.Name, e.ValueFrom.SecretKeyRef.Name, e.ValueFrom.SecretKeyRef.Key))
-			}
-		}
-	}
-	if pod.TerminationGracePeriodSeconds != nil {
-		out = append(out, fmt.Sprintf("stored: terminationGracePeriodSeconds=%d", *pod.TerminationGracePeriodSeconds))
-	}
-	if ru := sts.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.Partition != nil {
-		out = append(out, fmt.Sprintf("stored: updateStrategy.rollingUpdate.partition=%d", *ru.Partition))
-	}
+// exec runs name with args, prints the command line and its output, and
+// checks that the output contains each of want.
+func (d *demo) exec(want []string, shown, name string, args ...string) string {
+	fmt.Printf("$ %s %s\n", shown, quoteArgs(args))
+	out := d.output(name, args...)
+	fmt.Print(out)
+	d.expect(shown+" "+quoteArgs(args), out, want)
 	return out
 }
 
-func print(id string, lines []string) {
-	fmt.Printf("  %s\n", id)
-	for _, l := range lines {
-		fmt.Printf("      %s\n", l)
-	}
-}
-
-// canaryUpdate annotates the web example for a canary of 1 and changes its
-// image: the update is staged on the highest ordinal only.
-func canaryUpdate(ctx context.Context, cfg *rest.Config, seen map[string][]string) error {
-	c, w, err := harness.NewClient(cfg)
-	if err != nil {
-		return err
-	}
-	fmt.Println("== canary rollout of examples/web: annotate stsguard.io/canary=\"1\" and change the image")
-	sts := &appsv1.StatefulSet{}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: "web", Name: "web"}, sts); err != nil {
-		return err
-	}
-	if sts.Annotations == nil {
-		sts.Annotations = map[string]string{}
-	}
-	sts.Annotations[rules.CanaryAnnotation] = "1"
-	sts.Spec.Template.Spec.Containers[0].Image = "nginx:1.27"
-	if err := c.Update(ctx, sts); err != nil {
-		return fmt.Errorf("canary update: %w", err)
-	}
-	lines := []string{fmt.Sprintf("updated: image nginx:1.27, replicas=%d", *sts.Spec.Replicas)}
-	for _, msg := range w.Take() {
-		lines = append(lines, "warning: "+msg)
-	}
-	lines = append(lines, describeStored(sts)...)
-	lines = append(lines, fmt.Sprintf("partition=%d: only web-%d takes the new template first", *sts.Spec.UpdateStrategy.RollingUpdate.Partition, *sts.Spec.Replicas-1))
-	print("StatefulSet/web (canary update)", lines)
-	seen["web StatefulSet/web (canary update)"] = lines
-	fmt.Println()
-	return nil
-}
-
-// guard shows the Service and Secret side on the objects the examples
-// created, with server-side dry runs (nothing changes). stsguard reads
-// StatefulSets from its informer cache, which sees them a moment after the
-// API does, so each step is retried until it gives its answer or 10 s pass.
-func guard(ctx context.Context, cfg *rest.Config, seen map[string][]string) error {
-	c, w, err := harness.NewClient(cfg)
-	if err != nil {
-		return err
-	}
-	fmt.Println("== the Service and Secret side (server-side dry runs: nothing is changed)")
-	steps := []struct {
-		id   string
-		want string
-		do   func() error
-	}{
-		{"Service/web selector change", "headless-service-selector-change", func() error {
-			svc := &corev1.Service{}
-			if err := c.Get(ctx, client.ObjectKey{Namespace: "web", Name: "web"}, svc); err != nil {
-				return err
-			}
-			svc.Spec.Selector = map[string]string{"app": "web-v2"}
-			return c.Update(ctx, svc, client.DryRunAll)
-		}},
-		{"Secret/mysql-secret delete", "secret-in-use-delete", func() error {
-			return c.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "mysql-secret-ref", Name: "mysql-secret"}}, client.DryRunAll)
-		}},
-		{"Secret/weak create", "weak-password", func() error {
-			return c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "web", Name: "weak"},
-				StringData: map[string]string{"password": "changeme"}}, client.DryRunAll)
-		}},
-	}
-	for _, st := range steps {
-		var lines []string
-		err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
-			w.Take()
-			err := st.do()
-			lines = nil
-			switch {
-			case apierrors.IsInvalid(err):
-				lines = append(lines, "DENIED: "+err.Error())
-			case err != nil:
-				return false, err
-			default:
-				lines = append(lines, "allowed (dry run)")
-			}
-			for _, msg := range w.Take() {
-				lines = append(lines, "warning: "+msg)
-			}
-			return strings.Contains(strings.Join(lines, "\n"), "[rule: "+st.want+"]"), nil
-		})
-		if err != nil && !wait.Interrupted(err) {
-			return fmt.Errorf("%s: %w", st.id, err)
-		}
-		print(st.id, lines)
-		seen["guard "+st.id] = lines
-	}
-	fmt.Println()
-	return nil
-}
-
-// storage shows a volumeClaimTemplate resize on examples/postgres: the
-// denial with its plan, then `stsguard expand --dry-run`. envtest runs no
-// provisioner, so the demo creates and binds the PVCs as one would.
-func storage(ctx context.Context, cfg *rest.Config, bin, kubeconfig string, seen map[string][]string) error {
-	c, _, err := harness.NewClient(cfg)
-	if err != nil {
-		return err
-	}
-	fmt.Println("== growing a volumeClaimTemplate of examples/postgres from 10Gi to 20Gi")
-	const ns, name, template = "postgres", "postgres", "postgres-data"
-	for i := range 3 {
-		if err := bindClaim(ctx, c, ns, rules.ClaimName(template, name, i), "10Gi"); err != nil {
-			return err
+// output runs name with args and returns what it printed on stdout and
+// stderr, in order, and a last line with the exit status when it is not 0.
+func (d *demo) output(name string, args ...string) string {
+	var out bytes.Buffer
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+d.kubeconfig)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Dir = harness.Root()
+	if err := cmd.Run(); err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			fmt.Fprintf(&out, "(exit status %d)\n", exit.ExitCode())
+		} else {
+			fmt.Fprintf(&out, "(could not run: %v)\n", err)
 		}
 	}
-	fmt.Println("  (bound PVCs postgres-data-postgres-0..2 of 10Gi, as the provisioner would)")
-	id := "StatefulSet/postgres grow to 20Gi"
-	var lines []string
-	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
-		sts := &appsv1.StatefulSet{}
-		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, sts); err != nil {
-			return false, err
-		}
-		sts.Spec.VolumeClaimTemplates[0].Spec.Resources.Requests[corev1.ResourceStorage] = resource.MustParse("20Gi")
-		err := c.Update(ctx, sts, client.DryRunAll)
-		if err == nil {
-			lines = []string{"allowed?!"}
-			return false, nil
-		}
-		lines = []string{"DENIED: " + err.Error()}
-		return strings.Contains(err.Error(), "postgres-data-postgres-2 ("), nil
-	})
-	if err != nil && !wait.Interrupted(err) {
-		return err
-	}
-	print(id, lines)
-	seen["storage "+id] = lines
-
-	out, err := exec.CommandContext(ctx, bin, "expand", "statefulset/"+name, "-n", ns, "--template", template, "--size", "20Gi",
-		"--dry-run", "--kubeconfig", kubeconfig).CombinedOutput()
-	lines = strings.Split(strings.TrimSpace(string(out)), "\n")
-	if err != nil {
-		lines = append(lines, "FAILED: "+err.Error())
-	}
-	print("stsguard expand --dry-run", lines)
-	seen["storage stsguard expand --dry-run"] = lines
-	fmt.Println()
-	return nil
+	return out.String()
 }
 
-// bindClaim creates PVC name in the default class with a PV bound to it.
-func bindClaim(ctx context.Context, c client.Client, ns, name, size string) error {
-	q := resource.MustParse(size)
-	rwo := []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}
-	pv := &corev1.PersistentVolume{
-		ObjectMeta: metav1.ObjectMeta{Name: "pv-" + name},
-		Spec: corev1.PersistentVolumeSpec{
-			Capacity: corev1.ResourceList{corev1.ResourceStorage: q}, AccessModes: rwo, StorageClassName: "standard",
-			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimDelete,
-			PersistentVolumeSource:        corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{Driver: "csi.example.com", VolumeHandle: name}},
-			ClaimRef:                      &corev1.ObjectReference{Namespace: ns, Name: name},
-		},
+func (d *demo) expect(what, out string, want []string) {
+	for _, w := range want {
+		d.checked++
+		if !strings.Contains(out, w) {
+			d.missing = append(d.missing, fmt.Sprintf("%s: want %q", what, w))
+		}
 	}
-	if err := c.Create(ctx, pv); err != nil {
-		return err
-	}
-	pvc := &corev1.PersistentVolumeClaim{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: corev1.PersistentVolumeClaimSpec{StorageClassName: ptr.To("standard"), AccessModes: rwo, VolumeName: pv.Name,
-			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: q}}},
-	}
-	if err := c.Create(ctx, pvc); err != nil {
-		return err
-	}
-	pvc.Status = corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimBound, AccessModes: rwo, Capacity: corev1.ResourceList{corev1.ResourceStorage: q}}
-	return c.Status().Update(ctx, pvc)
 }
 
-// createDefaultStorageClass creates the default StorageClass "standard",
-// expandable, as a managed cluster's CSI driver class would be.
-func createDefaultStorageClass(ctx context.Context, cfg *rest.Config) error {
-	c, _, err := harness.NewClient(cfg)
-	if err != nil {
-		return err
+// k runs kubectl.
+func (d *demo) k(want []string, args ...string) string {
+	return d.exec(want, "kubectl", d.kubectl, args...)
+}
+
+// stsguardCmd runs the stsguard binary.
+func (d *demo) stsguardCmd(want []string, args ...string) string {
+	return d.exec(want, "stsguard", d.stsguard, args...)
+}
+
+// waitQuietly runs kubectl until its output contains want or 60 s pass,
+// printing nothing: the cluster's controllers (and stsguard's informer
+// cache) act a moment after a write.
+func (d *demo) waitQuietly(want string, args ...string) {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if strings.Contains(d.output(d.kubectl, args...), want) {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	sc := &storagev1.StorageClass{
-		ObjectMeta:           metav1.ObjectMeta{Name: "standard", Annotations: map[string]string{"storageclass.kubernetes.io/is-default-class": "true"}},
-		Provisioner:          "example.com/csi",
-		AllowVolumeExpansion: ptr.To(true),
+}
+
+// examples applies every directory of examples/ in its own namespace.
+func (d *demo) examples() {
+	d.section("the seed examples, each applied in a namespace of its own (see examples/README.md)")
+	want := map[string][]string{
+		"cassandra":                 {"statefulset.apps/cassandra created", "[rule: storage-class-not-found]"},
+		"clusterip-service":         {"is invalid: ", "[rule: headless-service-not-headless]"},
+		"mysql-literal-password":    {"statefulset.apps/mysql created", "changed by stsguard: moved the literal value of MYSQL_ROOT_PASSWORD into Secret \"mysql-credentials\""},
+		"mysql-plaintext-password":  {"is invalid: ", "[rule: weak-password]"},
+		"mysql-secret-ref":          {"statefulset.apps/mysql created"},
+		"nginx-minimal":             {"statefulset.apps/nginx-minimal created"},
+		"nginx-with-init-container": {"statefulset.apps/nginx-with-init-container created"},
+		"postgres":                  {"statefulset.apps/postgres created", "[rule: headless-service-missing]", "generated a 32-character password into Secret \"postgres-credentials\""},
+		"selector-mismatch":         {"is invalid: ", "[rule: headless-service-selector-mismatch]"},
+		"web":                       {"service/web created", "statefulset.apps/web created"},
+		"web-without-service":       {"statefulset.apps/web created", "[rule: headless-service-missing]"},
 	}
-	if err := c.Create(ctx, sc); err != nil && !apierrors.IsAlreadyExists(err) {
-		return err
+	dirs, _ := filepath.Glob(filepath.Join(harness.Root(), "examples", "*"))
+	sort.Strings(dirs)
+	for _, dir := range dirs {
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			continue
+		}
+		name := filepath.Base(dir)
+		ns := name
+		if name == "cassandra" {
+			ns = "databases" // its manifests name their namespace
+		}
+		fmt.Println()
+		d.k(nil, "create", "namespace", ns)
+		d.k(want[name], "apply", "-n", ns, "-f", "examples/"+name+"/")
+		delete(want, name)
 	}
-	fmt.Println("created the default StorageClass \"standard\" (expandable), as a real cluster has")
-	return nil
+	for name := range want {
+		d.missing = append(d.missing, "examples/"+name+": not found")
+	}
+
+	d.section("the pods run on the simulated node, with their volumes provisioned and bound")
+	d.k([]string{"partitioned roll out complete: 3 new pods have been updated"}, "rollout", "status", "statefulset/postgres", "-n", "postgres", "--timeout=90s")
+	d.k([]string{"postgres-2   1/1     Running", "kwok-node-0"}, "get", "pods", "-n", "postgres", "-o", "wide")
+	d.k([]string{"postgres-data-postgres-2   Bound"}, "get", "pvc", "-n", "postgres")
+}
+
+// password shows the literal password moved into a Secret, and applying the
+// same file again.
+func (d *demo) password() {
+	d.section("the literal MYSQL_ROOT_PASSWORD now lives in a Secret; the StatefulSet references it")
+	const ns = "mysql-literal-password"
+	d.k([]string{`"secretKeyRef":{"key":"mysql-root-password","name":"mysql-credentials"}`},
+		"get", "statefulset", "mysql", "-n", ns, "-o", "jsonpath={.spec.template.spec.containers[0].env}{\"\\n\"}")
+	d.k([]string{"mysql-credentials   Opaque   1"}, "get", "secret", "-n", ns, "-l", "app.kubernetes.io/managed-by=stsguard")
+	fmt.Println("# kubectl's last-applied-configuration annotation was rewritten the same way: no copy of the literal is stored")
+	d.k([]string{`{"name":"MYSQL_ROOT_PASSWORD","valueFrom":{"secretKeyRef":{"key":"mysql-root-password","name":"mysql-credentials"}}}`},
+		"get", "statefulset", "mysql", "-n", ns, "-o", `jsonpath={.metadata.annotations.kubectl\.kubernetes\.io/last-applied-configuration}`)
+	d.checked++
+	if out := d.output(d.kubectl, "get", "statefulset", "mysql", "-n", ns, "-o", "json", "--show-managed-fields"); strings.Contains(out, "Vh3-literal-but-not-default") {
+		d.missing = append(d.missing, "the stored StatefulSet mysql still holds the literal password")
+	}
+	fmt.Println("# applying the same file again converges: the same Secret, the same pod template, no rollout")
+	d.k([]string{"statefulset.apps/mysql configured"}, "apply", "-n", ns, "-f", "examples/mysql-literal-password/")
+	d.k([]string{"mysql-credentials"}, "get", "secret", "-n", ns, "-l", "app.kubernetes.io/managed-by=stsguard")
+	d.k([]string{"mysql   3/3"}, "get", "statefulset", "mysql", "-n", ns)
+}
+
+// canaryAndScale shows a staged rollout of examples/web, and kubectl scale
+// judged on the way.
+func (d *demo) canaryAndScale() {
+	d.section("a canary rollout: stsguard.io/canary=1 stages a new pod template on the highest ordinal")
+	const ns = "web"
+	d.k([]string{"statefulset.apps/web scaled"}, "scale", "statefulset/web", "-n", ns, "--replicas=4")
+	d.waitQuietly("4/4", "get", "statefulset", "web", "-n", ns)
+	d.k([]string{"statefulset.apps/web annotated"}, "annotate", "statefulset/web", "-n", ns, "stsguard.io/canary=1")
+	d.k([]string{"statefulset.apps/web image updated", "set to 3 so that only pods with ordinal >= 3 take the new pod template"},
+		"set", "image", "statefulset/web", "-n", ns, "web=nginx:1.27")
+	d.waitQuietly("web-3   nginx:1.27   Running", "get", "pods", "-n", ns, "-o", "custom-columns=NAME:.metadata.name,IMAGE:.spec.containers[0].image,STATUS:.status.phase")
+	d.k([]string{"web-0   nginx        Running", "web-3   nginx:1.27   Running"},
+		"get", "pods", "-n", ns, "-o", "custom-columns=NAME:.metadata.name,IMAGE:.spec.containers[0].image,STATUS:.status.phase")
+
+	fmt.Println("# kubectl scale goes through the scale subresource; stsguard judges it like a spec.replicas change")
+	d.k([]string{"statefulset.apps/web scaled", "[rule: partition-exceeds-replicas]"}, "scale", "statefulset/web", "-n", ns, "--replicas=2")
+	fmt.Println("# promote the canary: lower the partition to 0 and every pod takes the new template")
+	d.k([]string{"statefulset.apps/web patched"}, "patch", "statefulset/web", "-n", ns, "-p", `{"spec":{"updateStrategy":{"rollingUpdate":{"partition":0}}}}`)
+	d.k([]string{"partitioned roll out complete: 2 new pods have been updated"}, "rollout", "status", "statefulset/web", "-n", ns, "--timeout=90s")
+	d.k([]string{"web-0   nginx:1.27   Running", "web-1   nginx:1.27   Running"},
+		"get", "pods", "-n", ns, "-o", "custom-columns=NAME:.metadata.name,IMAGE:.spec.containers[0].image,STATUS:.status.phase")
+}
+
+// guard shows the Service and Secret side, as server-side dry runs.
+func (d *demo) guard() {
+	d.section("the Service and Secret side (server-side dry runs: nothing is changed)")
+	d.k([]string{"is invalid: ", "[rule: headless-service-selector-change]"},
+		"patch", "service/web", "-n", "web", "-p", `{"spec":{"selector":{"app":"web-v2"}}}`, "--dry-run=server")
+	d.k([]string{"[rule: secret-in-use-delete]"}, "delete", "secret", "mysql-secret", "-n", "mysql-secret-ref", "--dry-run=server")
+	d.k([]string{"is invalid: ", "[rule: weak-password]"},
+		"create", "secret", "generic", "weak", "-n", "web", "--from-literal=password=changeme", "--dry-run=server")
+}
+
+// storage grows the volumeClaimTemplate of examples/postgres: denied with a
+// plan, then done by stsguard expand, with the pods still running.
+func (d *demo) storage() {
+	d.section("growing the volumeClaimTemplate of examples/postgres from 10Gi to 20Gi")
+	const ns = "postgres"
+	pods := []string{"get", "pods", "-n", ns, "-o", "custom-columns=NAME:.metadata.name,UID:.metadata.uid,STATUS:.status.phase"}
+	before := d.k([]string{"postgres-0"}, pods...)
+	d.k([]string{"is invalid: ", "[rule: volume-claim-template-resize]",
+		"stsguard expand statefulset/postgres -n postgres --template postgres-data --size 20Gi"},
+		"patch", "statefulset/postgres", "-n", ns, "--type=json",
+		"-p", `[{"op":"replace","path":"/spec/volumeClaimTemplates/0/spec/resources/requests/storage","value":"20Gi"}]`)
+	d.stsguardCmd([]string{"dry run complete"}, "expand", "statefulset/postgres", "-n", ns, "--template", "postgres-data", "--size", "20Gi", "--dry-run")
+	d.stsguardCmd([]string{"done: volumeClaimTemplate \"postgres-data\" of statefulset/postgres -n postgres is 20Gi", "pod postgres-0: untouched"},
+		"expand", "statefulset/postgres", "-n", ns, "--template", "postgres-data", "--size", "20Gi")
+	d.k([]string{"postgres-data-postgres-0   Bound", "20Gi"}, "get", "pvc", "-n", ns)
+	fmt.Println("# the StatefulSet controller has re-adopted the same pods (same UIDs): nothing restarted")
+	d.waitQuietly("3/3", "get", "statefulset", "postgres", "-n", ns)
+	after := d.k(nil, pods...)
+	d.checked++
+	if before != after {
+		d.missing = append(d.missing, "the postgres pods changed during expand")
+	}
+	d.k([]string{"partitioned roll out complete: 3 new pods have been updated"}, "rollout", "status", "statefulset/postgres", "-n", ns, "--timeout=60s")
+}
+
+// quoteArgs joins args as a shell would need them typed.
+func quoteArgs(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if strings.ContainsAny(a, " \"'{}[]$*") {
+			a = "'" + a + "'"
+		}
+		out[i] = a
+	}
+	return strings.Join(out, " ")
 }
