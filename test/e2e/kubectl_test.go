@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -145,7 +146,7 @@ func TestKubectlScaleIsJudged(t *testing.T) {
 	assert.Contains(t, res.Stdout, "statefulset.apps/web scaled")
 	assert.Contains(t, res.Stderr, "Warning: spec.updateStrategy.rollingUpdate.partition")
 	assert.Contains(t, res.Stderr, "[rule: partition-exceeds-replicas]")
-	harness.Eventually(t, "web scaled to 1", func() bool { return len(podUIDs(t, c, ns)) == 1 }, 60*1e9)
+	harness.Eventually(t, "web scaled to 1", func() bool { return len(podUIDs(t, c, ns)) == 1 }, 60*time.Second)
 
 	res = mustKubectl(t, "", "-n", ns, "scale", "statefulset/web", "--replicas=4")
 	assert.NotContains(t, res.Stderr, "partition-exceeds-replicas")
