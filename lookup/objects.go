@@ -1,7 +1,8 @@
 // Package lookup implements rules.Lookup, the read-only view of the objects
 // that rules reference: over an in-memory set of objects (manifests, tests)
 // and over controller-runtime readers (the informer cache of the webhook
-// server, with a live read when the cache has not caught up).
+// server, with a bounded live read, Live, when the cache may not have
+// caught up).
 package lookup
 
 import (

@@ -17,42 +17,53 @@ import (
 // Cache serves every read: the manager's informer cache, configured with
 // ReaderFailOnMissingInformer so that a read never starts an informer or
 // calls the API. When Cache says a Service or Secret does not exist and Live
-// is set, Live (an uncached client) is asked once more: an object created a
-// moment ago (the Secret the mutating webhook just wrote, the Service that
-// kubectl apply sent just before the StatefulSet) may not have reached the
-// cache yet. A missing object is rare, so this costs an API call only where
-// a wrong answer would otherwise warn or deny.
+// is set, Live may read it from the API (see Live for when, and its
+// bounds): an object created a moment ago may not have reached the cache
+// yet. Without Live, or when Live makes no read, the cache's NotFound
+// stands. Every other kind is read from Cache alone.
+//
+// A Reader is a value; copies share Live, so the request's one live read is
+// shared too.
 type Reader struct {
 	Ctx   context.Context
 	Cache client.Reader
-	Live  client.Reader
+	// Live is this request's share of live reads, from Live.ForRequest; nil
+	// reads the cache alone.
+	Live *LiveRequest
 }
 
 // Service returns the Service namespace/name, or a NotFound error.
 func (r Reader) Service(namespace, name string) (*corev1.Service, error) {
-	svc := &corev1.Service{}
-	if err := r.get(namespace, name, svc); err != nil {
+	obj, err := r.get("Service", namespace, name, func() client.Object { return &corev1.Service{} })
+	if err != nil {
 		return nil, err
 	}
-	return svc, nil
+	return obj.(*corev1.Service), nil
 }
 
 // Secret returns the Secret namespace/name, or a NotFound error.
 func (r Reader) Secret(namespace, name string) (*corev1.Secret, error) {
-	s := &corev1.Secret{}
-	if err := r.get(namespace, name, s); err != nil {
+	obj, err := r.get("Secret", namespace, name, func() client.Object { return &corev1.Secret{} })
+	if err != nil {
 		return nil, err
 	}
-	return s, nil
+	return obj.(*corev1.Secret), nil
 }
 
-func (r Reader) get(namespace, name string, obj client.Object) error {
+// get reads kind namespace/name from Cache and, on NotFound, from Live.
+func (r Reader) get(kind, namespace, name string, newObj func() client.Object) (client.Object, error) {
 	key := types.NamespacedName{Namespace: namespace, Name: name}
+	obj := newObj()
 	err := r.Cache.Get(r.Ctx, key, obj)
-	if apierrors.IsNotFound(err) && r.Live != nil {
-		return r.Live.Get(r.Ctx, key, obj)
+	if err == nil {
+		return obj, nil
 	}
-	return err
+	if apierrors.IsNotFound(err) && r.Live != nil {
+		if live := r.Live.get(r.Ctx, kind, key, newObj); live != nil {
+			return live, nil
+		}
+	}
+	return nil, err
 }
 
 // StatefulSets returns the StatefulSets of namespace from Cache.

@@ -21,6 +21,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -190,6 +191,10 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("creating API client: %w", err)
 	}
+	liveReads, err := newLiveReads(restCfg, scheme)
+	if err != nil {
+		return err
+	}
 	certMetrics, err := certs.NewMetrics(metrics.Registry)
 	if err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
@@ -273,9 +278,11 @@ func Run(ctx context.Context, o Options) error {
 	handlers := &webhook.Handlers{
 		Engine: holder.Engine,
 		Lookup: func(ctx context.Context) rules.Lookup {
-			return lookup.Reader{Ctx: ctx, Cache: mgr.GetCache(), Live: live}
+			return lookup.Reader{Ctx: ctx, Cache: mgr.GetCache(), Live: liveReads.ForRequest()}
 		},
-		Secrets: live,
+		// Writing a Secret drops its negative cache entry, so that the
+		// validating webhook reads the Secret the mutating one just wrote.
+		Secrets: liveReads.ForgetOnWrite(live),
 		Metrics: webhookMetrics,
 	}
 	srv := mgr.GetWebhookServer()
@@ -285,6 +292,25 @@ func Run(ctx context.Context, o Options) error {
 
 	log.Info("starting", "port", o.Port, "manageCerts", o.ManageCerts, "metrics", o.MetricsBindAddress, "probes", o.HealthProbeBindAddress, "http2", o.EnableHTTP2)
 	return mgr.Start(ctx)
+}
+
+// newLiveReads returns the live reads of the rules' Lookup: Services and
+// Secrets the informer cache does not have yet, read through a client of
+// their own. That client has no client-side rate limit: lookup.Live's token
+// bucket (lookup.DefaultQPS 20 reads/s, lookup.DefaultBurst 50) is the one
+// limit, and a read that finds it empty is skipped rather than queued, so
+// a request never waits behind other requests' reads as it did behind
+// client-go's default limiter (QPS 5, burst 10) shared with every other
+// call. Objects read live are trimmed as cached ones are (trimSecret trims a
+// Service as trimObject does).
+func newLiveReads(restCfg *rest.Config, scheme *runtime.Scheme) (*lookup.Live, error) {
+	cfg := rest.CopyConfig(restCfg)
+	cfg.RateLimiter = flowcontrol.NewFakeAlwaysRateLimiter()
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, fmt.Errorf("creating the API client for live lookups: %w", err)
+	}
+	return lookup.NewLive(c, lookup.LiveOptions{Transform: trimSecret, Registerer: metrics.Registry})
 }
 
 // servingSource is where the webhook server's certificate comes from: a
