@@ -1,22 +1,29 @@
-// Package audit evaluates manifests and live objects with the webhook's rule
-// engine, as admission CREATE requests would be judged, and reports what
-// stsguard would deny, warn about, record for audit and change: the engine
-// of `stsguard audit`.
+// Package audit replays manifests, and judges live objects, through the
+// webhook's rule engine, and reports what stsguard would deny, warn about,
+// record for audit and change: the engine of `stsguard audit`.
+//
+// Manifests are replayed as `kubectl apply -f` sends them: one object at a
+// time, in order, each admitted (or denied) by the mutating then the
+// validating webhook in the world the earlier objects left, which is what
+// the webhooks' decisions depend on (a Service created before the
+// StatefulSet that names it keeps its cluster IP; one created after is made
+// headless). See Apply and Live.
 package audit
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/stsguard/stsguard/lookup"
 	"github.com/stsguard/stsguard/manifest"
 	"github.com/stsguard/stsguard/webhook/rules"
 )
@@ -38,6 +45,10 @@ type Finding struct {
 	// as the webhook would say it, without the trailing "[rule: ID]". It
 	// never holds a secret value.
 	Message string `json:"message"`
+	// Hint is what audit adds to the webhook's message when the finding
+	// comes from the order the objects are applied in (a Service created
+	// before the StatefulSet that names it); empty otherwise.
+	Hint string `json:"hint,omitempty"`
 	// File and Line say where the object is written; empty for a live object.
 	File string `json:"file,omitempty"`
 	Line int    `json:"line,omitempty"`
@@ -56,10 +67,13 @@ type InputError struct {
 type Summary struct {
 	// Objects is the number of StatefulSets, Services and Secrets judged.
 	Objects int `json:"objects"`
-	Deny    int `json:"deny"`
-	Warn    int `json:"warn"`
-	Audit   int `json:"audit"`
-	Mutate  int `json:"mutate"`
+	// Denied is the number of those objects the webhooks would deny.
+	Denied int `json:"denied"`
+	// Deny, Warn, Audit and Mutate count the findings by action.
+	Deny   int `json:"deny"`
+	Warn   int `json:"warn"`
+	Audit  int `json:"audit"`
+	Mutate int `json:"mutate"`
 	// Unchecked is the number of objects of kinds no rule covers (Deployment,
 	// ConfigMap, ...; StorageClasses, PVCs and Namespaces are read as
 	// context), by kind in UncheckedKinds.
@@ -69,21 +83,63 @@ type Summary struct {
 	Errors int `json:"errors"`
 }
 
-// Subject is an object that was judged.
-type Subject struct {
-	Kind            rules.Kind
-	Namespace, Name string
-	File            string
-	Line            int
+// Decision is what the apiserver, through stsguard's mutating and then
+// validating webhook, would do with one StatefulSet, Service or Secret.
+// Report.Objects lists them in the order the objects are applied.
+type Decision struct {
+	// Kind, Namespace and Name name the object; File and Line say where it
+	// is written (empty for a live object).
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+	File      string `json:"file,omitempty"`
+	Line      int    `json:"line,omitempty"`
+	// Operation is the admission operation: CREATE, or UPDATE when an
+	// object of the same kind, namespace and name exists already (earlier
+	// in the files, live with --cluster, or the Secret password-secret-ref
+	// wrote), which kubectl apply patches.
+	Operation admissionv1.Operation `json:"operation"`
+	// Denied is true when the request would be refused (a Deny finding):
+	// the object is not stored, and later objects do not see it.
+	Denied bool `json:"denied"`
+	// Deny, Warn and Audit are the IDs of the rules with a finding of that
+	// action (the rules kubectl prints in the error and in its "Warning:"
+	// lines as "[rule: ID]"), sorted, each once.
+	Deny  []string `json:"deny,omitempty"`
+	Warn  []string `json:"warn,omitempty"`
+	Audit []string `json:"audit,omitempty"`
+	// Mutations are the IDs of the mutations applied (each once, sorted;
+	// none when denied), and Patch the JSON patch the mutating webhook
+	// returns, in the order it applies.
+	Mutations []string                       `json:"mutations,omitempty"`
+	Patch     []jsonpatch.JsonPatchOperation `json:"patch,omitempty"`
+	// Secrets are the Secrets password-secret-ref writes for the object
+	// (created, or given keys), which exist for the objects after it.
+	Secrets []SecretWrite `json:"secrets,omitempty"`
+
+	// findings are this object's entries of Report.Findings: [first, end).
+	first, end int
+}
+
+// SecretWrite is a Secret stsguard writes while it admits an object.
+type SecretWrite struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// Create is true for a new Secret, false for keys added to a Secret
+	// stsguard manages.
+	Create bool `json:"create"`
+	// Keys are the keys written (never the values).
+	Keys []string `json:"keys"`
 }
 
 // Report is the outcome of an audit.
 type Report struct {
+	// Objects are the decisions, in the order the objects are applied.
+	Objects []Decision `json:"objects"`
 	// Findings in the order of the objects, then by field path and rule.
 	Findings []Finding               `json:"findings"`
 	Errors   []InputError            `json:"errors,omitempty"`
 	Summary  Summary                 `json:"summary"`
-	Subjects []Subject               `json:"-"`
 	Catalog  []rules.Meta            `json:"-"`
 	Actions  map[string]rules.Action `json:"-"`
 }
@@ -91,47 +147,125 @@ type Report struct {
 // Denied reports whether stsguard would deny at least one object.
 func (r *Report) Denied() bool { return r.Summary.Deny > 0 }
 
-// Evaluate judges every StatefulSet, Service and Secret of objs as an
-// admission CREATE (with dryRun, so that nothing is planned for writing)
-// with engine e, resolving references through lk, which must hold objs'
-// typed objects (and, for a cluster audit, the cluster's). Each mutating
-// kind is mutated first and the mutated object validated, as the webhooks
-// do. References resolve to objects as they would be stored: a Service that
-// headless-service-default would make headless is headless when a
-// StatefulSet looks it up. Objects of other kinds are counted as unchecked.
-// The findings of one object are sorted by field path, then rule.
-func Evaluate(e *rules.Engine, objs []manifest.Object, lk *lookup.Objects) *Report {
-	r := &Report{Findings: []Finding{}, Catalog: rules.Catalog(), Actions: map[string]rules.Action{}}
-	for _, o := range objs {
-		if svc, ok := o.Object.(*corev1.Service); ok {
-			if mutated, m, _ := e.MutateService(&rules.Input[*corev1.Service]{Operation: admissionv1.Create, Object: svc, DryRun: true}, lk); !m.Empty() {
-				_ = lk.Add(mutated) // a *corev1.Service is always accepted
-			}
+// FindingsOf returns the findings of the object d (an element of r.Objects).
+func (r *Report) FindingsOf(d *Decision) []Finding { return r.Findings[d.first:d.end] }
+
+// outcome is what one object's admission produced.
+type outcome struct {
+	decision Decision
+	findings []Finding
+}
+
+// Apply replays objs, in order, as `kubectl apply -f` sends them to the
+// apiserver, and reports each StatefulSet, Service and Secret as stsguard's
+// webhooks would decide on it. existing are the objects stored before the
+// first of objs (the live objects, with --cluster), nil for an empty
+// cluster.
+//
+// Each object is one admission request judged against what is stored at
+// that point: the existing objects and the earlier objects that were
+// admitted, as admitted:
+//   - a denied object is not stored;
+//   - a StatefulSet is stored as mutated, and the Secret password-secret-ref
+//     writes for it exists from then on;
+//   - a Service is stored as mutated and defaulted by the apiserver: one
+//     created without clusterIP that headless-service-default leaves alone
+//     gets a cluster IP (stored as clusterIP "" with type ClusterIP, since
+//     audit cannot know the address);
+//   - an object of the same kind, namespace and name as a stored one is an
+//     UPDATE of it, with the object kubectl apply would send: the three-way
+//     strategic merge of the configuration applied last (the earlier
+//     manifest, or the live object's kubectl.kubernetes.io/last-applied-
+//     configuration), the manifest and the stored object. A Service keeps
+//     its cluster IP, which cannot change.
+//
+// StorageClasses, PersistentVolumeClaims and Namespaces are stored at their
+// place, unjudged; objects of other kinds are counted as unchecked. The
+// apiserver's own validation, and the namespace's existence, are not
+// replayed.
+//
+// Each namespace is replayed by one goroutine (rules read only the
+// namespace of the object they judge; cluster-scoped objects are seen from
+// their place on), so the decisions are those of the sequential replay.
+func Apply(e *rules.Engine, objs []manifest.Object, existing []manifest.Object) *Report {
+	w := newWorld()
+	for _, o := range existing {
+		if o.Object != nil && !w.addCluster(o.Object, -1) {
+			w.ns(o.Namespace).put(o.Object, nil)
 		}
 	}
+	var order []string
+	groups := map[string][]int{}
+	for i, o := range objs {
+		if o.Object == nil || w.addCluster(o.Object, i) {
+			continue
+		}
+		if _, ok := groups[o.Namespace]; !ok {
+			order = append(order, o.Namespace)
+			w.ns(o.Namespace) // created now: the goroutines only read the map
+		}
+		groups[o.Namespace] = append(groups[o.Namespace], i)
+	}
+	out := make([]*outcome, len(objs))
+	var next atomic.Int64
+	parallel(len(order), func() {
+		for g := int(next.Add(1) - 1); g < len(order); g = int(next.Add(1) - 1) {
+			ns := order[g]
+			s := w.namespaces[ns]
+			for _, i := range groups[ns] {
+				out[i] = replay(e, &view{w: w, s: s, namespace: ns, pos: i}, &objs[i])
+			}
+		}
+	})
+	return report(e, objs, out)
+}
+
+// Live judges live objects: each StatefulSet, Service and Secret of objs as
+// an admission CREATE of it would be judged in the world of all of them
+// (itself included, as stored), so that each finding says what stsguard
+// would do with the object if it were created now. Nothing is stored, so
+// the order does not matter and the objects are judged in parallel. A live
+// Service always has its cluster IP (or None), so headless-service-default
+// never applies to one.
+func Live(e *rules.Engine, objs []manifest.Object) *Report {
+	w := newWorld()
+	for _, o := range objs {
+		if o.Object != nil && !w.addCluster(o.Object, -1) {
+			w.ns(o.Namespace).put(o.Object, nil)
+		}
+	}
+	out := make([]*outcome, len(objs))
+	var next atomic.Int64
+	parallel(len(objs), func() {
+		for i := int(next.Add(1) - 1); i < len(objs); i = int(next.Add(1) - 1) {
+			o := &objs[i]
+			if s, ok := w.namespaces[o.Namespace]; ok {
+				out[i] = judgeLive(e, &view{w: w, s: s, namespace: o.Namespace, pos: math.MaxInt}, o)
+			}
+		}
+	})
+	return report(e, objs, out)
+}
+
+// parallel runs work on min(GOMAXPROCS, n) goroutines and waits for them.
+func parallel(n int, work func()) {
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), max(n, 1)) {
+		wg.Go(work)
+	}
+	wg.Wait()
+}
+
+// report assembles the outcomes (nil for an object not judged) in the
+// order of objs.
+func report(e *rules.Engine, objs []manifest.Object, out []*outcome) *Report {
+	r := &Report{Objects: []Decision{}, Findings: []Finding{}, Catalog: rules.Catalog(), Actions: map[string]rules.Action{}}
 	for _, m := range r.Catalog {
 		r.Actions[m.ID] = e.Action(m.ID)
 	}
-	// Judge the objects on every CPU (the engine and a Lookup that is no
-	// longer written are safe for concurrent use); report in their order.
-	type judged struct {
-		subject  *Subject
-		findings []Finding
-	}
-	out := make([]judged, len(objs))
-	workers := min(runtime.GOMAXPROCS(0), max(len(objs), 1))
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < len(objs); i += workers {
-				out[i].subject, out[i].findings = evaluateOne(e, objs[i], lk)
-			}
-		})
-	}
-	wg.Wait()
-	for i, j := range out {
-		if j.subject == nil {
-			if !contextOnly(objs[i]) {
+	for i, oc := range out {
+		if oc == nil {
+			if objs[i].Object == nil {
 				r.Summary.Unchecked++
 				if r.Summary.UncheckedKinds == nil {
 					r.Summary.UncheckedKinds = map[string]int{}
@@ -141,8 +275,10 @@ func Evaluate(e *rules.Engine, objs []manifest.Object, lk *lookup.Objects) *Repo
 			continue
 		}
 		r.Summary.Objects++
-		r.Subjects = append(r.Subjects, *j.subject)
-		for _, f := range j.findings {
+		if oc.decision.Denied {
+			r.Summary.Denied++
+		}
+		for _, f := range oc.findings {
 			switch f.Action {
 			case rules.Deny:
 				r.Summary.Deny++
@@ -154,45 +290,13 @@ func Evaluate(e *rules.Engine, objs []manifest.Object, lk *lookup.Objects) *Repo
 				r.Summary.Mutate++
 			}
 		}
-		r.Findings = append(r.Findings, j.findings...)
+		d := oc.decision
+		d.first = len(r.Findings)
+		r.Findings = append(r.Findings, oc.findings...)
+		d.end = len(r.Findings)
+		r.Objects = append(r.Objects, d)
 	}
 	return r
-}
-
-// evaluateOne judges one object; nil for an object of a kind no rule judges.
-func evaluateOne(e *rules.Engine, o manifest.Object, lk rules.Lookup) (*Subject, []Finding) {
-	var kind rules.Kind
-	var res rules.Result
-	var changes []rules.Change
-	switch v := o.Object.(type) {
-	case *appsv1.StatefulSet:
-		kind = rules.KindStatefulSet
-		res, changes = judge(v, lk, e.MutateStatefulSet, e.ValidateStatefulSet)
-	case *corev1.Service:
-		kind = rules.KindService
-		res, changes = judge(v, lk, e.MutateService, e.ValidateService)
-	case *corev1.Secret:
-		kind = rules.KindSecret
-		res = e.ValidateSecret(&rules.Input[*corev1.Secret]{Operation: admissionv1.Create, Object: v, DryRun: true}, lk)
-	default:
-		return nil, nil
-	}
-	fs := make([]Finding, 0, len(res.Findings)+len(changes))
-	for _, f := range res.Findings {
-		fs = append(fs, Finding{Rule: f.Rule, Action: f.Action, Kind: string(kind), Namespace: o.Namespace, Name: o.Name,
-			Field: f.Error.Field, Message: message(f), File: o.File, Line: o.Line})
-	}
-	for _, c := range changes {
-		fs = append(fs, Finding{Rule: c.Rule, Action: rules.Mutate, Kind: string(kind), Namespace: o.Namespace, Name: o.Name,
-			Field: c.Field, Message: c.Message, File: o.File, Line: o.Line, Patch: []jsonpatch.JsonPatchOperation{c.Patch}})
-	}
-	sort.SliceStable(fs, func(i, j int) bool {
-		if fs[i].Field != fs[j].Field {
-			return fs[i].Field < fs[j].Field
-		}
-		return fs[i].Rule < fs[j].Rule
-	})
-	return &Subject{Kind: kind, Namespace: o.Namespace, Name: o.Name, File: o.File, Line: o.Line}, fs
 }
 
 // AddErrors records manifests that could not be read.
@@ -207,27 +311,233 @@ func (r *Report) AddErrors(errs []error) {
 	r.Summary.Errors = len(r.Errors)
 }
 
-// contextOnly reports whether o is read only as context for the rules.
-func contextOnly(o manifest.Object) bool { return o.Object != nil }
+// replay admits the object o at v's position, as the apiserver would with
+// stsguard's webhooks, and stores what would be stored. It returns nil for
+// an object that is only stored (a PersistentVolumeClaim).
+func replay(e *rules.Engine, v *view, o *manifest.Object) *outcome {
+	s := v.s
+	switch obj := o.Object.(type) {
+	case *appsv1.StatefulSet:
+		var prev *stored[*appsv1.StatefulSet]
+		if st, ok := s.statefulSets[obj.Name]; ok {
+			prev = st
+		}
+		in := request(obj, prev, o)
+		a := admit(in, v, e.MutateStatefulSet, e.ValidateStatefulSet)
+		oc := a.outcome(rules.KindStatefulSet, o)
+		hintServiceOrder(oc, s, in.Object)
+		if !a.denied {
+			s.put(a.object, o)
+			oc.decision.Secrets = storeSecrets(s, v, a.mutation)
+		}
+		return oc
+	case *corev1.Service:
+		prev := s.services[obj.Name]
+		in := request(obj, prev, o)
+		a := admit(in, v, e.MutateService, e.ValidateService)
+		oc := a.outcome(rules.KindService, o)
+		if a.denied {
+			return oc
+		}
+		svc := a.object
+		allocated := false
+		if prev == nil {
+			// What the apiserver does on create: default the type and
+			// allocate a cluster IP to a Service that is not headless.
+			if svc.Spec.Type == "" {
+				svc = svc.DeepCopy() // the manifest's object, or the mutation's
+				svc.Spec.Type = corev1.ServiceTypeClusterIP
+			}
+			allocated = svc.Spec.ClusterIP == "" && svc.Spec.Type != corev1.ServiceTypeExternalName
+		} else {
+			allocated = prev.allocated
+		}
+		s.services[svc.Name] = &stored[*corev1.Service]{obj: svc, applied: o, allocated: allocated}
+		return oc
+	case *corev1.Secret:
+		prev := s.secrets[obj.Name]
+		in := request(obj, prev, o)
+		res := e.ValidateSecret(in, v)
+		a := admitted[*corev1.Secret]{res: res, object: in.Object, operation: in.Operation,
+			denied: len(res.Findings.ByAction(rules.Deny)) > 0}
+		oc := a.outcome(rules.KindSecret, o)
+		if !a.denied {
+			s.put(in.Object, o)
+		}
+		return oc
+	case *corev1.PersistentVolumeClaim:
+		s.put(obj, o)
+	}
+	return nil
+}
 
-// judge mutates in.Object as the mutating webhook would, then validates the
-// mutated object in the world the mutation leaves, as the validating
-// webhook would. A mutation denied by a mutator is not validated further.
-func judge[T rules.Object](obj T, lk rules.Lookup,
+// hintServiceOrder adds a Hint to the headless-service-not-headless
+// finding of StatefulSet sts when its Service was applied earlier in the
+// replay without a clusterIP: the denial comes from the order, which the
+// webhook's message does not say.
+func hintServiceOrder(oc *outcome, s *store, sts *appsv1.StatefulSet) {
+	svc, ok := s.services[sts.Spec.ServiceName]
+	if !ok || !svc.allocated || svc.applied == nil {
+		return
+	}
+	for i := range oc.findings {
+		f := &oc.findings[i]
+		if f.Rule != rules.HeadlessServiceNotHeadless || f.Field != "spec.serviceName" {
+			continue
+		}
+		f.Hint = fmt.Sprintf("Service %q (%s) is created before this StatefulSet and sets no clusterIP, so the apiserver gives it a cluster IP; "+
+			"headless-service-default makes a Service headless only when a StatefulSet that names it exists already. "+
+			"Set spec.clusterIP: None in the Service's manifest (Helm and kustomize, too, create Services before StatefulSets)",
+			svc.obj.Name, location(svc.applied.File, svc.applied.Line))
+	}
+}
+
+// location renders file:line ("file" alone when the line is unknown).
+func location(file string, line int) string {
+	if line > 0 {
+		return fmt.Sprintf("%s:%d", file, line)
+	}
+	return file
+}
+
+// judgeLive judges the live object o as an admission CREATE of it, storing
+// nothing.
+func judgeLive(e *rules.Engine, v *view, o *manifest.Object) *outcome {
+	switch obj := o.Object.(type) {
+	case *appsv1.StatefulSet:
+		in := &rules.Input[*appsv1.StatefulSet]{Operation: admissionv1.Create, Object: obj}
+		return admit(in, v, e.MutateStatefulSet, e.ValidateStatefulSet).outcome(rules.KindStatefulSet, o)
+	case *corev1.Service:
+		in := &rules.Input[*corev1.Service]{Operation: admissionv1.Create, Object: obj}
+		return admit(in, v, e.MutateService, e.ValidateService).outcome(rules.KindService, o)
+	case *corev1.Secret:
+		in := &rules.Input[*corev1.Secret]{Operation: admissionv1.Create, Object: obj}
+		res := e.ValidateSecret(in, v)
+		return admitted[*corev1.Secret]{res: res, object: obj, operation: admissionv1.Create,
+			denied: len(res.Findings.ByAction(rules.Deny)) > 0}.outcome(rules.KindSecret, o)
+	}
+	return nil
+}
+
+// request is the admission request for manifest object obj (o's object):
+// a CREATE, or, when prev is stored under its name, an UPDATE of prev.Obj
+// with the object kubectl apply would send (see merge).
+func request[T object](obj T, prev *stored[T], o *manifest.Object) *rules.Input[T] {
+	if prev == nil {
+		return &rules.Input[T]{Operation: admissionv1.Create, Object: obj}
+	}
+	return &rules.Input[T]{Operation: admissionv1.Update, Object: merge(prev, obj), OldObject: prev.obj}
+}
+
+// admitted is the result of one request through both webhooks.
+type admitted[T rules.Object] struct {
+	operation admissionv1.Operation
+	res       rules.Result
+	// object is the object as it would be stored (mutated); mutation is
+	// nil for a kind without a mutating webhook, or when denied.
+	object   T
+	mutation *rules.Mutation
+	denied   bool
+}
+
+// admit sends in through the mutating webhook and then the validating
+// webhook, as the apiserver does (webhook.mutate and webhook.validate): the
+// mutators run and, unless one denies, the mutated object is validated in
+// the world the mutation leaves (its Secrets written). A request that either
+// step would deny gets no patch and writes nothing. The findings are those
+// kubectl shows: the mutators' and the validating rules'.
+func admit[T rules.Object](in *rules.Input[T], lk rules.Lookup,
 	mutate func(*rules.Input[T], rules.Lookup) (T, *rules.Mutation, rules.Result),
-	validate func(*rules.Input[T], rules.Lookup) rules.Result) (rules.Result, []rules.Change) {
-	in := &rules.Input[T]{Operation: admissionv1.Create, Object: obj, DryRun: true}
+	validate func(*rules.Input[T], rules.Lookup) rules.Result) admitted[T] {
 	mutated, m, mres := mutate(in, lk)
 	if len(mres.Findings.ByAction(rules.Deny)) > 0 {
-		return mres, nil
+		return admitted[T]{operation: in.Operation, res: mres, object: in.Object, denied: true}
 	}
-	vres := validate(&rules.Input[T]{Operation: admissionv1.Create, Object: mutated, DryRun: true}, m.Lookup(lk))
+	vres := validate(&rules.Input[T]{Operation: in.Operation, Object: mutated, OldObject: in.OldObject, DryRun: in.DryRun}, m.Lookup(lk))
 	res := rules.Result{Findings: append(append(rules.Findings{}, mres.Findings...), vres.Findings...),
 		Exemptions: append(mres.Exemptions, vres.Exemptions...)}
 	if len(vres.Findings.ByAction(rules.Deny)) > 0 {
-		return res, nil // a denied request is not patched
+		return admitted[T]{operation: in.Operation, res: res, object: in.Object, denied: true}
 	}
-	return res, m.Changes()
+	if m.Empty() {
+		// Store the request's object, not the engine's identical copy:
+		// the manifest holds it anyway.
+		mutated = in.Object
+	}
+	return admitted[T]{operation: in.Operation, res: res, object: mutated, mutation: m}
+}
+
+// outcome renders the result for the object o of kind.
+func (a admitted[T]) outcome(kind rules.Kind, o *manifest.Object) *outcome {
+	d := Decision{Kind: string(kind), Namespace: o.Namespace, Name: o.Name, File: o.File, Line: o.Line,
+		Operation: a.operation, Denied: a.denied}
+	fs := make([]Finding, 0, len(a.res.Findings))
+	ids := map[rules.Action][]string{}
+	for _, f := range a.res.Findings {
+		fs = append(fs, Finding{Rule: f.Rule, Action: f.Action, Kind: string(kind), Namespace: o.Namespace, Name: o.Name,
+			Field: f.Error.Field, Message: message(f), File: o.File, Line: o.Line})
+		ids[f.Action] = append(ids[f.Action], f.Rule)
+	}
+	if a.mutation != nil {
+		for _, c := range a.mutation.Changes() {
+			fs = append(fs, Finding{Rule: c.Rule, Action: rules.Mutate, Kind: string(kind), Namespace: o.Namespace, Name: o.Name,
+				Field: c.Field, Message: c.Message, File: o.File, Line: o.Line, Patch: []jsonpatch.JsonPatchOperation{c.Patch}})
+			ids[rules.Mutate] = append(ids[rules.Mutate], c.Rule)
+		}
+		d.Patch = a.mutation.Patch()
+	}
+	sort.SliceStable(fs, func(i, j int) bool {
+		if fs[i].Field != fs[j].Field {
+			return fs[i].Field < fs[j].Field
+		}
+		return fs[i].Rule < fs[j].Rule
+	})
+	d.Deny, d.Warn, d.Audit, d.Mutations = set(ids[rules.Deny]), set(ids[rules.Warn]), set(ids[rules.Audit]), set(ids[rules.Mutate])
+	return &outcome{decision: d, findings: fs}
+}
+
+// set returns ids sorted, each once; nil for none.
+func set(ids []string) []string {
+	if len(ids) == 0 {
+		return nil
+	}
+	out := append([]string(nil), ids...)
+	sort.Strings(out)
+	return compact(out)
+}
+
+func compact(s []string) []string {
+	out := s[:1]
+	for _, x := range s[1:] {
+		if x != out[len(out)-1] {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// storeSecrets stores the Secrets mutation m writes, as they would be once
+// written (an existing Secret with the keys added), and describes them.
+func storeSecrets(s *store, v *view, m *rules.Mutation) []SecretWrite {
+	if m == nil || len(m.Secrets()) == 0 {
+		return nil
+	}
+	planned := m.Lookup(v)
+	var out []SecretWrite
+	for _, sr := range m.Secrets() {
+		sec, err := planned.Secret(sr.Namespace, sr.Name)
+		if err != nil {
+			continue // the view reads the object's own namespace: no error
+		}
+		prev := s.secrets[sr.Name]
+		st := &stored[*corev1.Secret]{obj: sec}
+		if prev != nil {
+			st.applied = prev.applied
+		}
+		s.secrets[sr.Name] = st
+		out = append(out, SecretWrite{Namespace: sr.Namespace, Name: sr.Name, Create: sr.Create, Keys: sr.Keys()})
+	}
+	return out
 }
 
 // message is the finding as kubectl prints a field error, less its field

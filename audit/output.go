@@ -11,6 +11,7 @@ import (
 
 	"github.com/jstemmer/go-junit-report/v2/junit"
 	"github.com/owenrumney/go-sarif/v3/pkg/report/v210/sarif"
+	admissionv1 "k8s.io/api/admission/v1"
 
 	"github.com/stsguard/stsguard/internal/version"
 	"github.com/stsguard/stsguard/webhook/rules"
@@ -38,10 +39,6 @@ func Write(w io.Writer, r *Report, format string, color bool, failOn rules.Actio
 	default:
 		return fmt.Errorf("unknown output format %q; use one of %s", format, strings.Join(Formats, ", "))
 	}
-}
-
-func subjectKey(kind, ns, name, file string, line int) string {
-	return fmt.Sprintf("%s\x00%s\x00%s\x00%s\x00%d", kind, ns, name, file, line)
 }
 
 // where names an object for people: "StatefulSet default/web (x.yaml:3)".
@@ -72,11 +69,6 @@ func writeText(w io.Writer, r *Report, color bool) error {
 		}
 		return code + s + reset
 	}
-	byObject := map[string][]Finding{}
-	for _, f := range r.Findings {
-		k := subjectKey(f.Kind, f.Namespace, f.Name, f.File, f.Line)
-		byObject[k] = append(byObject[k], f)
-	}
 	var b strings.Builder
 	for _, e := range r.Errors {
 		loc := e.File
@@ -85,12 +77,17 @@ func writeText(w io.Writer, r *Report, color bool) error {
 		}
 		fmt.Fprintf(&b, "%s %s: %s\n\n", paint(red+bold, "ERROR"), loc, e.Message)
 	}
-	for _, s := range r.Subjects {
-		fs := byObject[subjectKey(string(s.Kind), s.Namespace, s.Name, s.File, s.Line)]
+	for i := range r.Objects {
+		d := &r.Objects[i]
+		fs := r.FindingsOf(d)
 		if len(fs) == 0 {
 			continue
 		}
-		fmt.Fprintln(&b, paint(bold, where(string(s.Kind), s.Namespace, s.Name, s.File, s.Line)))
+		header := where(d.Kind, d.Namespace, d.Name, d.File, d.Line)
+		if d.Operation == admissionv1.Update {
+			header += ": an UPDATE (it exists already)"
+		}
+		fmt.Fprintln(&b, paint(bold, header))
 		for _, f := range fs {
 			label := strings.ToUpper(string(f.Action))
 			switch f.Action {
@@ -105,6 +102,9 @@ func writeText(w io.Writer, r *Report, color bool) error {
 			}
 			pad := strings.Repeat(" ", 6-len(f.Action))
 			fmt.Fprintf(&b, "  %s%s %s: %s [rule: %s]\n", label, pad, f.Field, f.Message, f.Rule)
+			if f.Hint != "" {
+				fmt.Fprintf(&b, "         hint: %s\n", f.Hint)
+			}
 		}
 		b.WriteString("\n")
 	}
@@ -157,6 +157,9 @@ func writeSARIF(w io.Writer, r *Report) error {
 	}
 	for _, f := range r.Findings {
 		text := fmt.Sprintf("%s %s: %s", where(f.Kind, f.Namespace, f.Name, "", 0), f.Field, f.Message)
+		if f.Hint != "" {
+			text += " (hint: " + f.Hint + ")"
+		}
 		res := run.CreateResultForRule(f.Rule).WithLevel(sarifLevel(f.Action)).WithMessage(sarif.NewTextMessage(text))
 		props := sarif.NewPropertyBag().Add("action", string(f.Action)).Add("kind", f.Kind).Add("name", f.Name).Add("field", f.Field)
 		if f.Namespace != "" {
@@ -187,23 +190,26 @@ func writeSARIF(w io.Writer, r *Report) error {
 // error.
 func writeJUnit(w io.Writer, r *Report, failOn rules.Action) error {
 	suites := junit.Testsuites{Name: "stsguard audit"}
-	byObjectRule := map[string][]Finding{}
-	for _, f := range r.Findings {
-		k := subjectKey(f.Kind, f.Namespace, f.Name, f.File, f.Line) + "\x00" + f.Rule
-		byObjectRule[k] = append(byObjectRule[k], f)
-	}
-	for i, s := range r.Subjects {
-		name := where(string(s.Kind), s.Namespace, s.Name, s.File, s.Line)
-		suite := junit.Testsuite{Name: name, ID: i, File: s.File, Time: "0"}
+	for i := range r.Objects {
+		d := &r.Objects[i]
+		byRule := map[string][]Finding{}
+		for _, f := range r.FindingsOf(d) {
+			byRule[f.Rule] = append(byRule[f.Rule], f)
+		}
+		name := where(d.Kind, d.Namespace, d.Name, d.File, d.Line)
+		suite := junit.Testsuite{Name: name, ID: i, File: d.File, Time: "0"}
 		for _, m := range r.Catalog {
-			if r.Actions[m.ID] == rules.Off || !slices.Contains(m.Kinds, s.Kind) {
+			if r.Actions[m.ID] == rules.Off || !slices.Contains(m.Kinds, rules.Kind(d.Kind)) {
 				continue
 			}
 			tc := junit.Testcase{Name: m.ID, Classname: name}
 			var out []string
 			var failed []string
-			for _, f := range byObjectRule[subjectKey(string(s.Kind), s.Namespace, s.Name, s.File, s.Line)+"\x00"+m.ID] {
+			for _, f := range byRule[m.ID] {
 				line := fmt.Sprintf("%s %s: %s", strings.ToUpper(string(f.Action)), f.Field, f.Message)
+				if f.Hint != "" {
+					line += "\nhint: " + f.Hint
+				}
 				if f.Action == rules.Deny || (failOn == rules.Warn && f.Action == rules.Warn) {
 					failed = append(failed, line)
 				} else {
@@ -221,7 +227,7 @@ func writeJUnit(w io.Writer, r *Report, failOn rules.Action) error {
 		suites.AddSuite(suite)
 	}
 	if len(r.Errors) > 0 {
-		suite := junit.Testsuite{Name: "manifests", ID: len(r.Subjects), Time: "0"}
+		suite := junit.Testsuite{Name: "manifests", ID: len(r.Objects), Time: "0"}
 		for _, e := range r.Errors {
 			loc := e.File
 			if e.Line > 0 {

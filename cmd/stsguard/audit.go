@@ -13,7 +13,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stsguard/stsguard/audit"
-	"github.com/stsguard/stsguard/lookup"
 	"github.com/stsguard/stsguard/manifest"
 	"github.com/stsguard/stsguard/policy"
 	"github.com/stsguard/stsguard/webhook/rules"
@@ -50,21 +49,31 @@ func newAuditCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit (-f PATH... | --cluster)",
 		Short: "Report what stsguard would deny, warn about and change, for manifests or a live cluster",
-		Long: `Evaluate StatefulSets, Services and Secrets with the webhook's rules, as an
-admission CREATE would be judged, and report what stsguard would deny, warn
-about, record for audit and change (with the JSON patch).
+		Long: `Replay StatefulSets, Services and Secrets through the webhook's rules, as
+kubectl apply sends them to the apiserver, and report what stsguard would
+deny, warn about, record for audit and change (with the JSON patch).
 
 -f reads files, directories (recursively: *.yaml, *.yml, *.json) and - for
 standard input; multi-document YAML and kind: List are read. StatefulSets in
 apps/v1beta1 and apps/v1beta2 are read as apps/v1 (v1beta1's default
 updateStrategy, OnDelete, is kept). Objects of other kinds are counted and
 passed over. Objects without a namespace take --namespace (default
-"default"). References (the headless Service, Secrets, StorageClasses) are
-resolved within the given manifests.
+"default").
+
+The objects are replayed one at a time in the order kubectl apply -f reads
+them: the -f paths in the order given, a directory's files by name (as
+kubectl apply -f DIR --recursive walks it), documents and List items in
+order. Each is admitted or denied, as the mutating and then the validating
+webhook would, against what the objects before it left: a denied object is
+not stored, a Service created before the StatefulSet that names it keeps its
+cluster IP (headless-service-default makes only a later one headless), the
+Secret password-secret-ref writes exists afterwards, and an object that
+exists already is an UPDATE of it with what kubectl apply would send.
 
 --cluster reads the live objects through the kubeconfig, read-only, and
-judges them all (in --namespace only, when it is given). With -f too, the
-files are judged against the cluster's objects.
+judges each as a CREATE of it would be judged among all of them (in
+--namespace only, when it is given). With -f too, the files are replayed on
+top of the cluster's objects.
 
 --config is the policy file of stsguard serve: actions, mutations and
 exemptions apply as they would in the webhook.
@@ -105,11 +114,7 @@ be read (the others are still audited and reported).`,
 			}
 
 			namespace := kf.namespace
-			lk, err := lookup.NewObjects()
-			if err != nil {
-				return err
-			}
-			var subjects []manifest.Object
+			var live []manifest.Object
 			if cluster {
 				restCfg, _, err := kf.load()
 				if err != nil {
@@ -123,35 +128,22 @@ be read (the others are still audited and reported).`,
 				if err != nil {
 					return usageError("creating API client: %v", err)
 				}
-				live, err := audit.LoadCluster(cmd.Context(), c, namespace)
-				if err != nil {
+				if live, err = audit.LoadCluster(cmd.Context(), c, namespace); err != nil {
 					return usageError("reading the cluster: %v", err)
 				}
-				for _, o := range live {
-					if err := lk.Add(o.Object); err != nil {
-						return err
-					}
-				}
-				subjects = live
 			}
 			if namespace == "" {
 				namespace = "default"
 			}
+			var report *audit.Report
 			var readErrs []error
 			if len(files) > 0 {
-				objs, errs := manifest.Load(files, cmd.InOrStdin(), namespace)
-				readErrs = errs
-				for _, o := range objs {
-					if o.Object != nil {
-						if err := lk.Add(o.Object); err != nil {
-							return err
-						}
-					}
-				}
-				subjects = objs
+				var objs []manifest.Object
+				objs, readErrs = manifest.Load(files, cmd.InOrStdin(), namespace)
+				report = audit.Apply(engine, objs, live)
+			} else {
+				report = audit.Live(engine, live)
 			}
-
-			report := audit.Evaluate(engine, subjects, lk)
 			report.AddErrors(readErrs)
 			out := cmd.OutOrStdout()
 			color := false

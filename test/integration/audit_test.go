@@ -4,17 +4,24 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stsguard/stsguard/audit"
-	"github.com/stsguard/stsguard/lookup"
 	"github.com/stsguard/stsguard/manifest"
 	"github.com/stsguard/stsguard/test/harness"
 	"github.com/stsguard/stsguard/webhook/rules"
@@ -70,10 +77,18 @@ func TestAuditCluster(t *testing.T) {
 	assert.Equal(t, rules.Warn, got["StatefulSet/web readiness-probe-missing"])
 	assert.Equal(t, rules.Warn, got["StatefulSet/web service-name-empty"])
 	assert.Equal(t, 2, report.Summary.Objects)
+	decided := map[string]audit.Decision{}
+	for _, d := range report.Objects {
+		decided[d.Kind+"/"+d.Name] = d
+	}
+	assert.True(t, decided["Secret/db"].Denied)
+	assert.Equal(t, []string{"weak-password"}, decided["Secret/db"].Deny)
+	assert.False(t, decided["StatefulSet/web"].Denied)
+	assert.Equal(t, []string{"readiness-probe-missing", "service-name-empty"}, decided["StatefulSet/web"].Warn)
 	assert.NotContains(t, stdout.String(), "changeme", "secret values never appear")
 }
 
-// TestAuditFilesAgainstCluster judges a manifest against the cluster's
+// TestAuditFilesAgainstCluster replays a manifest on top of the cluster's
 // objects: the headless Service exists only in the cluster.
 func TestAuditFilesAgainstCluster(t *testing.T) {
 	c, _ := newClient(t)
@@ -82,10 +97,6 @@ func TestAuditFilesAgainstCluster(t *testing.T) {
 
 	live, err := audit.LoadCluster(context.Background(), c, ns)
 	require.NoError(t, err)
-	lk := lookup.MustObjects()
-	for _, o := range live {
-		require.NoError(t, lk.Add(o.Object))
-	}
 	manifestYAML := `apiVersion: apps/v1
 kind: StatefulSet
 metadata: {name: web}
@@ -99,12 +110,159 @@ spec:
 `
 	objs, errs := manifest.Parse("web.yaml", []byte(manifestYAML), ns)
 	require.Empty(t, errs)
-	for _, o := range objs {
-		require.NoError(t, lk.Add(o.Object))
+	e, err := rules.New(rules.DefaultConfig())
+	require.NoError(t, err)
+	r := audit.Apply(e, objs, live)
+	assert.Empty(t, r.Findings, "the live headless Service pairs with the manifest's StatefulSet")
+	assert.Equal(t, 1, r.Summary.Objects)
+}
+
+// ruleTag finds the "[rule: ID]" tags of stsguard's messages.
+var ruleTag = regexp.MustCompile(`\[rule: ([a-z0-9-]+)\]`)
+
+// observed is what the apiserver answered to one create: the same fields
+// as an audit.Decision.
+type observed struct {
+	Denied               bool
+	Deny, Warn, Mutation []string
+}
+
+// ruleSet returns the rule IDs tagged in msgs, sorted, each once; nil for none.
+func ruleSet(msgs []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, m := range msgs {
+		for _, sub := range ruleTag.FindAllStringSubmatch(m, -1) {
+			if !seen[sub[1]] {
+				seen[sub[1]] = true
+				out = append(out, sub[1])
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestAuditReplayMatchesTheWebhooks creates the objects of each manifest
+// through the apiserver, one at a time in the order audit replays them (as
+// kubectl apply -f sends them), and checks that audit's decision on each
+// (denied or not, the Deny and Warn rules, the mutations) is the
+// apiserver's answer with stsguard's webhooks. The cluster's objects (other
+// tests' StorageClasses) are the replay's starting point, as with
+// `stsguard audit --cluster -f`.
+func TestAuditReplayMatchesTheWebhooks(t *testing.T) {
+	const (
+		clusterIPService = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {selector: {app: web}, ports: [{port: 80}]}\n"
+		webStatefulSet   = `apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: web}
+spec:
+  serviceName: web
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: nginx, readinessProbe: {tcpSocket: {port: 80}}}]
+`
+		reader = `apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: reader}
+spec:
+  serviceName: mysql
+  selector: {matchLabels: {app: mysql}}
+  template:
+    metadata: {labels: {app: mysql}}
+    spec:
+      containers:
+      - name: reader
+        image: nginx
+        readinessProbe: {tcpSocket: {port: 80}}
+        env: [{name: ROOT_PASSWORD, valueFrom: {secretKeyRef: {name: mysql-credentials, key: mysql-root-password}}}]
+`
+	)
+	example := func(dir, file string) string {
+		data, err := os.ReadFile(filepath.Join(harness.Root(), "examples", dir, file))
+		require.NoError(t, err)
+		return string(data)
+	}
+	cases := []struct {
+		name   string
+		docs   []string
+		denied []string // the objects denied, as Kind/name
+	}{
+		{"Service without clusterIP then its StatefulSet", []string{example("clusterip-service", "web.yaml")}, []string{"StatefulSet/web"}},
+		{"StatefulSet then its Service without clusterIP", []string{webStatefulSet, clusterIPService}, nil},
+		{"a literal moved into a Secret that a later StatefulSet reads", []string{example("mysql-literal-password", "mysql.yaml"), reader}, nil},
+		{"a reference to that Secret before it is written", []string{reader, example("mysql-literal-password", "mysql.yaml")}, nil},
+		{"a generated password and a raised grace period", []string{example("postgres", "postgres.yaml")}, nil},
 	}
 	e, err := rules.New(rules.DefaultConfig())
 	require.NoError(t, err)
-	r := audit.Evaluate(e, objs, lk)
-	assert.Empty(t, r.Findings, "the live headless Service pairs with the manifest's StatefulSet")
-	assert.Equal(t, 1, r.Summary.Objects)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			c, w := newClient(t)
+			ns := namespace(t, c)
+			objs, errs := manifest.Parse("m.yaml", []byte(strings.Join(tc.docs, "\n---\n")), ns)
+			require.Empty(t, errs)
+			live, err := audit.LoadCluster(ctx, c, ns)
+			require.NoError(t, err)
+			r := audit.Apply(e, objs, live)
+
+			var want, got []string
+			var denied []string
+			for _, d := range r.Objects {
+				want = append(want, fmt.Sprintf("%s/%s %+v", d.Kind, d.Name, observed{Denied: d.Denied, Deny: d.Deny, Warn: d.Warn, Mutation: d.Mutations}))
+				if d.Denied {
+					denied = append(denied, d.Kind+"/"+d.Name)
+				}
+			}
+			assert.Equal(t, tc.denied, denied, "audit's denials")
+
+			for _, o := range objs {
+				obj := o.Object.(client.Object)
+				w.Take()
+				err := c.Create(ctx, obj)
+				if err != nil && !apierrors.IsInvalid(err) {
+					require.NoError(t, err, "%s/%s", o.GVK.Kind, o.Name)
+				}
+				var ob observed
+				var warns, changes []string
+				for _, msg := range w.Take() {
+					if strings.Contains(msg, "changed by stsguard") {
+						changes = append(changes, msg)
+					} else {
+						warns = append(warns, msg)
+					}
+				}
+				ob.Warn, ob.Mutation = ruleSet(warns), ruleSet(changes)
+				if err != nil {
+					ob.Denied, ob.Deny = true, ruleSet([]string{err.Error()})
+				}
+				got = append(got, fmt.Sprintf("%s/%s %+v", o.GVK.Kind, o.Name, ob))
+				if sts, ok := obj.(*appsv1.StatefulSet); ok && err == nil {
+					waitForCachedStatefulSet(t, c, sts)
+				}
+			}
+			assert.Equal(t, got, want, "audit's decisions, object by object, against the apiserver's answers")
+		})
+	}
+}
+
+// waitForCachedStatefulSet waits until stsguard's cache has sts, seen as a
+// dry-run create of its Service being made headless, when that Service
+// does not exist yet (when it does, no later object of these tests reads
+// the StatefulSet from the cache).
+func waitForCachedStatefulSet(t *testing.T, c client.Client, sts *appsv1.StatefulSet) {
+	t.Helper()
+	var svc corev1.Service
+	err := c.Get(context.Background(), client.ObjectKey{Namespace: sts.Namespace, Name: sts.Spec.ServiceName}, &svc)
+	if !apierrors.IsNotFound(err) {
+		require.NoError(t, err)
+		return
+	}
+	eventually(t, "stsguard to see StatefulSet "+sts.Name, func() bool {
+		probe := service(sts.Namespace, sts.Spec.ServiceName, "", sts.Spec.Template.Labels)
+		return c.Create(context.Background(), probe, client.DryRunAll) == nil && probe.Spec.ClusterIP == corev1.ClusterIPNone
+	})
 }

@@ -1,0 +1,99 @@
+package audit
+
+import (
+	"encoding/json"
+	"reflect"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
+
+	"github.com/stsguard/stsguard/webhook/rules"
+)
+
+// lastAppliedAnnotation is where kubectl apply records the configuration it
+// applied (k8s.io/api/core/v1.LastAppliedConfigAnnotation).
+const lastAppliedAnnotation = corev1.LastAppliedConfigAnnotation
+
+// object is a typed API object the replay stores and merges.
+type object interface {
+	rules.Object
+	runtime.Object
+}
+
+// merge returns the object `kubectl apply` (client-side, its default) sends
+// to update prev.obj with the manifest object obj: the three-way strategic
+// merge patch (k8s.io/apimachinery/pkg/util/strategicpatch, as kubectl's
+// patcher computes it, overwriting conflicts) of the configuration applied
+// last, obj and the stored object, applied to the stored object as the
+// apiserver applies it. The configuration applied last is the manifest
+// applied earlier in this replay, else the stored object's
+// kubectl.kubernetes.io/last-applied-configuration, else none (then no
+// field is removed, as kubectl does for an object it did not create). The
+// status and the metadata the apiserver sets stay those of the stored
+// object, and a Service keeps its cluster IP, which cannot change once set.
+// If the patch cannot be computed (a last-applied annotation that is not
+// JSON), it is computed without it; failing that, obj is sent as written.
+func merge[T object](prev *stored[T], obj T) T {
+	var original []byte
+	if prev.applied != nil {
+		original, _ = json.Marshal(prev.applied.Object)
+	} else if a, ok := prev.obj.GetAnnotations()[lastAppliedAnnotation]; ok {
+		original = []byte(a)
+	}
+	out, err := threeWay(original, obj, prev.obj)
+	if err != nil && original != nil {
+		out, err = threeWay(nil, obj, prev.obj)
+	}
+	if err != nil {
+		out = obj.DeepCopyObject().(T)
+	}
+	cur := prev.obj
+	out.SetUID(cur.GetUID())
+	out.SetResourceVersion(cur.GetResourceVersion())
+	out.SetGeneration(cur.GetGeneration())
+	out.SetCreationTimestamp(cur.GetCreationTimestamp())
+	out.SetManagedFields(cur.GetManagedFields())
+	switch o := any(out).(type) {
+	case *appsv1.StatefulSet:
+		o.Status = any(cur).(*appsv1.StatefulSet).Status
+	case *corev1.Service:
+		c := any(cur).(*corev1.Service)
+		o.Status = c.Status
+		if c.Spec.ClusterIP != "" || prev.allocated || len(c.Spec.ClusterIPs) > 0 {
+			o.Spec.ClusterIP, o.Spec.ClusterIPs = c.Spec.ClusterIP, c.Spec.ClusterIPs
+		}
+	}
+	return out
+}
+
+// threeWay computes and applies the patch of merge.
+func threeWay[T object](original []byte, modified, current T) (T, error) {
+	var zero T
+	mod, err := json.Marshal(modified)
+	if err != nil {
+		return zero, err
+	}
+	cur, err := json.Marshal(current)
+	if err != nil {
+		return zero, err
+	}
+	meta, err := strategicpatch.NewPatchMetaFromStruct(current)
+	if err != nil {
+		return zero, err
+	}
+	patch, err := strategicpatch.CreateThreeWayMergePatch(original, mod, cur, meta, true)
+	if err != nil {
+		return zero, err
+	}
+	merged, err := strategicpatch.StrategicMergePatchUsingLookupPatchMeta(cur, patch, meta)
+	if err != nil {
+		return zero, err
+	}
+	out := reflect.New(reflect.TypeFor[T]().Elem()).Interface().(T)
+	if err := json.Unmarshal(merged, out); err != nil {
+		return zero, err
+	}
+	return out, nil
+}
