@@ -372,13 +372,14 @@ func replay(e *rules.Engine, v *view, o *manifest.Object) *outcome {
 }
 
 // hintServiceOrder adds a Hint to the headless-service-not-headless
-// finding of StatefulSet sts when its Service was applied earlier in the
-// replay without a clusterIP: the denial comes from the order, which the
-// webhook's message does not say.
+// finding of StatefulSet sts when its Service, of type ClusterIP, was
+// created earlier in the replay without a clusterIP: the denial comes from
+// the order (created after the StatefulSet, headless-service-default would
+// have made it headless), which the webhook's message does not say.
 func hintServiceOrder(oc *outcome, s *store, sts *appsv1.StatefulSet) {
 	svc, ok := s.services[sts.Spec.ServiceName]
-	if !ok || !svc.allocated || svc.applied == nil {
-		return
+	if !ok || !svc.allocated || svc.applied == nil || svc.obj.Spec.Type != corev1.ServiceTypeClusterIP {
+		return // not a Service headless-service-default would have made headless
 	}
 	for i := range oc.findings {
 		f := &oc.findings[i]

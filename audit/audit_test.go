@@ -304,6 +304,16 @@ func TestServiceBeforeStatefulSetIsDeniedWithAHint(t *testing.T) {
 	assert.Empty(t, sts.Patch, "a denied request gets no patch")
 }
 
+func TestNoOrderHintForANodePortService(t *testing.T) {
+	nodePort := strings.Replace(clusterIPService, "spec:", "spec:\n  type: NodePort", 1)
+	r := Apply(engine(t), parse(t, "web.yaml", nodePort+webStatefulSet), nil)
+	require.Len(t, r.Objects, 2)
+	require.True(t, r.Objects[1].Denied, "a NodePort Service cannot be headless, whatever the order")
+	for _, f := range r.FindingsOf(&r.Objects[1]) {
+		assert.Empty(t, f.Hint)
+	}
+}
+
 func TestDecisionReportsPatchAndSecrets(t *testing.T) {
 	r := Apply(engine(t), parse(t, "f.yaml", webStatefulSet+clusterIPService+literalStatefulSet), nil)
 	require.Len(t, r.Objects, 3)
