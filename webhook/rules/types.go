@@ -77,8 +77,10 @@ func (in *Input[T]) Subject() T {
 }
 
 // Lookup reads the objects a rule references, from an informer cache in the
-// webhook and from the manifest set in the audit command. It never makes an
-// API call per admission request.
+// webhook and from the manifest set in the audit command. In the webhook, a
+// Service or Secret the cache does not have may be read live, at most once
+// per kind and request, under a negative cache and a rate limit
+// (lookup.Live); nothing else is read from the API during a request.
 //
 // A missing object is reported as an error for which
 // k8s.io/apimachinery/pkg/api/errors.IsNotFound is true. Returned objects are
