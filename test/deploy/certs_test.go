@@ -107,7 +107,7 @@ func TestManageCertsRotatesWithoutAFailedRequest(t *testing.T) {
 	go func() { replicaDone <- replica.Start(rctx) }()
 	defer func() { stopReplica(); require.NoError(t, <-replicaDone) }()
 
-	ns := namespace(t, c)
+	ns := harness.Namespace(t, c)
 	require.NoError(t, c.Create(ctx, headless(ns, "db")))
 	// The first caBundle takes a moment to reach the apiserver's webhook
 	// clients (a fresh install fails open meanwhile); rotations must not.

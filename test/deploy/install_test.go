@@ -89,7 +89,7 @@ func TestRenderedBaseInstallsAndRunsAsItsServiceAccount(t *testing.T) {
 
 	serve(t, server.Options{RESTConfig: asServiceAccount(), CertDir: cp.Webhook.LocalServingCertDir, ConfigFile: policyFile})
 
-	ns := namespace(t, c)
+	ns := harness.Namespace(t, c)
 	require.NoError(t, c.Create(ctx, headless(ns, "db")))
 	before := requests(t, webhook.ValidateSecretPath)
 	sts := mysql(ns, "db", "db")
@@ -126,7 +126,7 @@ func TestDownBackendDoesNotBlockSystemNamespacesOrStsguard(t *testing.T) {
 	sa, _, err := harness.NewClient(asServiceAccount())
 	require.NoError(t, err)
 	ctx := context.Background()
-	ns := namespace(t, c)
+	ns := harness.Namespace(t, c)
 
 	objects := func(ns, name string) []client.Object {
 		return []client.Object{
@@ -180,7 +180,7 @@ func TestCertManagerOverlayIsAcceptedByCertManagersCRDs(t *testing.T) {
 	c, err := client.New(cfg, client.Options{Scheme: deployScheme(t)})
 	require.NoError(t, err)
 	ctx := context.Background()
-	ns := namespace(t, c) // the names are fixed: a fresh namespace per run
+	ns := harness.Namespace(t, c) // the names are fixed: a fresh namespace per run
 	n := 0
 	for _, o := range render(t, "cert-manager").objs {
 		if o.GetObjectKind().GroupVersionKind().Group != cmv1.SchemeGroupVersion.Group {

@@ -12,9 +12,6 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/rand"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -116,14 +113,6 @@ func install(t *testing.T, overlay string) map[string][]string {
 	return got
 }
 
-// namespace creates a fresh namespace for one test.
-func namespace(t *testing.T, c client.Client) string {
-	t.Helper()
-	name := "t-" + rand.String(8)
-	require.NoError(t, c.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}))
-	return name
-}
-
 // serve runs stsguard serve in-process on the port the webhook
 // configurations call, until the test ends, and waits until it is ready.
 func serve(t *testing.T, o server.Options) {
@@ -190,12 +179,10 @@ func failurePolicy(p admissionregistrationv1.FailurePolicyType) func(*admissionr
 	}
 }
 
-// eventually polls cond every 50ms until it holds or 30s pass.
+// eventually is harness.Eventually with this package's 30 s limit.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 30*time.Second, true,
-		func(context.Context) (bool, error) { return cond(), nil })
-	require.NoError(t, err, what)
+	harness.Eventually(t, what, cond, 30*time.Second)
 }
 
 // sample returns the sum of the counters and gauges named name whose label

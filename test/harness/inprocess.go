@@ -96,19 +96,27 @@ func (s *InProcess) ResetPolicy(t *testing.T) {
 	s.writePolicy(t, BasePolicy)
 }
 
-// writePolicy replaces the policy file as the kubelet swaps a ConfigMap
-// (write a new file, rename it over the old one) and waits for the reload.
+// writePolicy is WritePolicy that waits for the reload.
 func (s *InProcess) writePolicy(t *testing.T, body string) {
 	t.Helper()
 	reloads := s.Metric(t, "stsguard_policy_reloads_total", nil)
-	tmp := s.PolicyFile + ".tmp"
-	require.NoError(t, os.WriteFile(tmp, []byte(body), 0o600))
-	require.NoError(t, os.Rename(tmp, s.PolicyFile))
+	s.WritePolicy(t, body)
 	Eventually(t, "the policy reload", func() bool { return s.Metric(t, "stsguard_policy_reloads_total", nil) > reloads })
 }
 
+// WritePolicy replaces the policy file with body as the kubelet swaps a
+// ConfigMap (write a new file, rename it over the old one), and returns
+// without waiting for a reload: for a body stsguard must refuse. Call
+// SetPolicy first, so that its cleanup puts BasePolicy back.
+func (s *InProcess) WritePolicy(t *testing.T, body string) {
+	t.Helper()
+	tmp := s.PolicyFile + ".tmp"
+	require.NoError(t, os.WriteFile(tmp, []byte(body), 0o600))
+	require.NoError(t, os.Rename(tmp, s.PolicyFile))
+}
+
 // Scrape returns stsguard's /metrics.
-func (s *InProcess) Scrape(t *testing.T) map[string]*dto.MetricFamily {
+func (s *InProcess) Scrape(t testing.TB) map[string]*dto.MetricFamily {
 	t.Helper()
 	resp, err := http.Get("http://" + s.MetricsAddr + "/metrics")
 	require.NoError(t, err)

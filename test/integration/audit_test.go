@@ -42,18 +42,18 @@ func stsguardBinary(t *testing.T) string {
 // apiserver: live objects judged as admission CREATEs, read-only.
 func TestAuditCluster(t *testing.T) {
 	c, _ := newClient(t)
-	ns := namespace(t, c)
+	ns := harness.Namespace(t, c)
 	ctx := context.Background()
 	// A StatefulSet without a readinessProbe (Warn) and a Secret it does not
 	// use whose password is a default (Deny): created under a lenient policy,
 	// as objects that predate stsguard would be.
-	setPolicy(t, "rules:\n  weak-password: Warn\n")
-	sts := statefulSet(ns, "web", "", "nginx")
+	srv.SetPolicy(t, "rules:\n  weak-password: Warn\n")
+	sts := harness.StatefulSet(ns, "web", "", "nginx")
 	sts.Spec.Template.Spec.Containers[0].ReadinessProbe = nil
 	require.NoError(t, c.Create(ctx, sts))
 	require.NoError(t, c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db"},
 		StringData: map[string]string{"password": "changeme"}}))
-	resetPolicy(t)
+	srv.ResetPolicy(t)
 
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	require.NoError(t, cp.WriteKubeconfig(kubeconfig))
@@ -92,8 +92,8 @@ func TestAuditCluster(t *testing.T) {
 // objects: the headless Service exists only in the cluster.
 func TestAuditFilesAgainstCluster(t *testing.T) {
 	c, _ := newClient(t)
-	ns := namespace(t, c)
-	require.NoError(t, c.Create(context.Background(), service(ns, "web", "None", map[string]string{"app": "web"})))
+	ns := harness.Namespace(t, c)
+	require.NoError(t, c.Create(context.Background(), harness.Service(ns, "web", "None", map[string]string{"app": "web"})))
 
 	live, err := audit.LoadCluster(context.Background(), c, ns)
 	require.NoError(t, err)
@@ -202,7 +202,7 @@ spec:
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			c, w := newClient(t)
-			ns := namespace(t, c)
+			ns := harness.Namespace(t, c)
 			objs, errs := manifest.Parse("m.yaml", []byte(strings.Join(tc.docs, "\n---\n")), ns)
 			require.Empty(t, errs)
 			live, err := audit.LoadCluster(ctx, c, ns)
@@ -261,8 +261,8 @@ func waitForCachedStatefulSet(t *testing.T, c client.Client, sts *appsv1.Statefu
 		require.NoError(t, err)
 		return
 	}
-	eventually(t, "stsguard to see StatefulSet "+sts.Name, func() bool {
-		probe := service(sts.Namespace, sts.Spec.ServiceName, "", sts.Spec.Template.Labels)
+	harness.Eventually(t, "stsguard to see StatefulSet "+sts.Name, func() bool {
+		probe := harness.Service(sts.Namespace, sts.Spec.ServiceName, "", sts.Spec.Template.Labels)
 		return c.Create(context.Background(), probe, client.DryRunAll) == nil && probe.Spec.ClusterIP == corev1.ClusterIPNone
 	})
 }

@@ -41,7 +41,7 @@ func TestBadRequestBodies(t *testing.T) {
 		{"object of the wrong type", "application/json", review(stsKind, `,"object":{"apiVersion":"v1","kind":"Service","spec":{"ports":"x"}}`), http.StatusOK, "not a valid apps/v1 StatefulSet"},
 		{"malformed object", "application/json", review(stsKind, `,"object":{"apiVersion":"apps/v1","kind":"StatefulSet","spec":{"replicas":"three"}}`), http.StatusOK, "not a valid apps/v1 StatefulSet"},
 	}
-	errorsBefore := metric(t, "stsguard_admission_errors_total", map[string]string{"kind": "StatefulSet", "reason": "bad-request"})
+	errorsBefore := srv.Metric(t, "stsguard_admission_errors_total", map[string]string{"kind": "StatefulSet", "reason": "bad-request"})
 	for _, path := range []string{webhook.MutateStatefulSetPath, webhook.ValidateStatefulSetPath} {
 		for _, tc := range cases {
 			t.Run(path+"/"+tc.name, func(t *testing.T) {
@@ -64,17 +64,17 @@ func TestBadRequestBodies(t *testing.T) {
 	}
 	// The bodies controller-runtime could read as an AdmissionReview reached
 	// stsguard, which counted each as an error: 5 cases on 2 paths.
-	assert.Equal(t, errorsBefore+10, metric(t, "stsguard_admission_errors_total", map[string]string{"kind": "StatefulSet", "reason": "bad-request"}))
+	assert.Equal(t, errorsBefore+10, srv.Metric(t, "stsguard_admission_errors_total", map[string]string{"kind": "StatefulSet", "reason": "bad-request"}))
 }
 
 func TestProbesAndMetrics(t *testing.T) {
-	for _, url := range []string{"http://" + probeAddr + "/healthz", "http://" + probeAddr + "/readyz", "http://" + metricsAddr + "/metrics"} {
+	for _, url := range []string{"http://" + srv.ProbeAddr + "/healthz", "http://" + srv.ProbeAddr + "/readyz", "http://" + srv.MetricsAddr + "/metrics"} {
 		resp, err := http.Get(url)
 		require.NoError(t, err)
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		assert.Equal(t, http.StatusOK, resp.StatusCode, "%s: %s", url, body)
-		if url == "http://"+metricsAddr+"/metrics" {
+		if url == "http://"+srv.MetricsAddr+"/metrics" {
 			assert.Contains(t, string(body), `controller_runtime_webhook_requests_total{code="200",webhook="/validate-apps-v1-statefulset"}`)
 			assert.Regexp(t, `\nstsguard_certificate_expiry_timestamp_seconds\{certificate="serving"\} \d\.\d+e\+09\n`, string(body))
 		}

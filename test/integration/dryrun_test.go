@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/stsguard/stsguard/test/harness"
 	"github.com/stsguard/stsguard/webhook/rules"
 )
 
@@ -20,14 +21,14 @@ import (
 // StatefulSet, no mutation counted.
 func TestDryRunGetsTheSameAnswerAndLeavesNothing(t *testing.T) {
 	c, w := newClient(t)
-	ns := namespace(t, c)
+	ns := harness.Namespace(t, c)
 	ctx := context.Background()
 	objs := mysqlWithStrongPassword(t, ns)
 	require.NoError(t, c.Create(ctx, objs[0])) // the headless Service
 	waitForCachedService(t, c, ns, objs[0].GetName())
 	mutations := func() float64 {
-		return metric(t, "stsguard_mutations_total", map[string]string{"rule": rules.PasswordSecretRef}) +
-			metric(t, "stsguard_mutations_total", map[string]string{"rule": rules.TerminationGracePeriod})
+		return srv.Metric(t, "stsguard_mutations_total", map[string]string{"rule": rules.PasswordSecretRef}) +
+			srv.Metric(t, "stsguard_mutations_total", map[string]string{"rule": rules.TerminationGracePeriod})
 	}
 
 	before := mutations()

@@ -17,6 +17,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/stsguard/stsguard/test/harness"
 	"github.com/stsguard/stsguard/webhook/rules"
 )
 
@@ -42,10 +43,10 @@ func denied(t *testing.T, err error, kind, rule string, fields ...string) {
 // headless. The Service web does not exist yet.
 func pairedStatefulSet(t *testing.T, c client.Client, ns string) *appsv1.StatefulSet {
 	t.Helper()
-	sts := statefulSet(ns, "web", "web", "nginx")
+	sts := harness.StatefulSet(ns, "web", "web", "nginx")
 	require.NoError(t, c.Create(context.Background(), sts))
-	eventually(t, "stsguard to see the StatefulSet", func() bool {
-		probe := service(ns, "web", "", map[string]string{"app": "web"})
+	harness.Eventually(t, "stsguard to see the StatefulSet", func() bool {
+		probe := harness.Service(ns, "web", "", map[string]string{"app": "web"})
 		return c.Create(context.Background(), probe, client.DryRunAll) == nil && probe.Spec.ClusterIP == corev1.ClusterIPNone
 	})
 	return sts
@@ -53,10 +54,10 @@ func pairedStatefulSet(t *testing.T, c client.Client, ns string) *appsv1.Statefu
 
 func TestServiceCreatedForStatefulSetIsMadeHeadless(t *testing.T) {
 	c, w := newClient(t)
-	ns := namespace(t, c)
+	ns := harness.Namespace(t, c)
 	pairedStatefulSet(t, c, ns)
 	w.Take()
-	svc := service(ns, "web", "", map[string]string{"app": "web"})
+	svc := harness.Service(ns, "web", "", map[string]string{"app": "web"})
 	require.NoError(t, c.Create(context.Background(), svc))
 	assert.Equal(t, corev1.ClusterIPNone, svc.Spec.ClusterIP)
 	assert.Contains(t, joined(w.Take()), `spec.clusterIP: changed by stsguard: set to "None" (headless) because StatefulSet "web" names this Service`)
@@ -64,9 +65,9 @@ func TestServiceCreatedForStatefulSetIsMadeHeadless(t *testing.T) {
 
 func TestNonHeadlessServiceForStatefulSetIsDenied(t *testing.T) {
 	c, _ := newClient(t)
-	ns := namespace(t, c)
+	ns := harness.Namespace(t, c)
 	pairedStatefulSet(t, c, ns)
-	svc := service(ns, "web", "", map[string]string{"app": "web"})
+	svc := harness.Service(ns, "web", "", map[string]string{"app": "web"})
 	svc.Spec.Type = corev1.ServiceTypeNodePort
 	err := c.Create(context.Background(), svc)
 	denied(t, err, "Service", rules.HeadlessServiceNotHeadless, "spec.type")
@@ -74,8 +75,8 @@ func TestNonHeadlessServiceForStatefulSetIsDenied(t *testing.T) {
 
 	// With the mutation off, a Service without clusterIP gets one allocated,
 	// and the validating webhook denies it.
-	setPolicy(t, "mutations:\n  headless-service-default: Off\n")
-	err = c.Create(context.Background(), service(ns, "web", "", map[string]string{"app": "web"}))
+	srv.SetPolicy(t, "mutations:\n  headless-service-default: Off\n")
+	err = c.Create(context.Background(), harness.Service(ns, "web", "", map[string]string{"app": "web"}))
 	denied(t, err, "Service", rules.HeadlessServiceNotHeadless, "spec.clusterIP")
 }
 
@@ -85,11 +86,11 @@ func TestNonHeadlessServiceForStatefulSetIsDenied(t *testing.T) {
 func headlessPair(t *testing.T, c client.Client, ns string) (*corev1.Service, *appsv1.StatefulSet) {
 	t.Helper()
 	ctx := context.Background()
-	svc := service(ns, "web", corev1.ClusterIPNone, map[string]string{"app": "web"})
+	svc := harness.Service(ns, "web", corev1.ClusterIPNone, map[string]string{"app": "web"})
 	require.NoError(t, c.Create(ctx, svc))
-	sts := statefulSet(ns, "web", "web", "nginx")
+	sts := harness.StatefulSet(ns, "web", "web", "nginx")
 	require.NoError(t, c.Create(ctx, sts))
-	eventually(t, "stsguard to see the StatefulSet", func() bool {
+	harness.Eventually(t, "stsguard to see the StatefulSet", func() bool {
 		probe := svc.DeepCopy()
 		probe.Spec.Selector = map[string]string{"app": "other"}
 		return apierrors.IsInvalid(c.Update(ctx, probe, client.DryRunAll))
@@ -99,7 +100,7 @@ func headlessPair(t *testing.T, c client.Client, ns string) (*corev1.Service, *a
 
 func TestServiceSelectorChangeIsDenied(t *testing.T) {
 	c, _ := newClient(t)
-	ns := namespace(t, c)
+	ns := harness.Namespace(t, c)
 	ctx := context.Background()
 	svc, _ := headlessPair(t, c, ns)
 
@@ -118,18 +119,18 @@ func TestServiceSelectorChangeIsDenied(t *testing.T) {
 
 func TestGoverningServiceDeleteWarnsOrIsDenied(t *testing.T) {
 	c, w := newClient(t)
-	ns := namespace(t, c)
+	ns := harness.Namespace(t, c)
 	ctx := context.Background()
 	svc, _ := headlessPair(t, c, ns)
 
 	// Deny is a policy choice: the Service stays.
-	setPolicy(t, "rules:\n  headless-service-delete: Deny\n")
+	srv.SetPolicy(t, "rules:\n  headless-service-delete: Deny\n")
 	err := c.Delete(ctx, svc)
 	denied(t, err, "Service", rules.HeadlessServiceDelete, "metadata.name")
 	require.NoError(t, c.Get(ctx, client.ObjectKeyFromObject(svc), &corev1.Service{}))
 
 	// Warn, the default: deleted, with a warning.
-	resetPolicy(t)
+	srv.ResetPolicy(t)
 	w.Take()
 	require.NoError(t, c.Delete(ctx, svc))
 	got := joined(w.Take())
@@ -146,12 +147,12 @@ func secretPair(t *testing.T, c client.Client, ns string) *corev1.Secret {
 	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db"},
 		Data: map[string][]byte{"root-password": []byte(strongPassword), "other": []byte("x")}}
 	require.NoError(t, c.Create(ctx, sec))
-	sts := statefulSet(ns, "mysql", "", "mysql:8.4")
+	sts := harness.StatefulSet(ns, "mysql", "", "mysql:8.4")
 	sts.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "MYSQL_ROOT_PASSWORD", ValueFrom: &corev1.EnvVarSource{
 		SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "db"}, Key: "root-password"}}}}
 	require.NoError(t, c.Create(ctx, sts))
 	cw, w := newClient(t)
-	eventually(t, "stsguard to see the StatefulSet", func() bool {
+	harness.Eventually(t, "stsguard to see the StatefulSet", func() bool {
 		_ = cw.Delete(ctx, sec.DeepCopy(), client.DryRunAll)
 		return len(w.Take()) > 0
 	})
@@ -160,7 +161,7 @@ func secretPair(t *testing.T, c client.Client, ns string) *corev1.Secret {
 
 func TestSecretKeyRemovedIsDenied(t *testing.T) {
 	c, _ := newClient(t)
-	ns := namespace(t, c)
+	ns := harness.Namespace(t, c)
 	ctx := context.Background()
 	sec := secretPair(t, c, ns)
 
@@ -179,7 +180,7 @@ func TestSecretKeyRemovedIsDenied(t *testing.T) {
 
 func TestSecretInUseDeleteWarns(t *testing.T) {
 	c, w := newClient(t)
-	ns := namespace(t, c)
+	ns := harness.Namespace(t, c)
 	sec := secretPair(t, c, ns)
 	w.Take()
 	require.NoError(t, c.Delete(context.Background(), sec))
@@ -192,7 +193,7 @@ func TestSecretInUseDeleteWarns(t *testing.T) {
 
 func TestWeakPasswordSecretIsDenied(t *testing.T) {
 	c, _ := newClient(t)
-	ns := namespace(t, c)
+	ns := harness.Namespace(t, c)
 	ctx := context.Background()
 	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app"}, Data: map[string][]byte{"password": []byte("changeme")}}
 	err := c.Create(ctx, sec)
@@ -211,13 +212,13 @@ func TestWeakPasswordSecretIsDenied(t *testing.T) {
 
 func TestStatefulSetReferencesAndStorageWarn(t *testing.T) {
 	c, w := newClient(t)
-	ns := namespace(t, c)
+	ns := harness.Namespace(t, c)
 	ctx := context.Background()
 	fixed := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "fixed-" + rand.String(5)}, Provisioner: "example.com/csi"}
 	require.NoError(t, c.Create(ctx, fixed))
 	t.Cleanup(func() { _ = c.Delete(ctx, fixed) })
 
-	sts := statefulSet(ns, "db", "", "postgres:16")
+	sts := harness.StatefulSet(ns, "db", "", "postgres:16")
 	sts.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "POSTGRES_PASSWORD", ValueFrom: &corev1.EnvVarSource{
 		SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "missing"}, Key: "password"}}}}
 	sts.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{
@@ -225,7 +226,7 @@ func TestStatefulSetReferencesAndStorageWarn(t *testing.T) {
 			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}}},
 	}
-	eventually(t, "stsguard to see the StorageClass", func() bool {
+	harness.Eventually(t, "stsguard to see the StorageClass", func() bool {
 		_ = c.Create(ctx, sts.DeepCopy(), client.DryRunAll)
 		return !strings.Contains(joined(w.Take()), "[rule: storage-class-not-found]")
 	})
@@ -247,8 +248,8 @@ func TestStatefulSetReferencesAndStorageWarn(t *testing.T) {
 // client sees them.
 func TestStatefulSetRiskWarnings(t *testing.T) {
 	c, w := newClient(t)
-	ns := namespace(t, c)
-	sts := statefulSet(ns, "cassandra", "", "cassandra:4.1")
+	ns := harness.Namespace(t, c)
+	sts := harness.StatefulSet(ns, "cassandra", "", "cassandra:4.1")
 	sts.Spec.Replicas = ptr.To[int32](3)
 	sts.Spec.Template.Spec.Containers[0].ReadinessProbe = nil
 	sts.Spec.Template.Spec.TerminationGracePeriodSeconds = ptr.To[int64](60)

@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/stsguard/stsguard/test/harness"
 	"github.com/stsguard/stsguard/webhook/rules"
 )
 
@@ -50,9 +51,9 @@ func unexempt(o metav1.Object) {
 // warns instead and writes no Secret.
 func TestItem6PasswordIsNotGeneratedOnUpdate(t *testing.T) {
 	c, w := newClient(t)
-	ns := namespace(t, c)
+	ns := harness.Namespace(t, c)
 	ctx := context.Background()
-	sts := statefulSet(ns, "pg", "", "postgres:16")
+	sts := harness.StatefulSet(ns, "pg", "", "postgres:16")
 	sts.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "PGDATA", Value: "/var/lib/postgresql/data/pgdata"}}
 	exempt(sts, rules.PasswordSecretRef)
 	require.NoError(t, c.Create(ctx, sts))
@@ -80,7 +81,7 @@ func TestItem6PasswordIsNotGeneratedOnUpdate(t *testing.T) {
 	assert.NotContains(t, got, "changed by stsguard: POSTGRES_PASSWORD")
 
 	// CREATE still generates.
-	fresh := statefulSet(ns, "pg2", "", "postgres:16")
+	fresh := harness.StatefulSet(ns, "pg2", "", "postgres:16")
 	require.NoError(t, c.Create(ctx, fresh))
 	require.Len(t, fresh.Spec.Template.Spec.Containers[0].Env, 1)
 	assert.Equal(t, "pg2-credentials", fresh.Spec.Template.Spec.Containers[0].Env[0].ValueFrom.SecretKeyRef.Name)
@@ -97,10 +98,10 @@ func weakRefStatefulSet(t *testing.T, c client.Client, ns string) *appsv1.Statef
 		require.NoError(t, c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 			Data: map[string][]byte{"root": []byte("changeme")}}))
 	}
-	sts := statefulSet(ns, "mysql", "", "mysql:8.0")
+	sts := harness.StatefulSet(ns, "mysql", "", "mysql:8.0")
 	sts.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "MYSQL_ROOT_PASSWORD", ValueFrom: &corev1.EnvVarSource{
 		SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "db"}, Key: "root"}}}}
-	eventually(t, "stsguard to see Secrets db and db2", func() bool {
+	harness.Eventually(t, "stsguard to see Secrets db and db2", func() bool {
 		probe := sts.DeepCopy()
 		probe.Name = "probe"
 		err := c.Create(ctx, probe, client.DryRunAll)
@@ -119,14 +120,14 @@ func weakRefStatefulSet(t *testing.T, c client.Client, ns string) *appsv1.Statef
 // field path is the one the stored problem has.
 func TestItem6RatchetingDeniesANewReferentAtTheSamePath(t *testing.T) {
 	c, w := newClient(t)
-	ns := namespace(t, c)
+	ns := harness.Namespace(t, c)
 	sts := weakRefStatefulSet(t, c, ns)
 	w.Take()
 
 	moved := sts.DeepCopy()
 	moved.Spec.Template.Spec.Containers[0].Env[0].ValueFrom.SecretKeyRef.Name = "db2"
 	err := c.Update(context.Background(), moved)
-	assert.Equal(t, []string{"spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef"}, invalidCauses(t, err, rules.WeakPassword))
+	assert.Equal(t, []string{"spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef"}, harness.InvalidCauses(t, err, rules.WeakPassword))
 	assert.Contains(t, err.Error(), `reads Secret "db2" key "root"`)
 	assert.NotContains(t, err.Error(), "changeme")
 }
@@ -136,7 +137,7 @@ func TestItem6RatchetingDeniesANewReferentAtTheSamePath(t *testing.T) {
 // its list index changed but the problem did not.
 func TestItem6RatchetingKeepsAnOldProblemAfterAnInsert(t *testing.T) {
 	c, w := newClient(t)
-	ns := namespace(t, c)
+	ns := harness.Namespace(t, c)
 	sts := weakRefStatefulSet(t, c, ns)
 	w.Take()
 
@@ -161,7 +162,7 @@ func quotaWithoutSecrets(t *testing.T, c client.Client, ns string) {
 	require.NoError(t, c.Create(ctx, q))
 	q.Status = corev1.ResourceQuotaStatus{Hard: hard, Used: corev1.ResourceList{"count/secrets": resource.MustParse("0")}}
 	require.NoError(t, c.Status().Update(ctx, q))
-	eventually(t, "the quota to refuse Secrets", func() bool {
+	harness.Eventually(t, "the quota to refuse Secrets", func() bool {
 		err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "probe"}}, client.DryRunAll)
 		return apierrors.IsForbidden(err) && strings.Contains(err.Error(), "exceeded quota")
 	})
@@ -172,13 +173,13 @@ func quotaWithoutSecrets(t *testing.T, c client.Client, ns string) {
 // without the move, says so in a warning, and counts the error.
 func TestItem6SecretWriteFailureFailsOpen(t *testing.T) {
 	c, w := newClient(t)
-	ns := namespace(t, c)
+	ns := harness.Namespace(t, c)
 	ctx := context.Background()
 	quotaWithoutSecrets(t, c, ns)
 	objs := mysqlWithStrongPassword(t, ns)
 	require.NoError(t, c.Create(ctx, objs[0]))
 	w.Take()
-	errorsBefore := metric(t, "stsguard_admission_errors_total", map[string]string{"kind": "StatefulSet", "reason": "secret-write"})
+	errorsBefore := srv.Metric(t, "stsguard_admission_errors_total", map[string]string{"kind": "StatefulSet", "reason": "secret-write"})
 
 	sts := objs[1].(*appsv1.StatefulSet)
 	require.NoError(t, c.Create(ctx, sts), "a failed Secret write must not deny the request")
@@ -202,8 +203,8 @@ func TestItem6SecretWriteFailureFailsOpen(t *testing.T) {
 	assert.NotContains(t, got, "changed by stsguard: moved", "a move that did not happen is not reported")
 	assertNoLeak(t, got, strongPassword)
 	assertNoLeak(t, logs.String(), strongPassword)
-	eventually(t, "the secret-write error counted", func() bool {
-		return metric(t, "stsguard_admission_errors_total", map[string]string{"kind": "StatefulSet", "reason": "secret-write"}) == errorsBefore+1
+	harness.Eventually(t, "the secret-write error counted", func() bool {
+		return srv.Metric(t, "stsguard_admission_errors_total", map[string]string{"kind": "StatefulSet", "reason": "secret-write"}) == errorsBefore+1
 	})
 }
 
@@ -212,10 +213,10 @@ func TestItem6SecretWriteFailureFailsOpen(t *testing.T) {
 // a file pointer stays.
 func TestItem6MinioCredentialsAreRecognised(t *testing.T) {
 	c, w := newClient(t)
-	ns := namespace(t, c)
+	ns := harness.Namespace(t, c)
 	ctx := context.Background()
 	minio := func(secretKey string) *appsv1.StatefulSet {
-		sts := statefulSet(ns, "minio", "", "minio/minio:RELEASE.2024-01-01T00-00-00Z")
+		sts := harness.StatefulSet(ns, "minio", "", "minio/minio:RELEASE.2024-01-01T00-00-00Z")
 		sts.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{
 			{Name: "MINIO_ACCESS_KEY", Value: "minio"},
 			{Name: "MINIO_SECRET_KEY", Value: secretKey},
@@ -226,7 +227,7 @@ func TestItem6MinioCredentialsAreRecognised(t *testing.T) {
 
 	// The manifest public examples copy: denied, without the value.
 	err := c.Create(ctx, minio("minio123"))
-	assert.Equal(t, []string{"spec.template.spec.containers[0].env[1].value"}, invalidCauses(t, err, rules.WeakPassword))
+	assert.Equal(t, []string{"spec.template.spec.containers[0].env[1].value"}, harness.InvalidCauses(t, err, rules.WeakPassword))
 	assert.Contains(t, err.Error(), "the password in MINIO_SECRET_KEY is a well-known default password")
 	assertNoLeak(t, err.Error(), "minio123")
 

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 
+	"github.com/stsguard/stsguard/test/harness"
 	"github.com/stsguard/stsguard/webhook/rules"
 )
 
@@ -30,9 +31,9 @@ func TestLookupObjectCreatedJustBeforeIsJudged(t *testing.T) {
 		name: "a ClusterIP Service created just before its StatefulSet denies it",
 		round: func(t *testing.T, ns string, i int) {
 			name := fmt.Sprintf("web-%d", i)
-			require.NoError(t, c.Create(ctx, service(ns, name, "", map[string]string{"app": name})))
-			err := c.Create(ctx, statefulSet(ns, name, name, "nginx"))
-			assert.Equal(t, []string{"spec.serviceName"}, invalidCauses(t, err, rules.HeadlessServiceNotHeadless), "round %d", i)
+			require.NoError(t, c.Create(ctx, harness.Service(ns, name, "", map[string]string{"app": name})))
+			err := c.Create(ctx, harness.StatefulSet(ns, name, name, "nginx"))
+			assert.Equal(t, []string{"spec.serviceName"}, harness.InvalidCauses(t, err, rules.HeadlessServiceNotHeadless), "round %d", i)
 		},
 	}, {
 		// The validating webhook reads the Secret the mutating webhook wrote
@@ -40,9 +41,9 @@ func TestLookupObjectCreatedJustBeforeIsJudged(t *testing.T) {
 		name: "the Secret stsguard just wrote is found by the validating webhook",
 		round: func(t *testing.T, ns string, i int) {
 			name := fmt.Sprintf("db-%d", i)
-			require.NoError(t, c.Create(ctx, service(ns, name, corev1.ClusterIPNone, map[string]string{"app": name})))
+			require.NoError(t, c.Create(ctx, harness.Service(ns, name, corev1.ClusterIPNone, map[string]string{"app": name})))
 			w.Take()
-			sts := statefulSet(ns, name, name, "mysql:8.4")
+			sts := harness.StatefulSet(ns, name, name, "mysql:8.4")
 			sts.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "MYSQL_ROOT_PASSWORD", Value: rand.String(24)}}
 			require.NoError(t, c.Create(ctx, sts))
 			got := joined(w.Take())
@@ -51,7 +52,7 @@ func TestLookupObjectCreatedJustBeforeIsJudged(t *testing.T) {
 		},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			ns := namespace(t, c)
+			ns := harness.Namespace(t, c)
 			for i := range rounds {
 				tc.round(t, ns, i)
 			}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -14,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -171,10 +168,10 @@ func latencyNamespace(tb testing.TB, c client.Client, prefix, id string) string 
 	return name
 }
 
-// latencyStatefulSet is statefulSet with the pod labels latencyPods, so that
+// latencyStatefulSet is harness.StatefulSet with the pod labels latencyPods, so that
 // one headless Service matches every StatefulSet of the present side.
 func latencyStatefulSet(ns, name, serviceName string) *appsv1.StatefulSet {
-	sts := statefulSet(ns, name, serviceName, "nginx")
+	sts := harness.StatefulSet(ns, name, serviceName, "nginx")
 	sts.Spec.Selector.MatchLabels = latencyPods
 	sts.Spec.Template.Labels = latencyPods
 	return sts
@@ -216,7 +213,7 @@ func updateScenario(tb testing.TB, c client.Client, id string, workers int) writ
 	ctx := context.Background()
 	ns := latencyNamespace(tb, c, "latency-update", id)
 	for w := range workers {
-		require.NoError(tb, c.Create(ctx, service(ns, fmt.Sprintf("p-%d", w), corev1.ClusterIPNone, latencyPods)))
+		require.NoError(tb, c.Create(ctx, harness.Service(ns, fmt.Sprintf("p-%d", w), corev1.ClusterIPNone, latencyPods)))
 		require.NoError(tb, c.Create(ctx, latencyStatefulSet(ns, fmt.Sprintf("p-%d", w), fmt.Sprintf("p-%d", w))))
 		require.NoError(tb, c.Create(ctx, latencyStatefulSet(ns, fmt.Sprintf("m-%d", w), fmt.Sprintf("m-%d", w))))
 	}
@@ -240,7 +237,7 @@ func createScenario(tb testing.TB, c client.Client, id string, workers int) writ
 	ctx := context.Background()
 	ns := latencyNamespace(tb, c, "latency-create", id)
 	for w := range workers {
-		require.NoError(tb, c.Create(ctx, service(ns, fmt.Sprintf("p-%d", w), corev1.ClusterIPNone, latencyPods)))
+		require.NoError(tb, c.Create(ctx, harness.Service(ns, fmt.Sprintf("p-%d", w), corev1.ClusterIPNone, latencyPods)))
 	}
 	return func(ctx context.Context, w, i int, missing bool) error {
 		if missing {
@@ -345,14 +342,8 @@ func TestLookupMissingServiceCostsNoMoreThanPresent(t *testing.T) {
 // served by the suite's).
 func cacheMisses(tb testing.TB) map[string]float64 {
 	tb.Helper()
-	resp, err := http.Get("http://" + metricsAddr + "/metrics")
-	require.NoError(tb, err)
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	require.NoError(tb, err)
 	out := map[string]float64{}
-	for _, m := range families["stsguard_lookup_cache_misses_total"].GetMetric() {
+	for _, m := range srv.Scrape(tb)["stsguard_lookup_cache_misses_total"].GetMetric() {
 		for _, l := range m.GetLabel() {
 			if l.GetName() == "answer" {
 				out[l.GetValue()] += m.GetCounter().GetValue()

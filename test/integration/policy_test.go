@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/stsguard/stsguard/test/harness"
 	"github.com/stsguard/stsguard/webhook/rules"
 )
 
@@ -24,31 +25,31 @@ func weakSecret(ns string) *corev1.Secret {
 // Each action of weak-password, switched by reloading the policy file.
 func TestActionModes(t *testing.T) {
 	c, w := newClient(t)
-	ns := namespace(t, c)
+	ns := harness.Namespace(t, c)
 	ctx := context.Background()
 
 	t.Run("Deny", func(t *testing.T) {
 		denied(t, c.Create(ctx, weakSecret(ns)), "Secret", rules.WeakPassword, "data[password]")
 	})
 	t.Run("Warn", func(t *testing.T) {
-		setPolicy(t, "rules:\n  weak-password: Warn\n")
+		srv.SetPolicy(t, "rules:\n  weak-password: Warn\n")
 		w.Take()
 		require.NoError(t, c.Create(ctx, weakSecret(ns)))
 		assert.Contains(t, joined(w.Take()), "data[password]: Invalid value: the value is a well-known default password")
 	})
 	t.Run("Audit", func(t *testing.T) {
-		setPolicy(t, "rules:\n  weak-password: Audit\n")
-		before := metric(t, "stsguard_findings_total", map[string]string{"rule": rules.WeakPassword, "action": "Audit", "kind": "Secret", "operation": "CREATE"})
+		srv.SetPolicy(t, "rules:\n  weak-password: Audit\n")
+		before := srv.Metric(t, "stsguard_findings_total", map[string]string{"rule": rules.WeakPassword, "action": "Audit", "kind": "Secret", "operation": "CREATE"})
 		w.Take()
 		s := weakSecret(ns)
 		require.NoError(t, c.Create(ctx, s))
 		assert.Empty(t, w.Take(), "Audit findings never reach the user")
-		assert.Equal(t, before+1, metric(t, "stsguard_findings_total", map[string]string{"rule": rules.WeakPassword, "action": "Audit", "kind": "Secret", "operation": "CREATE"}))
+		assert.Equal(t, before+1, srv.Metric(t, "stsguard_findings_total", map[string]string{"rule": rules.WeakPassword, "action": "Audit", "kind": "Secret", "operation": "CREATE"}))
 		logged(t, `"msg":"audit finding"`, `"name":"`+s.Name+`"`, `"rule":"weak-password","field":"data[password]"`)
 		assert.False(t, strings.Contains(logs.String(), "letmein"), "the value is never logged")
 	})
 	t.Run("Off", func(t *testing.T) {
-		setPolicy(t, "rules:\n  weak-password: \"Off\"\n")
+		srv.SetPolicy(t, "rules:\n  weak-password: \"Off\"\n")
 		w.Take()
 		require.NoError(t, c.Create(ctx, weakSecret(ns)))
 		assert.Empty(t, w.Take())
@@ -57,7 +58,7 @@ func TestActionModes(t *testing.T) {
 
 func TestExemptionAnnotation(t *testing.T) {
 	c, w := newClient(t)
-	ns := namespace(t, c)
+	ns := harness.Namespace(t, c)
 	ctx := context.Background()
 
 	without := weakSecret(ns)
@@ -66,13 +67,13 @@ func TestExemptionAnnotation(t *testing.T) {
 	denied(t, c.Create(ctx, without), "Secret", rules.WeakPassword, "data[password]")
 	assert.Contains(t, joined(w.Take()), "metadata.annotations[stsguard.io/exempt-reason]: Required value: stsguard.io/exempt is ignored, so rules weak-password still apply: set stsguard.io/exempt-reason")
 
-	before := metric(t, "stsguard_exemptions_total", map[string]string{"rule": rules.WeakPassword})
+	before := srv.Metric(t, "stsguard_exemptions_total", map[string]string{"rule": rules.WeakPassword})
 	with := weakSecret(ns)
 	with.Annotations = map[string]string{rules.ExemptAnnotation: rules.WeakPassword, rules.ExemptReasonAnnotation: "OPS-42: fixture for a vendor test suite"}
 	w.Take()
 	require.NoError(t, c.Create(ctx, with))
 	assert.Empty(t, w.Take())
-	assert.Equal(t, before+1, metric(t, "stsguard_exemptions_total", map[string]string{"rule": rules.WeakPassword}))
+	assert.Equal(t, before+1, srv.Metric(t, "stsguard_exemptions_total", map[string]string{"rule": rules.WeakPassword}))
 	logged(t, `"msg":"exemption used"`, `"name":"`+with.Name+`"`, `"rule":"weak-password","by":"annotation","reason":"OPS-42: fixture for a vendor test suite"`)
 }
 
@@ -81,10 +82,10 @@ func TestNamespaceExemption(t *testing.T) {
 	ctx := context.Background()
 	sandbox := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "sandbox-" + rand.String(5), Labels: map[string]string{"stsguard.io/tier": "sandbox"}}}
 	require.NoError(t, c.Create(ctx, sandbox))
-	other := namespace(t, c)
-	setPolicy(t, "exemptions:\n- namespaceSelector:\n    matchLabels:\n      stsguard.io/tier: sandbox\n  rules: [weak-password]\n")
+	other := harness.Namespace(t, c)
+	srv.SetPolicy(t, "exemptions:\n- namespaceSelector:\n    matchLabels:\n      stsguard.io/tier: sandbox\n  rules: [weak-password]\n")
 
-	eventually(t, "stsguard to see the namespace's labels", func() bool {
+	harness.Eventually(t, "stsguard to see the namespace's labels", func() bool {
 		return c.Create(ctx, weakSecret(sandbox.Name), client.DryRunAll) == nil
 	})
 	require.NoError(t, c.Create(ctx, weakSecret(sandbox.Name)))
@@ -95,15 +96,15 @@ func TestNamespaceExemption(t *testing.T) {
 // in the log and the reload error counter.
 func TestInvalidPolicyIsKeptOut(t *testing.T) {
 	c, _ := newClient(t)
-	ns := namespace(t, c)
+	ns := harness.Namespace(t, c)
 	ctx := context.Background()
-	setPolicy(t, "rules:\n  weak-password: Warn\n")
+	srv.SetPolicy(t, "rules:\n  weak-password: Warn\n")
 
-	errs := metric(t, "stsguard_policy_reload_errors_total", nil)
+	errs := srv.Metric(t, "stsguard_policy_reload_errors_total", nil)
 	// A failed content is reported once; a comment unique to this run makes
 	// it new when the test runs again in the same process (-count).
-	writePolicy(t, basePolicy+"# "+ns+"\nrules:\n  weak-password: Warn\n  no-such-rule: Deny\n")
-	eventually(t, "the reload error", func() bool { return metric(t, "stsguard_policy_reload_errors_total", nil) > errs })
+	srv.WritePolicy(t, harness.BasePolicy+"# "+ns+"\nrules:\n  weak-password: Warn\n  no-such-rule: Deny\n")
+	harness.Eventually(t, "the reload error", func() bool { return srv.Metric(t, "stsguard_policy_reload_errors_total", nil) > errs })
 	logged(t, "invalid policy file; the previous policy stays in force", `rules[no-such-rule]: Not found: \"no-such-rule\"`)
 	require.NoError(t, c.Create(ctx, weakSecret(ns)), "the previous policy (Warn) is still in force")
 }
@@ -111,15 +112,15 @@ func TestInvalidPolicyIsKeptOut(t *testing.T) {
 // The metrics the issue names, scraped from /metrics.
 func TestMetricsAreExposed(t *testing.T) {
 	c, _ := newClient(t)
-	ns := namespace(t, c)
+	ns := harness.Namespace(t, c)
 	ctx := context.Background()
-	before := metric(t, "stsguard_mutations_total", map[string]string{"rule": rules.TerminationGracePeriod})
-	require.NoError(t, c.Create(ctx, statefulSet(ns, "cassandra", "", "cassandra:4.0")))
-	assert.Equal(t, before+1, metric(t, "stsguard_mutations_total", map[string]string{"rule": rules.TerminationGracePeriod}))
-	assert.Positive(t, metric(t, "stsguard_findings_total", map[string]string{"rule": rules.ServiceNameEmpty, "action": "Warn", "kind": "StatefulSet", "operation": "CREATE"}))
-	assert.Positive(t, metric(t, "stsguard_evaluation_duration_seconds", map[string]string{"kind": "StatefulSet", "operation": "CREATE", "webhook": "validating"}))
-	assert.Positive(t, metric(t, "stsguard_evaluation_duration_seconds", map[string]string{"kind": "StatefulSet", "operation": "CREATE", "webhook": "mutating"}))
-	families := scrape(t)
+	before := srv.Metric(t, "stsguard_mutations_total", map[string]string{"rule": rules.TerminationGracePeriod})
+	require.NoError(t, c.Create(ctx, harness.StatefulSet(ns, "cassandra", "", "cassandra:4.0")))
+	assert.Equal(t, before+1, srv.Metric(t, "stsguard_mutations_total", map[string]string{"rule": rules.TerminationGracePeriod}))
+	assert.Positive(t, srv.Metric(t, "stsguard_findings_total", map[string]string{"rule": rules.ServiceNameEmpty, "action": "Warn", "kind": "StatefulSet", "operation": "CREATE"}))
+	assert.Positive(t, srv.Metric(t, "stsguard_evaluation_duration_seconds", map[string]string{"kind": "StatefulSet", "operation": "CREATE", "webhook": "validating"}))
+	assert.Positive(t, srv.Metric(t, "stsguard_evaluation_duration_seconds", map[string]string{"kind": "StatefulSet", "operation": "CREATE", "webhook": "mutating"}))
+	families := srv.Scrape(t)
 	for _, name := range []string{"stsguard_exemptions_total", "stsguard_policy_reload_errors_total", "stsguard_policy_reloads_total", "controller_runtime_webhook_requests_total"} {
 		_, ok := families[name]
 		assert.True(t, ok || strings.HasPrefix(name, "stsguard_exemptions"), "%s is exposed", name)

@@ -15,7 +15,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -24,57 +23,10 @@ import (
 	"github.com/stsguard/stsguard/webhook/rules"
 )
 
-// statefulSet is a StatefulSet that every rule but the pairing ones is
-// happy with: it has a readinessProbe and no volumeClaimTemplates.
-func statefulSet(ns, name, serviceName, image string) *appsv1.StatefulSet {
-	lbl := map[string]string{"app": name}
-	probe := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(80)}}}
-	return &appsv1.StatefulSet{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: appsv1.StatefulSetSpec{
-			ServiceName: serviceName,
-			Replicas:    ptr.To[int32](3),
-			Selector:    &metav1.LabelSelector{MatchLabels: lbl},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: lbl},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: name, Image: image, ReadinessProbe: probe}}},
-			},
-		},
-	}
-}
-
-func service(ns, name, clusterIP string, selector map[string]string) *corev1.Service {
-	return &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: corev1.ServiceSpec{
-			ClusterIP: clusterIP,
-			Selector:  selector,
-			Ports:     []corev1.ServicePort{{Name: "main", Port: 80}},
-		},
-	}
-}
-
-// invalidCauses asserts that err is a 422 Invalid status naming the rule and
-// returns its causes' fields.
-func invalidCauses(t *testing.T, err error, rule string) []string {
-	t.Helper()
-	require.Error(t, err)
-	require.True(t, apierrors.IsInvalid(err), "want a 422 Invalid status, got %v", err)
-	assert.Contains(t, err.Error(), "[rule: "+rule+"]")
-	status := err.(apierrors.APIStatus).Status()
-	require.NotNil(t, status.Details)
-	assert.Equal(t, "StatefulSet", status.Details.Kind)
-	var fields []string
-	for _, c := range status.Details.Causes {
-		fields = append(fields, c.Field)
-	}
-	return fields
-}
-
 func TestStatefulSetWithoutServiceIsCreatedWithWarning(t *testing.T) {
 	c, w := newClient(t)
-	ns := namespace(t, c)
-	sts := statefulSet(ns, "web", "web", "nginx")
+	ns := harness.Namespace(t, c)
+	sts := harness.StatefulSet(ns, "web", "web", "nginx")
 	require.NoError(t, c.Create(context.Background(), sts))
 	got := w.Take()
 	require.Len(t, got, 1, "warnings: %q", got)
@@ -84,11 +36,11 @@ func TestStatefulSetWithoutServiceIsCreatedWithWarning(t *testing.T) {
 
 func TestStatefulSetWithClusterIPServiceIsDenied(t *testing.T) {
 	c, _ := newClient(t)
-	ns := namespace(t, c)
+	ns := harness.Namespace(t, c)
 	ctx := context.Background()
-	require.NoError(t, c.Create(ctx, service(ns, "web", "", map[string]string{"app": "web"})))
-	err := c.Create(ctx, statefulSet(ns, "web", "web", "nginx"))
-	fields := invalidCauses(t, err, rules.HeadlessServiceNotHeadless)
+	require.NoError(t, c.Create(ctx, harness.Service(ns, "web", "", map[string]string{"app": "web"})))
+	err := c.Create(ctx, harness.StatefulSet(ns, "web", "web", "nginx"))
+	fields := harness.InvalidCauses(t, err, rules.HeadlessServiceNotHeadless)
 	assert.Equal(t, []string{"spec.serviceName"}, fields)
 	assert.Contains(t, err.Error(), `StatefulSet.apps "web" is invalid: spec.serviceName: Invalid value: "web"`)
 	assert.Contains(t, err.Error(), "clusterIP: None")
@@ -99,20 +51,20 @@ func TestStatefulSetWithClusterIPServiceIsDenied(t *testing.T) {
 
 func TestStatefulSetWithSelectorMismatchIsDenied(t *testing.T) {
 	c, _ := newClient(t)
-	ns := namespace(t, c)
+	ns := harness.Namespace(t, c)
 	ctx := context.Background()
-	require.NoError(t, c.Create(ctx, service(ns, "web", corev1.ClusterIPNone, map[string]string{"app": "frontend"})))
-	err := c.Create(ctx, statefulSet(ns, "web", "web", "nginx"))
-	assert.Equal(t, []string{"spec.serviceName"}, invalidCauses(t, err, rules.HeadlessServiceSelectorMismatch))
+	require.NoError(t, c.Create(ctx, harness.Service(ns, "web", corev1.ClusterIPNone, map[string]string{"app": "frontend"})))
+	err := c.Create(ctx, harness.StatefulSet(ns, "web", "web", "nginx"))
+	assert.Equal(t, []string{"spec.serviceName"}, harness.InvalidCauses(t, err, rules.HeadlessServiceSelectorMismatch))
 	assert.Contains(t, err.Error(), "selects app=frontend, which does not match the pod template labels app=web")
 }
 
 func TestHeadlessPairingIsAdmittedCleanly(t *testing.T) {
 	c, w := newClient(t)
-	ns := namespace(t, c)
+	ns := harness.Namespace(t, c)
 	ctx := context.Background()
-	require.NoError(t, c.Create(ctx, service(ns, "web", corev1.ClusterIPNone, map[string]string{"app": "web"})))
-	require.NoError(t, c.Create(ctx, statefulSet(ns, "web", "web", "nginx")))
+	require.NoError(t, c.Create(ctx, harness.Service(ns, "web", corev1.ClusterIPNone, map[string]string{"app": "web"})))
+	require.NoError(t, c.Create(ctx, harness.StatefulSet(ns, "web", "web", "nginx")))
 	assert.Empty(t, w.Take())
 }
 
@@ -120,13 +72,13 @@ func TestHeadlessPairingIsAdmittedCleanly(t *testing.T) {
 // scaling down a StatefulSet whose Service became non-headless still works.
 func TestExistingProblemDoesNotBlockUpdate(t *testing.T) {
 	c, w := newClient(t)
-	ns := namespace(t, c)
+	ns := harness.Namespace(t, c)
 	ctx := context.Background()
-	sts := statefulSet(ns, "web", "web", "nginx")
+	sts := harness.StatefulSet(ns, "web", "web", "nginx")
 	require.NoError(t, c.Create(ctx, sts)) // Service missing: warned, admitted
 	// A ClusterIP Service under the StatefulSet's serviceName: only an
 	// exemption lets it in now (as if it predated stsguard).
-	svc := service(ns, "web", "", map[string]string{"app": "web"})
+	svc := harness.Service(ns, "web", "", map[string]string{"app": "web"})
 	svc.Annotations = map[string]string{
 		rules.ExemptAnnotation:       rules.HeadlessServiceDefault + "," + rules.HeadlessServiceNotHeadless,
 		rules.ExemptReasonAnnotation: "test: a Service that predates stsguard",
@@ -143,8 +95,8 @@ func TestExistingProblemDoesNotBlockUpdate(t *testing.T) {
 	assert.Contains(t, got, "has this problem already")
 
 	// A new StatefulSet with the same pairing is still denied.
-	err := c.Create(ctx, statefulSet(ns, "web2", "web", "nginx"))
-	invalidCauses(t, err, rules.HeadlessServiceNotHeadless)
+	err := c.Create(ctx, harness.StatefulSet(ns, "web2", "web", "nginx"))
+	harness.InvalidCauses(t, err, rules.HeadlessServiceNotHeadless)
 }
 
 // waitForCachedService waits until stsguard's cache has the Service, seen as
@@ -153,7 +105,7 @@ func waitForCachedService(t *testing.T, c client.Client, ns, name string) {
 	t.Helper()
 	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
 		cl, w := newClient(t)
-		probe := statefulSet(ns, "probe-"+name, name, "nginx")
+		probe := harness.StatefulSet(ns, "probe-"+name, name, "nginx")
 		_ = cl.Create(ctx, probe, client.DryRunAll)
 		for _, msg := range w.Take() {
 			if strings.Contains(msg, rules.HeadlessServiceMissing) {
@@ -189,12 +141,12 @@ func mysqlWithStrongPassword(t *testing.T, ns string) []client.Object {
 // The seed documents' MySQL manifest: MYSQL_ROOT_PASSWORD: "password".
 func TestSeedPlaintextPasswordIsDenied(t *testing.T) {
 	c, _ := newClient(t)
-	ns := namespace(t, c)
+	ns := harness.Namespace(t, c)
 	ctx := context.Background()
 	objs := loadExample(t, "mysql-plaintext-password", ns)
 	require.NoError(t, c.Create(ctx, objs[0]))
 	err := c.Create(ctx, objs[1])
-	assert.Equal(t, []string{"spec.template.spec.containers[0].env[0].value"}, invalidCauses(t, err, rules.WeakPassword))
+	assert.Equal(t, []string{"spec.template.spec.containers[0].env[0].value"}, harness.InvalidCauses(t, err, rules.WeakPassword))
 	assert.Contains(t, err.Error(), "the password in MYSQL_ROOT_PASSWORD is a well-known default password")
 	assertNoLeak(t, err.Error(), "password")
 	var secret corev1.Secret
@@ -204,7 +156,7 @@ func TestSeedPlaintextPasswordIsDenied(t *testing.T) {
 
 func TestPlaintextPasswordMovesIntoSecret(t *testing.T) {
 	c, w := newClient(t)
-	ns := namespace(t, c)
+	ns := harness.Namespace(t, c)
 	ctx := context.Background()
 	for _, o := range mysqlWithStrongPassword(t, ns) {
 		require.NoError(t, c.Create(ctx, o))
@@ -251,7 +203,7 @@ func assertNoLeak(t *testing.T, text, value string) {
 
 func TestPlaintextPasswordDryRunCreatesNothing(t *testing.T) {
 	c, _ := newClient(t)
-	ns := namespace(t, c)
+	ns := harness.Namespace(t, c)
 	ctx := context.Background()
 	objs := mysqlWithStrongPassword(t, ns)
 	require.NoError(t, c.Create(ctx, objs[0])) // the Service, for real
@@ -272,7 +224,7 @@ func TestPlaintextPasswordDryRunCreatesNothing(t *testing.T) {
 
 func TestPlaintextPasswordConflictingSecretIsDenied(t *testing.T) {
 	c, _ := newClient(t)
-	ns := namespace(t, c)
+	ns := harness.Namespace(t, c)
 	ctx := context.Background()
 	existing := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "mysql-credentials"},
@@ -283,7 +235,7 @@ func TestPlaintextPasswordConflictingSecretIsDenied(t *testing.T) {
 	require.NoError(t, c.Create(ctx, objs[0]))
 
 	err := c.Create(ctx, objs[1])
-	fields := invalidCauses(t, err, rules.PasswordSecretRef)
+	fields := harness.InvalidCauses(t, err, rules.PasswordSecretRef)
 	assert.Equal(t, []string{"spec.template.spec.containers[0].env[0]"}, fields)
 	assert.Contains(t, err.Error(), `already holds a different value under key "mysql-root-password"`)
 	assertNoLeak(t, err.Error(), strongPassword)
@@ -296,9 +248,9 @@ func TestPlaintextPasswordConflictingSecretIsDenied(t *testing.T) {
 
 func TestPostgresWithoutPasswordGetsGeneratedOne(t *testing.T) {
 	c, _ := newClient(t)
-	ns := namespace(t, c)
+	ns := harness.Namespace(t, c)
 	ctx := context.Background()
-	sts := statefulSet(ns, "postgres", "", "postgres:14")
+	sts := harness.StatefulSet(ns, "postgres", "", "postgres:14")
 	require.NoError(t, c.Create(ctx, sts))
 	env := sts.Spec.Template.Spec.Containers[0].Env
 	require.Len(t, env, 1)
@@ -313,15 +265,15 @@ func TestPostgresWithoutPasswordGetsGeneratedOne(t *testing.T) {
 
 func TestCassandraGetsGracePeriod300(t *testing.T) {
 	c, _ := newClient(t)
-	ns := namespace(t, c)
+	ns := harness.Namespace(t, c)
 	ctx := context.Background()
-	require.NoError(t, c.Create(ctx, service(ns, "cassandra", corev1.ClusterIPNone, map[string]string{"app": "cassandra"})))
-	sts := statefulSet(ns, "cassandra", "cassandra", "cassandra:4.0")
+	require.NoError(t, c.Create(ctx, harness.Service(ns, "cassandra", corev1.ClusterIPNone, map[string]string{"app": "cassandra"})))
+	sts := harness.StatefulSet(ns, "cassandra", "cassandra", "cassandra:4.0")
 	require.NoError(t, c.Create(ctx, sts))
 	assert.Equal(t, int64(300), *sts.Spec.Template.Spec.TerminationGracePeriodSeconds)
 
 	// A value set on purpose is kept.
-	kept := statefulSet(ns, "cassandra-fast", "cassandra", "cassandra:4.0")
+	kept := harness.StatefulSet(ns, "cassandra-fast", "cassandra", "cassandra:4.0")
 	kept.Spec.Selector.MatchLabels = map[string]string{"app": "cassandra"}
 	kept.Spec.Template.Labels = map[string]string{"app": "cassandra"}
 	kept.Spec.Template.Spec.TerminationGracePeriodSeconds = ptr.To[int64](45)
@@ -331,10 +283,10 @@ func TestCassandraGetsGracePeriod300(t *testing.T) {
 
 func TestCanaryAnnotationStagesRollout(t *testing.T) {
 	c, w := newClient(t)
-	ns := namespace(t, c)
+	ns := harness.Namespace(t, c)
 	ctx := context.Background()
-	require.NoError(t, c.Create(ctx, service(ns, "web", corev1.ClusterIPNone, map[string]string{"app": "web"})))
-	sts := statefulSet(ns, "web", "web", "nginx:1.26")
+	require.NoError(t, c.Create(ctx, harness.Service(ns, "web", corev1.ClusterIPNone, map[string]string{"app": "web"})))
+	sts := harness.StatefulSet(ns, "web", "web", "nginx:1.26")
 	sts.Annotations = map[string]string{rules.CanaryAnnotation: "1"}
 	require.NoError(t, c.Create(ctx, sts))
 	assert.Equal(t, int32(0), *sts.Spec.UpdateStrategy.RollingUpdate.Partition, "a CREATE is not a rollout")
