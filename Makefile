@@ -32,7 +32,7 @@ demo: build envtest-assets ## A kubectl transcript of stsguard on a local cluste
 
 .PHONY: cluster
 cluster: build envtest-assets ## Start the local cluster with stsguard for experiments; prints the KUBECONFIG to use; Ctrl-C stops it.
-	$(GO) run ./hack/cluster -stsguard $(BIN)/stsguard -kubeconfig $(BIN)/cluster/kubeconfig
+	$(GO) run ./hack/cluster -stsguard $(BIN)/stsguard -kubeconfig-out $(BIN)/cluster/kubeconfig
 
 .PHONY: test
 test: envtest-assets ## Unit, envtest integration and real-cluster (test/e2e) tests.

@@ -5,7 +5,7 @@
 // an admin kubeconfig, prints how to use it, and runs until interrupted
 // (Ctrl-C or SIGTERM), when it stops everything it started.
 //
-// Usage: go run ./hack/cluster -stsguard bin/stsguard -kubeconfig bin/cluster/kubeconfig
+// Usage: go run ./hack/cluster -stsguard bin/stsguard -kubeconfig-out bin/cluster/kubeconfig
 package main
 
 import (
@@ -22,7 +22,7 @@ import (
 
 func main() {
 	bin := flag.String("stsguard", "bin/stsguard", "the stsguard binary to serve the webhooks with")
-	kubeconfig := flag.String("kubeconfig", "bin/cluster/kubeconfig", "where to write the admin kubeconfig")
+	kubeconfig := flag.String("kubeconfig-out", "bin/cluster/kubeconfig", "where to write the admin kubeconfig")
 	flag.Parse()
 	if err := run(*bin, *kubeconfig); err != nil {
 		fmt.Fprintln(os.Stderr, "cluster:", err)
