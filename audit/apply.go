@@ -97,3 +97,28 @@ func threeWay[T object](original []byte, modified, current T) (T, error) {
 	}
 	return out, nil
 }
+
+// defaultClaimTemplates sets on each volumeClaimTemplate of sts what the
+// apiserver sets on every StatefulSet it is sent, before admission: the
+// apiVersion and kind it stores with each template, spec.volumeMode
+// Filesystem when unset and status.phase Pending (k8s.io/kubernetes
+// pkg/apis/apps/v1 SetDefaults_StatefulSet, with core/v1's
+// SetDefaults_PersistentVolumeClaimSpec). The volumeClaimTemplate rules
+// compare templates whole, and kubectl's strategic merge replaces the list
+// whole (it has no merge key), so a replayed UPDATE must carry them as the
+// stored object does, or every re-apply would look like a template change.
+func defaultClaimTemplates(sts *appsv1.StatefulSet) {
+	for i := range sts.Spec.VolumeClaimTemplates {
+		t := &sts.Spec.VolumeClaimTemplates[i]
+		if t.APIVersion == "" && t.Kind == "" {
+			t.APIVersion, t.Kind = "v1", "PersistentVolumeClaim"
+		}
+		if t.Spec.VolumeMode == nil {
+			mode := corev1.PersistentVolumeFilesystem
+			t.Spec.VolumeMode = &mode
+		}
+		if t.Status.Phase == "" {
+			t.Status.Phase = corev1.ClaimPending
+		}
+	}
+}

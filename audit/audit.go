@@ -424,10 +424,14 @@ func judgeLive(e *rules.Engine, v *view, o *manifest.Object) *outcome {
 // a CREATE, or, when prev is stored under its name, an UPDATE of prev.Obj
 // with the object kubectl apply would send (see merge).
 func request[T object](obj T, prev *stored[T], o *manifest.Object) *rules.Input[T] {
-	if prev == nil {
-		return &rules.Input[T]{Operation: admissionv1.Create, Object: obj}
+	in := &rules.Input[T]{Operation: admissionv1.Create, Object: obj.DeepCopyObject().(T)}
+	if prev != nil {
+		in = &rules.Input[T]{Operation: admissionv1.Update, Object: merge(prev, obj), OldObject: prev.obj}
 	}
-	return &rules.Input[T]{Operation: admissionv1.Update, Object: merge(prev, obj), OldObject: prev.obj}
+	if sts, ok := any(in.Object).(*appsv1.StatefulSet); ok {
+		defaultClaimTemplates(sts)
+	}
+	return in
 }
 
 // admitted is the result of one request through both webhooks.

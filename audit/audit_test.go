@@ -394,6 +394,39 @@ func TestApplyAgainstLiveObjects(t *testing.T) {
 	})
 }
 
+// A StatefulSet with a volumeClaimTemplate applied again over the live
+// one, which holds what the apiserver set (volumeMode Filesystem, status
+// phase Pending; read as protobuf, no kind in the templates): kubectl's
+// merge replaces the template list whole, and the apiserver defaults it
+// again, so nothing changes and nothing is denied.
+func TestReapplyOverALiveStatefulSetWithVolumeClaimTemplates(t *testing.T) {
+	const withTemplate = `apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: default}
+spec:
+  serviceName: ""
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers: [{name: db, image: nginx, readinessProbe: {tcpSocket: {port: 80}}}]
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 1Gi}}
+`
+	live := parse(t, "", withTemplate)
+	sts := live[0].Object.(*appsv1.StatefulSet)
+	fs := corev1.PersistentVolumeFilesystem
+	sts.UID, sts.ResourceVersion = "u2", "9"
+	sts.Spec.VolumeClaimTemplates[0].Spec.VolumeMode = &fs
+	sts.Spec.VolumeClaimTemplates[0].Status.Phase = corev1.ClaimPending
+	live[0].File, live[0].Line = "", 0
+	r := Apply(engine(t), parse(t, "f.yaml", withTemplate), live)
+	assert.Equal(t, []string{"StatefulSet/db UPDATE warn=service-name-empty"}, decisions(r), "no volume-claim-template-immutable")
+}
+
 func TestLiveJudgesEachObjectAgainstAllOthers(t *testing.T) {
 	live := append([]manifest.Object{liveService("10.0.0.7")}, parse(t, "", webStatefulSet)...)
 	live[1].File, live[1].Line = "", 0

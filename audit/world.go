@@ -97,6 +97,7 @@ func (s *store) put(obj runtime.Object, applied *manifest.Object) {
 	case *corev1.Secret:
 		s.secrets[v.Name] = &stored[*corev1.Secret]{obj: v, applied: applied}
 	case *appsv1.StatefulSet:
+		defaultClaimTemplates(v) // as stored: a live object read as protobuf lacks the templates' kind
 		s.statefulSets[v.Name] = &stored[*appsv1.StatefulSet]{obj: v, applied: applied}
 		if i, ok := s.stsIndex[v.Name]; ok {
 			s.stsList[i] = v
