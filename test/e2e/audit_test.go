@@ -65,17 +65,6 @@ func fromKubectl(t *testing.T, res harness.KubectlResult) (denied bool, deny, wa
 	return res.ExitCode != 0, deny, warn, mutations
 }
 
-// stsguardBin builds cmd/stsguard once for the tests that run it.
-func stsguardBin(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "stsguard")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/stsguard")
-	cmd.Dir = harness.Root()
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	return bin
-}
-
 // stsguard audit replays admission in the order kubectl applies objects;
 // for every example, and for a Service before and after its StatefulSet,
 // its decisions (denied, the Deny and Warn rules, the mutations) are the
@@ -86,7 +75,7 @@ func stsguardBin(t *testing.T) string {
 // and v1beta2, which the apiserver no longer serves, or are broken on
 // purpose.
 func TestAuditAgreesWithTheWebhooks(t *testing.T) {
-	bin := stsguardBin(t)
+	bin := harness.BuildStsguard(t)
 	var cases []string
 	dirs, err := filepath.Glob(filepath.Join(harness.Root(), "examples", "*"))
 	require.NoError(t, err)

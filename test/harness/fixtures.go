@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -144,4 +145,16 @@ func RunKubectl(kubeconfig, stdin string, args ...string) (KubectlResult, error)
 		return res, err
 	}
 	return res, nil
+}
+
+// BuildStsguard builds cmd/stsguard into a temporary directory of t and
+// returns its path, for tests that run the stsguard command as users do.
+func BuildStsguard(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "stsguard")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/stsguard")
+	cmd.Dir = Root()
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	return bin
 }

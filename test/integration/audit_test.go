@@ -27,17 +27,6 @@ import (
 	"github.com/stsguard/stsguard/webhook/rules"
 )
 
-// stsguardBinary builds cmd/stsguard once for the tests that run it.
-func stsguardBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "stsguard")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/stsguard")
-	cmd.Dir = harness.Root()
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	return bin
-}
-
 // TestAuditCluster runs `stsguard audit --cluster` against the envtest
 // apiserver: live objects judged as admission CREATEs, read-only.
 func TestAuditCluster(t *testing.T) {
@@ -57,7 +46,7 @@ func TestAuditCluster(t *testing.T) {
 
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	require.NoError(t, cp.WriteKubeconfig(kubeconfig))
-	cmd := exec.Command(stsguardBinary(t), "audit", "--cluster", "--kubeconfig", kubeconfig, "-n", ns, "-o", "json")
+	cmd := exec.Command(harness.BuildStsguard(t), "audit", "--cluster", "--kubeconfig", kubeconfig, "-n", ns, "-o", "json")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
