@@ -39,7 +39,7 @@ func usageError(format string, args ...any) error {
 
 func newAuditCommand() *cobra.Command {
 	var (
-		kf         kubeFlags
+		kf         *kubeFlags
 		files      []string
 		cluster    bool
 		configFile string
@@ -113,7 +113,7 @@ be read (the others are still audited and reported).`,
 				return usageError("%v", err)
 			}
 
-			namespace := kf.namespace
+			namespace := kf.namespace()
 			var live []manifest.Object
 			if cluster {
 				restCfg, _, err := kf.load()
@@ -168,7 +168,9 @@ be read (the others are still audited and reported).`,
 	f.StringVar(&configFile, "config", "", "policy file (config.stsguard.io/v1alpha1 Policy), as for stsguard serve")
 	f.StringVarP(&output, "output", "o", "text", "output format: "+strings.Join(audit.Formats, ", "))
 	f.StringVar(&failOn, "fail-on", "deny", "exit 1 when something would be denied (deny) or also warned about (warn)")
-	kf.bind(cmd)
+	// --cluster is audit's own: what to audit. The kubeconfig cluster
+	// comes from the context (--context), as kubectl's --cluster would.
+	kf = bindKubeFlags(cmd, "cluster")
 	f.Lookup("namespace").Usage = `namespace of objects that set none (default "default"); with --cluster, the only namespace read (default: all)`
 	return cmd
 }

@@ -11,44 +11,11 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stsguard/stsguard/expand"
 	"github.com/stsguard/stsguard/internal/apiwarnings"
 )
-
-// kubeFlags are the kubectl-style flags that choose a cluster and namespace.
-type kubeFlags struct {
-	kubeconfig, context, namespace string
-}
-
-func (k *kubeFlags) bind(cmd *cobra.Command) {
-	f := cmd.Flags()
-	f.StringVar(&k.kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG, then ~/.kube/config)")
-	f.StringVar(&k.context, "context", "", "kubeconfig context to use (default: the current context)")
-	f.StringVarP(&k.namespace, "namespace", "n", "", "namespace (default: the context's namespace, then \"default\")")
-}
-
-// load returns the REST config and namespace the flags select, as kubectl
-// resolves them (client-go clientcmd loading rules).
-func (k *kubeFlags) load() (*rest.Config, string, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = k.kubeconfig
-	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{
-		CurrentContext: k.context, Context: clientcmdapi.Context{Namespace: k.namespace},
-	})
-	cfg, err := cc.ClientConfig()
-	if err != nil {
-		return nil, "", fmt.Errorf("loading kubeconfig: %w", err)
-	}
-	ns, _, err := cc.Namespace()
-	if err != nil {
-		return nil, "", fmt.Errorf("reading the namespace from kubeconfig: %w", err)
-	}
-	return cfg, ns, nil
-}
 
 // parseStatefulSet reads "statefulset/NAME" (also sts/, statefulsets/,
 // statefulsets.apps/) or a bare NAME, as kubectl names a resource.
@@ -70,7 +37,7 @@ func parseStatefulSet(arg string) (string, error) {
 
 func newExpandCommand() *cobra.Command {
 	var (
-		kf       kubeFlags
+		kf       *kubeFlags
 		template string
 		size     string
 		dryRun   bool
@@ -137,7 +104,6 @@ Exit status: 0 when done, 1 on a refusal (nothing changed) or an error.`,
 			})
 		},
 	}
-	kf.bind(cmd)
 	f := cmd.Flags()
 	f.StringVar(&template, "template", "", "name of the volumeClaimTemplate to grow (required)")
 	f.StringVar(&size, "size", "", "new storage request, a quantity such as 20Gi (required)")
@@ -145,5 +111,6 @@ Exit status: 0 when done, 1 on a refusal (nothing changed) or an error.`,
 	f.DurationVar(&timeout, "timeout", 10*time.Minute, "give up after this long; run the same command again to resume")
 	_ = cmd.MarkFlagRequired("template")
 	_ = cmd.MarkFlagRequired("size")
+	kf = bindKubeFlags(cmd)
 	return cmd
 }
