@@ -13,7 +13,13 @@ import (
 	"github.com/stsguard/stsguard/server"
 )
 
-func newRootCommand() *cobra.Command {
+// newRootCommand is the stsguard command as run under its own name.
+func newRootCommand() *cobra.Command { return newRootCommandAs(defaultName) }
+
+// newRootCommandAs is the stsguard command whose help names it name: see
+// commandName. As the kubectl plugin ("kubectl stsguard") it lists audit,
+// expand, rules and version; serve stays available but hidden.
+func newRootCommandAs(name string) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "stsguard",
 		Short:         "Admission webhook that keeps StatefulSets, their headless Services and their Secrets safe",
@@ -23,6 +29,9 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newServeCommand(), newRulesCommand(), newExpandCommand(), newAuditCommand(), newVersionCommand())
 	// A bad flag is a usage error: exit status 2, as for audit's own checks.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError("%v", err) })
+	if name != defaultName {
+		asPlugin(root, name)
+	}
 	return root
 }
 

@@ -10,7 +10,7 @@ import (
 )
 
 func main() {
-	if err := newRootCommand().ExecuteContext(ctrl.SetupSignalHandler()); err != nil {
+	if err := newRootCommandAs(commandName(os.Args[0])).ExecuteContext(ctrl.SetupSignalHandler()); err != nil {
 		code := 1
 		var exit *exitError
 		if errors.As(err, &exit) {
