@@ -22,6 +22,16 @@ all: build
 build: ## Build bin/stsguard (same build settings as go test, so it shares its cache; the image build is static and -trimpath).
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/stsguard ./cmd/stsguard
 
+# install-plugin copies bin/stsguard to $(PLUGIN_DIR)/kubectl-stsguard, the name
+# kubectl looks up on PATH for `kubectl stsguard`.
+PLUGIN_DIR ?= $(BIN)
+
+.PHONY: install-plugin
+install-plugin: build ## Install the kubectl plugin: bin/stsguard as $(PLUGIN_DIR)/kubectl-stsguard (default bin/; PLUGIN_DIR=~/.local/bin for one on PATH).
+	mkdir -p $(PLUGIN_DIR)
+	install -m 0755 $(BIN)/stsguard $(PLUGIN_DIR)/kubectl-stsguard
+	@echo "installed $(PLUGIN_DIR)/kubectl-stsguard; with $(PLUGIN_DIR) on PATH, run: kubectl stsguard --help"
+
 .PHONY: envtest-assets
 envtest-assets: ## Build the local cluster (kube-apiserver, etcd, kube-controller-manager, kube-scheduler, kubectl, kwok) into bin/k8s (each skipped when present).
 	./hack/envtest/build.sh $(K8S_BIN)
@@ -60,10 +70,14 @@ lint: ## gofmt, go vet and staticcheck.
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
+.PHONY: krew
+krew: ## The krew archives of kubectl-stsguard for each platform and their filled-in manifest, in dist/krew (VERSION=vX.Y.Z).
+	hack/krew/archives.sh $(VERSION) dist/krew
+
 .PHONY: docker-build
 docker-build: ## Build the container image (needs a Docker engine; not part of make test).
 	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMG) .
 
 .PHONY: clean
 clean: ## Remove bin/ except the envtest assets.
-	rm -f $(BIN)/stsguard
+	rm -f $(BIN)/stsguard $(BIN)/kubectl-stsguard
