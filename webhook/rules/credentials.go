@@ -210,7 +210,9 @@ func mutateCredentials(cfg *Config, in *Input[*appsv1.StatefulSet], lk Lookup, m
 		if p == nil || !passwordMissing(p, c) {
 			continue
 		}
-		if in.Operation != admissionv1.Create {
+		if in.Operation != admissionv1.Create || isRecreate(in) {
+			// A re-created StatefulSet's pods hold data already: as on an
+			// UPDATE, a password generated now would not be theirs.
 			m.Warn(passwordNotGenerated(p, sts, cPath.Child("env"), lk))
 			continue
 		}

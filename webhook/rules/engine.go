@@ -292,10 +292,14 @@ func mutate[T Object](e *Engine, ks *kindRules[T], in *Input[T], lk Lookup) (T, 
 	recreate := isRecreate(in)
 	for i := range ks.mutators {
 		mu := &ks.mutators[i]
-		if !e.cfg.mutationOn(mu.ID) || recreate && mu.Default {
+		if !e.cfg.mutationOn(mu.ID) {
 			continue
 		}
-		if x, ok := ex.exempts(mu.ID); ok {
+		x, ok := ex.exempts(mu.ID)
+		if !ok && recreate && mu.Default {
+			x, ok = recreateExemption(mu.ID, in.Object), true
+		}
+		if ok {
 			// Run it on a scratch copy to learn whether the exemption is used.
 			scratch := cp
 			scratch.Object = ks.copy(cp.Object)

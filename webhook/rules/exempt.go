@@ -26,11 +26,13 @@ const (
 type Exemption struct {
 	// Rule is the ID of the exempted rule or mutator.
 	Rule string
-	// By is "annotation" (the object's stsguard.io/exempt) or "namespace"
-	// (the policy's exemptions).
+	// By is "annotation" (the object's stsguard.io/exempt), "namespace"
+	// (the policy's exemptions) or "recreate" (a default that steps aside
+	// for a re-created object, see RecreateAnnotation).
 	By string
-	// Reason is the object's stsguard.io/exempt-reason, or the namespace
-	// exemption that matched ("namespace legacy", "namespaceSelector team=x").
+	// Reason is the object's stsguard.io/exempt-reason, the namespace
+	// exemption that matched ("namespace legacy", "namespaceSelector team=x"),
+	// or "stsguard.io/recreate-of=<uid>".
 	Reason string
 }
 

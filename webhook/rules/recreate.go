@@ -2,6 +2,7 @@ package rules
 
 import (
 	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // RecreateAnnotation marks an object created to replace one of the same name
@@ -22,6 +23,13 @@ import (
 // the exemption annotation (stsguard.io/exempt) could not skip with a
 // reason.
 const RecreateAnnotation = "stsguard.io/recreate-of"
+
+// recreateExemption is the exemption a default mutator steps aside under
+// on the CREATE of a re-created object: it is logged and counted as any
+// exemption is (By "recreate"), so that the annotation leaves a trace.
+func recreateExemption(rule string, obj metav1.Object) Exemption {
+	return Exemption{Rule: rule, By: "recreate", Reason: RecreateAnnotation + "=" + obj.GetAnnotations()[RecreateAnnotation]}
+}
 
 // isRecreate reports whether in is the CREATE of an object that carries
 // RecreateAnnotation.

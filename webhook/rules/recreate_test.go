@@ -28,6 +28,8 @@ func TestRecreateStepsAsideOnlyForDefaults(t *testing.T) {
 		{"a re-created one keeps the stored strategy", canary(withContainer("nginx")), true, nil},
 		{"a literal password is still moved", withContainer("mysql:8.0", corev1.EnvVar{Name: "MYSQL_ROOT_PASSWORD", Value: "n0t-a-default-9"}), true,
 			[]string{PasswordSecretRef}},
+		{"a new postgres without a password gets one", withContainer("postgres:16"), false, []string{PasswordSecretRef, TerminationGracePeriod}},
+		{"a re-created one does not: its data has a password already", withContainer("postgres:16"), true, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -46,6 +48,11 @@ func TestRecreateStepsAsideOnlyForDefaults(t *testing.T) {
 				got = append(got, c.Rule)
 			}
 			assert.Equal(t, tc.want, got)
+			for _, x := range res.Exemptions {
+				assert.Equal(t, "recreate", x.By, "a default that steps aside is recorded as an exemption")
+				assert.Equal(t, RecreateAnnotation+"=8c4d1a6e-uid-of-the-old-one", x.Reason)
+			}
+			assert.Equal(t, tc.recreate, len(res.Exemptions) > 0, "a default that stepped aside leaves a trace")
 		})
 	}
 	t.Run("validation is not skipped", func(t *testing.T) {
