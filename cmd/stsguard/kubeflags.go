@@ -2,12 +2,15 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
 // kubectlFlagAnnotation marks the flags kubeFlags adds, so that help lists
@@ -61,6 +64,13 @@ func (k *kubeFlags) load() (*rest.Config, string, error) {
 	cfg, err := cc.ClientConfig()
 	if err != nil {
 		return nil, "", fmt.Errorf("loading kubeconfig: %w", err)
+	}
+	// With no kubeconfig at all, no --server, no $KUBERNETES_MASTER and not
+	// in a pod, kubectl's loader falls back to http://localhost:8080 and the
+	// first request is refused; say what is missing instead.
+	if raw, err := cc.RawConfig(); err == nil && clientcmdapi.IsConfigEmpty(&raw) &&
+		*k.APIServer == "" && os.Getenv("KUBERNETES_MASTER") == "" && cfg.Host == clientcmd.ClusterDefaults.Server {
+		return nil, "", fmt.Errorf("loading kubeconfig: %w", genericclioptions.ErrEmptyConfig)
 	}
 	ns, _, err := cc.Namespace()
 	if err != nil {

@@ -119,6 +119,22 @@ func TestKubeFlagsResolveAsKubectl(t *testing.T) {
 		_, _, err := kf.load()
 		assert.ErrorContains(t, err, `loading kubeconfig: context "nope" does not exist`)
 	})
+	t.Run("no kubeconfig at all", func(t *testing.T) {
+		t.Setenv("KUBECONFIG", "")
+		t.Setenv("HOME", t.TempDir())
+		cmd := &cobra.Command{Use: "x"}
+		kf := bindKubeFlags(cmd)
+		require.NoError(t, cmd.ParseFlags(nil))
+		_, _, err := kf.load()
+		assert.ErrorContains(t, err, "loading kubeconfig: Missing or incomplete configuration info.")
+		assert.ErrorContains(t, err, "Via the command-line flag --kubeconfig", "not a connection refused on localhost:8080")
+
+		require.NoError(t, cmd.ParseFlags([]string{"--server", "https://c.example", "--token", "t"}))
+		cfg, ns, err := kf.load()
+		require.NoError(t, err, "--server is enough")
+		assert.Equal(t, "https://c.example", cfg.Host)
+		assert.Equal(t, "default", ns)
+	})
 	t.Run("a missing kubeconfig file", func(t *testing.T) {
 		cmd := &cobra.Command{Use: "x"}
 		kf := bindKubeFlags(cmd)
