@@ -36,6 +36,10 @@ install-plugin: build ## Install the kubectl plugin: bin/stsguard as $(PLUGIN_DI
 envtest-assets: ## Build the local cluster (kube-apiserver, etcd, kube-controller-manager, kube-scheduler, kubectl, kwok) into bin/k8s (each skipped when present).
 	./hack/envtest/build.sh $(K8S_BIN)
 
+.PHONY: helm
+helm: ## Build helm (version pinned in hack/helm/go.mod) into bin/k8s for the chart tests (skipped when present).
+	./hack/helm/build.sh $(K8S_BIN)
+
 .PHONY: demo
 demo: build envtest-assets ## A kubectl transcript of stsguard on a local cluster whose pods run (simulated nodes).
 	$(GO) run ./hack/demo -stsguard $(BIN)/stsguard
@@ -45,7 +49,7 @@ cluster: build envtest-assets ## Start the local cluster with stsguard for exper
 	$(GO) run ./hack/cluster -stsguard $(BIN)/stsguard -kubeconfig-out $(BIN)/cluster/kubeconfig
 
 .PHONY: test
-test: envtest-assets ## Unit, envtest integration and real-cluster (test/e2e) tests.
+test: envtest-assets helm ## Unit, envtest integration and real-cluster (test/e2e) tests.
 	$(GO) test -count=1 ./...
 
 .PHONY: unit
