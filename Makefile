@@ -23,13 +23,15 @@ build: ## Build bin/stsguard (same build settings as go test, so it shares its c
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/stsguard ./cmd/stsguard
 
 # install-plugin copies bin/stsguard to $(PLUGIN_DIR)/kubectl-stsguard, the name
-# kubectl looks up on PATH for `kubectl stsguard`.
+# kubectl looks up on PATH for `kubectl stsguard`, and links
+# kubectl_complete-stsguard to it, which kubectl runs to complete its arguments.
 PLUGIN_DIR ?= $(BIN)
 
 .PHONY: install-plugin
-install-plugin: build ## Install the kubectl plugin: bin/stsguard as $(PLUGIN_DIR)/kubectl-stsguard (default bin/; PLUGIN_DIR=~/.local/bin for one on PATH).
+install-plugin: build ## Install the kubectl plugin: bin/stsguard as $(PLUGIN_DIR)/kubectl-stsguard, with kubectl_complete-stsguard (default bin/; PLUGIN_DIR=$$HOME/.local/bin for one on PATH).
 	mkdir -p $(PLUGIN_DIR)
 	install -m 0755 $(BIN)/stsguard $(PLUGIN_DIR)/kubectl-stsguard
+	ln -sf kubectl-stsguard $(PLUGIN_DIR)/kubectl_complete-stsguard
 	@echo "installed $(PLUGIN_DIR)/kubectl-stsguard; with $(PLUGIN_DIR) on PATH, run: kubectl stsguard --help"
 
 .PHONY: envtest-assets
@@ -84,4 +86,4 @@ docker-build: ## Build the container image (needs a Docker engine; not part of m
 
 .PHONY: clean
 clean: ## Remove bin/ except the envtest assets.
-	rm -f $(BIN)/stsguard $(BIN)/kubectl-stsguard
+	rm -f $(BIN)/stsguard $(BIN)/kubectl-stsguard $(BIN)/kubectl_complete-stsguard
