@@ -6,11 +6,17 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/spf13/cobra"
 	ctrl "sigs.k8s.io/controller-runtime"
 )
 
 func main() {
-	if err := newRootCommandAs(commandName(os.Args[0])).ExecuteContext(ctrl.SetupSignalHandler()); err != nil {
+	name, complete := invocation(os.Args[0])
+	root := newRootCommandAs(name)
+	if complete {
+		root.SetArgs(append([]string{cobra.ShellCompRequestCmd}, os.Args[1:]...))
+	}
+	if err := root.ExecuteContext(ctrl.SetupSignalHandler()); err != nil {
 		code := 1
 		var exit *exitError
 		if errors.As(err, &exit) {

@@ -8,20 +8,28 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestCommandName(t *testing.T) {
-	for argv0, want := range map[string]string{
-		"stsguard":                            "stsguard",
-		"/usr/local/bin/stsguard":             "stsguard",
-		"./bin/stsguard":                      "stsguard",
-		"kubectl-stsguard":                    "kubectl stsguard",
-		"/home/me/.krew/bin/kubectl-stsguard": "kubectl stsguard",
-		"kubectl-stsguard.EXE":                "kubectl stsguard",
-		"kubectl-sts_guard":                   "kubectl sts-guard",
-		"kubectl-":                            "stsguard",
-		"kubectl":                             "stsguard",
-		"stsguard.test":                       "stsguard",
+func TestInvocation(t *testing.T) {
+	type inv struct {
+		name     string
+		complete bool
+	}
+	for argv0, want := range map[string]inv{
+		"stsguard":                                 {"stsguard", false},
+		"/usr/local/bin/stsguard":                  {"stsguard", false},
+		"./bin/stsguard":                           {"stsguard", false},
+		"kubectl-stsguard":                         {"kubectl stsguard", false},
+		"/home/me/.krew/bin/kubectl-stsguard":      {"kubectl stsguard", false},
+		"kubectl-stsguard.EXE":                     {"kubectl stsguard", false},
+		"kubectl-sts_guard":                        {"kubectl sts-guard", false},
+		"/usr/local/bin/kubectl_complete-stsguard": {"kubectl stsguard", true},
+		"kubectl_complete-stsguard.exe":            {"kubectl stsguard", true},
+		"kubectl-":                                 {"stsguard", false},
+		"kubectl_complete-":                        {"stsguard", false},
+		"kubectl":                                  {"stsguard", false},
+		"stsguard.test":                            {"stsguard", false},
 	} {
-		assert.Equal(t, want, commandName(argv0), argv0)
+		name, complete := invocation(argv0)
+		assert.Equal(t, want, inv{name, complete}, argv0)
 	}
 }
 
