@@ -27,6 +27,9 @@ func TestPlugin(t *testing.T) {
 	plugins := t.TempDir()
 	plugin := filepath.Join(plugins, "kubectl-stsguard")
 	require.NoError(t, os.Symlink(harness.BuildStsguard(t), plugin))
+	// kubectl completes the plugin's arguments with kubectl_complete-stsguard
+	// (make install-plugin links it so).
+	require.NoError(t, os.Symlink(plugin, filepath.Join(plugins, "kubectl_complete-stsguard")))
 	// kubectl looks plugins up on its PATH; kubectl() runs it with this
 	// process's environment (and KUBECONFIG=cl.Kubeconfig).
 	t.Setenv("PATH", plugins+string(os.PathListSeparator)+os.Getenv("PATH"))
@@ -73,6 +76,17 @@ func TestPlugin(t *testing.T) {
 		assert.Contains(t, res.Stdout, "Kubectl flags")
 		assert.Regexp(t, `(?m)^\s+--context string\s`, res.Stdout)
 		assert.Regexp(t, `(?m)^\s+--as string\s`, res.Stdout)
+	})
+
+	t.Run("kubectl completes its commands and flags", func(t *testing.T) {
+		res := mustKubectl(t, "", "__complete", "stsguard", "")
+		for _, sub := range []string{"audit", "expand", "rules", "version"} {
+			assert.Regexp(t, `(?m)^`+sub+`\t`, res.Stdout)
+		}
+		assert.NotRegexp(t, `(?m)^serve\t`, res.Stdout)
+		res = mustKubectl(t, "", "__complete", "stsguard", "audit", "--con")
+		assert.Regexp(t, `(?m)^--context\t`, res.Stdout)
+		assert.Regexp(t, `(?m)^--config\t`, res.Stdout)
 	})
 
 	// findings runs kubectl stsguard audit --cluster -o json with args and
