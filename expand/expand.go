@@ -3,10 +3,12 @@
 // with propagationPolicy Orphan (pods and PVCs stay) and create it again
 // with the larger template, so that new ordinals get the new size. The
 // StatefulSet controller re-adopts the pods; none is restarted: the
-// re-created StatefulSet carries rules.RecreateAnnotation, so stsguard's
-// defaults for new StatefulSets leave its pod template alone, and expand
-// refuses, before it changes anything, when its server-side dry run shows
-// that admission would change the StatefulSet all the same.
+// re-created StatefulSet carries rules.RecreateAnnotation (removed once it
+// is created), so stsguard's defaults for new StatefulSets leave its pod
+// template alone; expand refuses, before it changes anything, when its
+// server-side dry run shows that stsguard would change the StatefulSet all
+// the same, and returns an error when the create changed the pod template
+// anyway (another mutating webhook that does not say what it changes).
 //
 // Every step can be repeated: a run that stops anywhere (a timeout, a lost
 // connection, Ctrl-C) completes when run again. Before it deletes the
@@ -57,9 +59,12 @@ type Options struct {
 	Out io.Writer
 	// Warnings returns, and forgets, the API warnings that c's requests
 	// received (an apiwarnings.Recorder set as the client's warning
-	// handler). Run reads what admission says about its dry-run re-create:
-	// a mutating webhook that would change the StatefulSet would make the
-	// StatefulSet controller replace every pod. Required.
+	// handler). Run reads what stsguard's mutating webhook says it would
+	// change in the dry-run re-create (rules.IsChangeWarning): a change
+	// would make the StatefulSet controller replace every pod. Other
+	// webhooks' changes cannot be told from their warnings, and the
+	// apiserver drops warnings past 4 KiB; Run checks the created pod
+	// template as well. Required.
 	Warnings interface{ Take() []string }
 }
 
@@ -455,12 +460,7 @@ func (r *run) recreate(ctx context.Context, live, target *appsv1.StatefulSet) er
 	}
 	created := target.DeepCopy()
 	err := r.c.Create(ctx, created)
-	if err == nil && !equality.Semantic.DeepEqual(created.Spec.Template, target.Spec.Template) {
-		// The dry run said nothing would change; a webhook that does not
-		// say what it changes, or a policy changed meanwhile, did it.
-		r.printf("statefulset/%s: created, but admission changed its pod template: the StatefulSet controller will replace the pods one by one (kubectl rollout status statefulset/%s -n %s)",
-			r.o.Name, r.o.Name, r.o.Namespace)
-	}
+	changed := err == nil && !equality.Semantic.DeepEqual(created.Spec.Template, target.Spec.Template)
 	if apierrors.IsAlreadyExists(err) {
 		// Someone (or an earlier run) created it meanwhile: accept it if it
 		// has the size.
@@ -475,7 +475,22 @@ func (r *run) recreate(ctx context.Context, live, target *appsv1.StatefulSet) er
 			r.o.Name, StateSecretName(r.o.Name), err)
 	}
 	r.printf("statefulset/%s: created with template %q at %s", r.o.Name, r.o.Template, r.o.Size.String())
-	return r.dropState(ctx)
+	if err := r.dropState(ctx); err != nil {
+		return err
+	}
+	// The annotation has done its work (it counts on CREATE only); left on
+	// the object, every later copy of it would skip stsguard's defaults.
+	unmark := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+rules.RecreateAnnotation+`":null}}}`))
+	if err := r.c.Patch(ctx, &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: r.o.Namespace, Name: r.o.Name}}, unmark); err != nil {
+		r.printf("statefulset/%s: could not remove annotation %s (remove it by hand): %v", r.o.Name, rules.RecreateAnnotation, err)
+	}
+	if changed {
+		// The dry run showed no change by stsguard; a webhook that does not
+		// say what it changes, or a policy changed meanwhile, made one.
+		return fmt.Errorf("statefulset/%s was created, but admission changed its pod template: the StatefulSet controller will replace the pods one by one (kubectl rollout status statefulset/%s -n %s)",
+			r.o.Name, r.o.Name, r.o.Namespace)
+	}
+	return nil
 }
 
 // dropState deletes the state Secret of a finished re-create.

@@ -64,6 +64,7 @@ func assertNoRestart(t *testing.T, c client.Client, ns string, before running) {
 	assert.Equal(t, before.pods, after.pods, "the same pods (UIDs): none deleted or replaced")
 	assert.Equal(t, before.revision, after.revision, "currentRevision == updateRevision == the revision before")
 	assert.Equal(t, before.revisions, after.revisions, "no new ControllerRevision")
+	assert.NotContains(t, getStatefulSet(t, c, ns, "db").Annotations, rules.RecreateAnnotation, "removed once the re-create is done")
 	for name := range before.pods {
 		pod := &corev1.Pod{}
 		require.NoError(t, c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, pod))
@@ -226,8 +227,8 @@ func TestExpandResumesAfterAnInterruption(t *testing.T) {
 	// Run 1 stops while it waits for the volumes: no resizer runs.
 	r.pause(true)
 	ctx := waitUntil(t, func(ctx context.Context) bool {
-		sizes := claimSizes(t, c, ns)
-		return sizes[0] == "2Gi/1Gi" && sizes[1] == "2Gi/1Gi" && sizes[2] == "2Gi/1Gi"
+		sizes, err := readClaimSizes(ctx, c, ns)
+		return err == nil && sizes[0] == "2Gi/1Gi" && sizes[1] == "2Gi/1Gi" && sizes[2] == "2Gi/1Gi"
 	})
 	out, err := runExpand(ctx, t, ns, "2Gi", false)
 	require.ErrorIs(t, err, context.Canceled, out)
@@ -394,6 +395,17 @@ func TestExpandKeepsEveryPVCUnderARetentionPolicyOfDelete(t *testing.T) {
 
 	out, err := runExpand(context.Background(), t, ns, "2Gi", false)
 	require.NoError(t, err, out)
+	// The PVCs are the new StatefulSet's: the garbage collector can no
+	// longer delete them for the old one.
+	newUID := getStatefulSet(t, c, ns, "db").UID
+	harness.Eventually(t, "the new StatefulSet to own its PVCs", func() bool {
+		for _, pvc := range claimList(t, c, ns) {
+			if ref := metav1.GetControllerOf(&pvc); ref == nil || ref.UID != newUID {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second)
 	assert.Equal(t, []string{"2Gi/2Gi", "2Gi/2Gi", "2Gi/2Gi"}, claimSizes(t, c, ns))
 	assert.Equal(t, claims, claimUIDs(t, c, ns), "the same PVCs: none deleted")
 	assert.Equal(t, pods, podUIDs(t, c, ns))

@@ -276,20 +276,29 @@ func TestRecreatedStatefulSetOverSmallerPVCsWarns(t *testing.T) {
 // "missing" for one that does not exist.
 func claimSizes(t *testing.T, c client.Client, ns string) []string {
 	t.Helper()
+	out, err := readClaimSizes(ctx(), c, ns)
+	require.NoError(t, err)
+	return out
+}
+
+// readClaimSizes is claimSizes for a goroutine that must not fail the test.
+func readClaimSizes(ctx context.Context, c client.Client, ns string) ([]string, error) {
 	var out []string
 	for i := range 3 {
 		pvc := &corev1.PersistentVolumeClaim{}
-		if err := c.Get(ctx(), types.NamespacedName{Namespace: ns, Name: rules.ClaimName("data", "db", i)}, pvc); apierrors.IsNotFound(err) {
+		err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: rules.ClaimName("data", "db", i)}, pvc)
+		switch {
+		case apierrors.IsNotFound(err):
 			out = append(out, "missing")
 			continue
-		} else {
-			require.NoError(t, err)
+		case err != nil:
+			return nil, err
 		}
 		req := pvc.Spec.Resources.Requests[corev1.ResourceStorage]
 		capacity := pvc.Status.Capacity[corev1.ResourceStorage]
 		out = append(out, req.String()+"/"+capacity.String())
 	}
-	return out
+	return out, nil
 }
 
 func getStatefulSet(t *testing.T, c client.Client, ns, name string) *appsv1.StatefulSet {
@@ -320,8 +329,10 @@ func stateSecretGone(t *testing.T, c client.Client, ns, name string) bool {
 // interrupts a run at a chosen step.
 func waitUntil(t *testing.T, cond func(ctx context.Context) bool) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	t.Cleanup(cancel)
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
 	go func() {
+		defer close(done)
 		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
 		for {
