@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -486,10 +487,10 @@ func (a admitted[T]) outcome(kind rules.Kind, o *manifest.Object) *outcome {
 	if a.mutation != nil {
 		for _, c := range a.mutation.Changes() {
 			fs = append(fs, Finding{Rule: c.Rule, Action: rules.Mutate, Kind: string(kind), Namespace: o.Namespace, Name: o.Name,
-				Field: c.Field, Message: c.Message, File: o.File, Line: o.Line, Patch: []jsonpatch.JsonPatchOperation{c.Patch}})
+				Field: c.Field, Message: c.Message, File: o.File, Line: o.Line, Patch: redacted([]jsonpatch.JsonPatchOperation{c.Patch})})
 			ids[rules.Mutate] = append(ids[rules.Mutate], c.Rule)
 		}
-		d.Patch = a.mutation.Patch()
+		d.Patch = redacted(a.mutation.Patch())
 	}
 	sort.SliceStable(fs, func(i, j int) bool {
 		if fs[i].Field != fs[j].Field {
@@ -499,6 +500,29 @@ func (a admitted[T]) outcome(kind rules.Kind, o *manifest.Object) *outcome {
 	})
 	d.Deny, d.Warn, d.Audit, d.Mutations = set(ids[rules.Deny]), set(ids[rules.Warn]), set(ids[rules.Audit]), set(ids[rules.Mutate])
 	return &outcome{decision: d, findings: fs}
+}
+
+// lastAppliedPointer is the JSON pointer of kubectl's last-applied
+// configuration, which password-secret-ref rewrites.
+var lastAppliedPointer = rules.Pointer("metadata", "annotations", rules.LastAppliedAnnotation)
+
+// redactedLastApplied stands in reports for the value of a patch that
+// rewrites kubectl's last-applied configuration: a copy of the whole
+// manifest (other env values included) does not belong in a report that
+// may be uploaded (SARIF to code scanning) and read by people who cannot
+// read the object.
+const redactedLastApplied = "<kubectl last-applied-configuration, rewritten the same way as the env var; not shown>"
+
+// redacted returns ops with the value of an operation on kubectl's
+// last-applied configuration replaced by redactedLastApplied.
+func redacted(ops []jsonpatch.JsonPatchOperation) []jsonpatch.JsonPatchOperation {
+	for i, op := range ops {
+		if op.Path == lastAppliedPointer {
+			ops = slices.Clone(ops) // the mutation's own operations stay as they are
+			ops[i].Value = redactedLastApplied
+		}
+	}
+	return ops
 }
 
 // set returns ids sorted, each once; nil for none.

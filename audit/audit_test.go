@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -494,4 +495,36 @@ func TestMergeIsKubectlApply(t *testing.T) {
 	gotSvc := merge(&stored[*corev1.Service]{obj: svc}, manifestSvc)
 	assert.Equal(t, "10.0.0.7", gotSvc.Spec.ClusterIP, "clusterIP cannot change once set")
 	assert.Equal(t, []corev1.ServicePort{{Port: 80}}, gotSvc.Spec.Ports)
+}
+
+// The rewrite of kubectl's last-applied configuration is reported without
+// its value: a copy of the whole manifest does not belong in a report.
+func TestLastAppliedRewriteIsRedactedInReports(t *testing.T) {
+	const sts = `apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: db
+  annotations:
+    kubectl.kubernetes.io/last-applied-configuration: '{"apiVersion":"apps/v1","kind":"StatefulSet","metadata":{"name":"db"},"spec":{"template":{"spec":{"containers":[{"name":"db","env":[{"name":"MYSQL_ROOT_PASSWORD","value":"n0t-a-default-9"},{"name":"OTHER_SETTING","value":"do-not-copy-me"}]}]}}}}'
+spec:
+  serviceName: ""
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers:
+      - name: db
+        image: mysql:8.0
+        readinessProbe: {tcpSocket: {port: 3306}}
+        env:
+        - {name: MYSQL_ROOT_PASSWORD, value: n0t-a-default-9}
+        - {name: OTHER_SETTING, value: do-not-copy-me}
+`
+	r := Apply(engine(t), parse(t, "f.yaml", sts), nil)
+	require.Len(t, r.Objects, 1)
+	raw, err := json.Marshal(r)
+	require.NoError(t, err)
+	assert.Contains(t, string(raw), "last-applied-configuration, rewritten")
+	assert.NotContains(t, string(raw), "do-not-copy-me")
+	assert.NotContains(t, string(raw), "n0t-a-default-9")
 }
