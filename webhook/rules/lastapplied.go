@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -45,7 +46,9 @@ func rewriteLastApplied(sts *appsv1.StatefulSet, moved map[movedEnv]*corev1.EnvV
 		return nil
 	}
 	var manifest map[string]any
-	if err := json.Unmarshal([]byte(raw), &manifest); err != nil {
+	dec := json.NewDecoder(strings.NewReader(raw))
+	dec.UseNumber() // numbers written back exactly (a float64 would round large ones)
+	if err := dec.Decode(&manifest); err != nil {
 		return field.Forbidden(lastAppliedPath, fmt.Sprintf(
 			"is not valid JSON (%v), so stsguard cannot remove the password it moved from it; remove the annotation (kubectl apply will write it again) or fix it", err))
 	}

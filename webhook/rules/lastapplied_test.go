@@ -85,6 +85,15 @@ func TestPasswordSecretRefLeavesOtherLastAppliedAlone(t *testing.T) {
 		mutated, _, _ := mutateTwice(t, e, create(withContainer("mysql:8.0", corev1.EnvVar{Name: "MYSQL_ROOT_PASSWORD", Value: "n0t-a-default-9"})), objects())
 		assert.NotContains(t, mutated.Annotations, LastAppliedAnnotation, "not created")
 	})
+	t.Run("numbers are written back exactly", func(t *testing.T) {
+		sts := withContainer("mysql:8.0", corev1.EnvVar{Name: "MYSQL_ROOT_PASSWORD", Value: "n0t-a-default-9"})
+		sts.Annotations = map[string]string{LastAppliedAnnotation: `{"spec":{"replicas":3,"template":{"spec":{"securityContext":{"runAsUser":9007199254740993},` +
+			`"containers":[{"name":"db","env":[{"name":"MYSQL_ROOT_PASSWORD","value":"n0t-a-default-9"}]}]}}}}`}
+		mutated, _, _ := mutateTwice(t, e, create(sts), objects())
+		assert.Contains(t, mutated.Annotations[LastAppliedAnnotation], `"runAsUser":9007199254740993`)
+		assert.Contains(t, mutated.Annotations[LastAppliedAnnotation], `"replicas":3`)
+		assert.NotContains(t, mutated.Annotations[LastAppliedAnnotation], "n0t-a-default-9")
+	})
 	t.Run("nothing moved", func(t *testing.T) {
 		sts := withLastApplied(t, withContainer("nginx", corev1.EnvVar{Name: "MODE", Value: "x"}))
 		_, m, _ := mutateTwice(t, e, create(sts), objects())
