@@ -258,7 +258,8 @@ func TestDashboard(t *testing.T) {
 	assert.NotEmpty(t, d.Title)
 	assert.NotEmpty(t, d.Description)
 	assert.Nil(t, d.ID, "id must be null: an import creates the dashboard rather than overwriting another")
-	// What Grafana 10.4 and 11 write; newer versions migrate it on load.
+	// The schema Grafana 10.4 and 11.0 to 11.2 write; later versions
+	// migrate it when they load it.
 	assert.Equal(t, 39, d.SchemaVersion)
 	assert.Contains(t, d.Tags, "stsguard")
 
