@@ -1,10 +1,14 @@
 package rules
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 
+	jsonpatchapply "github.com/evanphx/json-patch/v5"
+	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -312,13 +316,22 @@ func mutate[T Object](e *Engine, ks *kindRules[T], in *Input[T], lk Lookup) (T, 
 		}
 		var step Mutation
 		errs := safeCheck(mu.ID, func() field.ErrorList { return mu.Mutate(&cp, lk, &step) })
+		internal := false
 		for _, err := range errs {
 			action := mu.FindingAction
 			if err.Type == field.ErrorTypeInternal {
-				action = Warn
+				action, internal = Warn, true
 				err = withDetail(err, "stsguard could not apply this default, so the object was left as it was")
 			}
 			res.Findings = append(res.Findings, Finding{Rule: mu.ID, Action: action, Error: tagged(err, mu.ID)})
+		}
+		if internal {
+			// As the finding says: none of this mutator's changes, neither
+			// in the patch nor in the object judged next.
+			if obj, err := patched(in.Object, m.patch); err == nil {
+				cp.Object = obj
+			}
+			continue
 		}
 		for _, err := range step.warnings {
 			res.Findings = append(res.Findings, Finding{Rule: mu.ID, Action: Warn, Error: tagged(err, mu.ID)})
@@ -339,6 +352,33 @@ func mutate[T Object](e *Engine, ks *kindRules[T], in *Input[T], lk Lookup) (T, 
 	}
 	res.Findings.sort()
 	return cp.Object, m, res
+}
+
+// patched returns a new object: obj with the JSON patch ops applied, as the
+// apiserver applies a mutating webhook's patch. It is used only after a
+// mutator failed midway, to go back to the object the mutators before it
+// left.
+func patched[T Object](obj T, ops []jsonpatch.JsonPatchOperation) (T, error) {
+	var zero T
+	doc, err := json.Marshal(obj)
+	if err != nil {
+		return zero, err
+	}
+	if len(ops) > 0 {
+		raw, err := json.Marshal(ops)
+		if err != nil {
+			return zero, err
+		}
+		p, err := jsonpatchapply.DecodePatch(raw)
+		if err != nil {
+			return zero, err
+		}
+		if doc, err = p.Apply(doc); err != nil {
+			return zero, err
+		}
+	}
+	out := reflect.New(reflect.TypeOf(obj).Elem()).Interface().(T)
+	return out, json.Unmarshal(doc, out)
 }
 
 // safeCheck runs f, turning a panic into an internal finding so that one
