@@ -195,6 +195,10 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	secretWriter, err := newSecretWriter(restCfg, scheme)
+	if err != nil {
+		return err
+	}
 	certMetrics, err := certs.NewMetrics(metrics.Registry)
 	if err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
@@ -282,7 +286,7 @@ func Run(ctx context.Context, o Options) error {
 		},
 		// Writing a Secret drops its negative cache entry, so that the
 		// validating webhook reads the Secret the mutating one just wrote.
-		Secrets: liveReads.ForgetOnWrite(live),
+		Secrets: liveReads.ForgetOnWrite(secretWriter),
 		Metrics: webhookMetrics,
 	}
 	srv := mgr.GetWebhookServer()
@@ -292,6 +296,31 @@ func Run(ctx context.Context, o Options) error {
 
 	log.Info("starting", "port", o.Port, "manageCerts", o.ManageCerts, "metrics", o.MetricsBindAddress, "probes", o.HealthProbeBindAddress, "http2", o.EnableHTTP2)
 	return mgr.Start(ctx)
+}
+
+// Client-side limits of the Secret writes of password-secret-ref (writes
+// per second and burst). client-go's default (QPS 5, burst 10), shared with
+// the certificate manager, would queue a burst of StatefulSets with literal
+// passwords (a Helm install of many databases) until the 2 s write deadline
+// admitted them with the literal left in place. The apiserver's own
+// priority and fairness still protects it.
+const (
+	secretWriteQPS   = 50
+	secretWriteBurst = 100
+)
+
+// newSecretWriter returns the client that writes, and re-reads after a
+// conflict, the Secrets password-secret-ref moves literals into, with a rate
+// limit of its own (secretWriteQPS, secretWriteBurst).
+func newSecretWriter(restCfg *rest.Config, scheme *runtime.Scheme) (client.Client, error) {
+	cfg := rest.CopyConfig(restCfg)
+	cfg.RateLimiter = nil
+	cfg.QPS, cfg.Burst = secretWriteQPS, secretWriteBurst
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, fmt.Errorf("creating the API client for Secret writes: %w", err)
+	}
+	return c, nil
 }
 
 // newLiveReads returns the live reads of the rules' Lookup: Services and
@@ -363,7 +392,7 @@ func (watched) Ready(*http.Request) error { return nil }
 
 // lastAppliedAnnotation is where kubectl apply keeps a copy of the applied
 // manifest: for a Secret, its values in plain text.
-const lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
+const lastAppliedAnnotation = corev1.LastAppliedConfigAnnotation
 
 // trimObject keeps cached objects small and free of copies of secret
 // values: no managed fields and no kubectl last-applied annotation, which

@@ -80,7 +80,9 @@ func (in *Input[T]) Subject() T {
 // webhook and from the manifest set in the audit command. In the webhook, a
 // Service or Secret the cache does not have may be read live, at most once
 // per kind and request, under a negative cache and a rate limit
-// (lookup.Live); nothing else is read from the API during a request.
+// (lookup.Live). Besides these reads, the only API calls of a request are
+// the Secret writes of password-secret-ref (and their re-read after a
+// conflict), made by the webhook, not through Lookup.
 //
 // A missing object is reported as an error for which
 // k8s.io/apimachinery/pkg/api/errors.IsNotFound is true. Returned objects are
