@@ -109,6 +109,7 @@ func TestMovedPasswordLeavesNoCopyWhateverKubectlDoes(t *testing.T) {
 			diff := kubectl(t, manifest, "-n", ns, "diff", "-f", "-")
 			assert.Equal(t, 0, diff.ExitCode, "kubectl diff finds no difference:\n%s%s", diff.Stdout, diff.Stderr)
 			assert.NotContains(t, diff.Stdout, literalPassword)
+			assert.NotContains(t, logs.String(), literalPassword, "nothing stsguard logged holds the password")
 		})
 	}
 }
@@ -123,6 +124,7 @@ func TestMovedPasswordDryRunWritesNothing(t *testing.T) {
 	assert.NotContains(t, res.Stdout, literalPassword)
 	assert.NotContains(t, res.Stderr, literalPassword)
 	assert.Empty(t, credentialSecrets(t, c, ns))
+	assert.NotContains(t, logs.String(), literalPassword, "nothing stsguard logged holds the password")
 	err := c.Get(ctx(), types.NamespacedName{Namespace: ns, Name: "mysql"}, &appsv1.StatefulSet{})
 	assert.True(t, client.IgnoreNotFound(err) == nil && err != nil, "no StatefulSet stored: %v", err)
 }

@@ -27,7 +27,8 @@ type InProcess struct {
 	// PolicyFile is the policy stsguard watches.
 	PolicyFile string
 	cancel     context.CancelFunc
-	done       chan error
+	exited     chan struct{} // closed when server.Run has returned
+	err        error         // what server.Run returned; set before exited is closed
 	dir        string
 }
 
@@ -35,7 +36,7 @@ type InProcess struct {
 // returns once /readyz answers 200, or an error after 60 s. Stop it before
 // stopping cp.
 func ServeInProcess(cp *ControlPlane) (*InProcess, error) {
-	s := &InProcess{done: make(chan error, 1)}
+	s := &InProcess{exited: make(chan struct{})}
 	var err error
 	if s.ProbeAddr, err = FreeAddr(); err != nil {
 		return nil, err
@@ -53,7 +54,8 @@ func ServeInProcess(cp *ControlPlane) (*InProcess, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	go func() {
-		s.done <- server.Run(ctx, server.Options{
+		defer close(s.exited)
+		s.err = server.Run(ctx, server.Options{
 			RESTConfig:             cp.Config,
 			Host:                   cp.Webhook.LocalServingHost,
 			Port:                   cp.Webhook.LocalServingPort,
@@ -64,8 +66,19 @@ func ServeInProcess(cp *ControlPlane) (*InProcess, error) {
 			PolicyPollInterval:     time.Hour, // file system events must do it
 		})
 	}()
-	if err := WaitReady(ctx, s.ProbeAddr, 60*time.Second); err != nil {
-		return nil, fmt.Errorf("%w (stop: %v)", err, s.Stop())
+	// Stop waiting as soon as server.Run returns (a port taken, a bad
+	// certificate): it will never be ready.
+	ready, stopWaiting := context.WithCancel(ctx)
+	defer stopWaiting()
+	go func() {
+		select {
+		case <-s.exited:
+			stopWaiting()
+		case <-ready.Done():
+		}
+	}()
+	if err := WaitReady(ready, s.ProbeAddr, 60*time.Second); err != nil {
+		return nil, fmt.Errorf("stsguard serve is not ready: %w (it returned: %v)", err, s.Stop())
 	}
 	return s, nil
 }
@@ -73,7 +86,8 @@ func ServeInProcess(cp *ControlPlane) (*InProcess, error) {
 // Stop stops the server and returns the error it exited with.
 func (s *InProcess) Stop() error {
 	s.cancel()
-	err := <-s.done
+	<-s.exited
+	err := s.err
 	os.RemoveAll(s.dir)
 	return err
 }
