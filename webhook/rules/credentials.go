@@ -160,17 +160,25 @@ type credentialEnv struct {
 	// reference is appended to container's env.
 	slot      *corev1.EnvVar
 	container *corev1.Container
-	// list and containerName locate slot for kubectl's last-applied
-	// configuration.
-	list, containerName string
 }
 
 func mutateCredentials(cfg *Config, in *Input[*appsv1.StatefulSet], lk Lookup, m *Mutation) field.ErrorList {
 	sts := in.Object
-	if in.Operation == admissionv1.Update && !templateChanged(in) {
+	secretName := CredentialsSecretName(sts.Name)
+	// Whatever else happens, kubectl's last-applied configuration says what
+	// the object says for every env var that reads stsguard's Secret: this
+	// also takes out a literal that an older stsguard moved out of the pod
+	// template but left in the annotation (an annotation-only change, which
+	// rolls no pod).
+	scrub := func() field.ErrorList {
+		if err := rewriteLastApplied(sts, referencing(sts, secretName), m); err != nil {
+			return field.ErrorList{err}
+		}
 		return nil
 	}
-	secretName := CredentialsSecretName(sts.Name)
+	if in.Operation == admissionv1.Update && !templateChanged(in) {
+		return scrub()
+	}
 	literal := map[string][]byte{}
 	generated := map[string][]byte{}
 	var envs []credentialEnv
@@ -200,7 +208,7 @@ func mutateCredentials(cfg *Config, in *Input[*appsv1.StatefulSet], lk Lookup, m
 			envs = append(envs, credentialEnv{
 				path:    cPath.Child("env").Index(j),
 				pointer: Pointer("spec", "template", "spec", pc.List, fmt.Sprint(pc.Index), "env", fmt.Sprint(j)),
-				envName: e.Name, key: key, slot: e, list: pc.List, containerName: c.Name,
+				envName: e.Name, key: key, slot: e,
 			})
 		}
 		if pc.List != "containers" {
@@ -234,7 +242,7 @@ func mutateCredentials(cfg *Config, in *Input[*appsv1.StatefulSet], lk Lookup, m
 		})
 	}
 	if len(envs) == 0 {
-		return nil
+		return scrub()
 	}
 	if errs := validation.IsDNS1123Subdomain(secretName); len(errs) > 0 {
 		return field.ErrorList{field.Forbidden(envs[0].path, fmt.Sprintf(
@@ -263,13 +271,11 @@ func mutateCredentials(cfg *Config, in *Input[*appsv1.StatefulSet], lk Lookup, m
 	// container's replacements come before its append, so the slots captured
 	// above are still the live ones. Appends go through "-" so that they
 	// compose.
-	moved := map[movedEnv]*corev1.EnvVarSource{}
 	for _, ce := range envs {
 		ref := corev1.EnvVar{Name: ce.envName, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
 			LocalObjectReference: corev1.LocalObjectReference{Name: secretName}, Key: ce.key}}}
 		if ce.slot != nil {
 			*ce.slot = ref
-			moved[movedEnv{list: ce.list, container: ce.containerName, env: ce.envName}] = ref.ValueFrom
 			m.Replace(PasswordSecretRef, ce.path, ce.pointer, ref, fmt.Sprintf(
 				"moved the literal value of %s into Secret %q key %q and referenced it with valueFrom.secretKeyRef", ce.envName, secretName, ce.key))
 			continue
@@ -285,10 +291,21 @@ func mutateCredentials(cfg *Config, in *Input[*appsv1.StatefulSet], lk Lookup, m
 		ce.container.Env = append(ce.container.Env, ref)
 		m.Set(PasswordSecretRef, ce.path.Key(ce.envName), ce.pointer+"/-", ref, msg)
 	}
-	if err := rewriteLastApplied(sts, moved, m); err != nil {
-		return field.ErrorList{err}
+	return scrub()
+}
+
+// referencing returns the env vars of sts's pod template that read Secret
+// secretName, by container list, container and name, with their valueFrom.
+func referencing(sts *appsv1.StatefulSet, secretName string) map[movedEnv]*corev1.EnvVarSource {
+	out := map[movedEnv]*corev1.EnvVarSource{}
+	for _, pc := range podContainers(&sts.Spec.Template.Spec) {
+		for _, e := range pc.C.Env {
+			if e.Value == "" && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && e.ValueFrom.SecretKeyRef.Name == secretName {
+				out[movedEnv{list: pc.List, container: pc.C.Name, env: e.Name}] = e.ValueFrom
+			}
+		}
 	}
-	return nil
+	return out
 }
 
 // reapplied reports whether e holds both a literal value and the

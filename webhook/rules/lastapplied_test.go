@@ -160,3 +160,24 @@ func TestPasswordSecretRefMovesALiteralReappliedOverItsReference(t *testing.T) {
 		})
 	}
 }
+
+// A StatefulSet whose password an older stsguard moved out of the pod
+// template but left in kubectl's annotation: the next request of any kind
+// (a label-only UPDATE here) takes it out of the annotation, and changes
+// nothing else.
+func TestPasswordSecretRefScrubsALiteralLeftInLastApplied(t *testing.T) {
+	stored := withContainer("mysql:8.0", corev1.EnvVar{Name: "MYSQL_ROOT_PASSWORD", ValueFrom: &corev1.EnvVarSource{
+		SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "web-credentials"}, Key: "mysql-root-password"}}})
+	stored.Annotations = map[string]string{LastAppliedAnnotation: `{"spec":{"template":{"spec":{"containers":[{"name":"db","env":[{"name":"MYSQL_ROOT_PASSWORD","value":"n0t-a-default-9"}]}]}}}}` + "\n"}
+	labelled := stored.DeepCopy()
+	labelled.Labels = map[string]string{"team": "db"}
+	in := &Input[*appsv1.StatefulSet]{Operation: admissionv1.Update, Object: labelled, OldObject: stored}
+	mutated, m, res := engine(t, PasswordSecretRef).MutateStatefulSet(in, objects())
+	require.Empty(t, res.Findings)
+	require.Len(t, m.Changes(), 1)
+	assert.Equal(t, "metadata.annotations[kubectl.kubernetes.io/last-applied-configuration]", m.Changes()[0].Field)
+	assert.NotContains(t, mutated.Annotations[LastAppliedAnnotation], "n0t-a-default-9")
+	assert.Contains(t, mutated.Annotations[LastAppliedAnnotation], `"valueFrom":{"secretKeyRef":{"key":"mysql-root-password","name":"web-credentials"}}`)
+	assert.Equal(t, stored.Spec, mutated.Spec, "no pod template change, no rollout")
+	assert.Empty(t, m.Secrets())
+}
