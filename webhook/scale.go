@@ -25,14 +25,17 @@ var scaleGVK = metav1.GroupVersionKind{Group: "autoscaling", Version: "v1", Kind
 // stsguard cannot turn into one, is admitted unjudged (nil input): the body
 // is the apiserver's own Scale, and a 400 here would be a denial whatever
 // the failurePolicy. Such a scale request is logged, and counted as a bad
-// request, so that it is seen.
+// request (stsguard_admission_errors_total{reason="bad-request"}), so that
+// it is seen.
 func decodeSubresource[T rules.Object](ctx context.Context, k *kind[T], req admission.Request, lk rules.Lookup) (*rules.Input[T], *admission.Response) {
 	if req.SubResource != "scale" || k.scale == nil || req.Operation != admissionv1.Update {
 		return nil, nil
 	}
 	in, err := k.scale(req, lk)
 	if err != nil {
-		logf.FromContext(ctx).Error(err, "scale request admitted without judging it", "namespace", req.Namespace, "name", req.Name)
+		// Usually a StatefulSet created a moment ago that the cache has not
+		// seen: not an error of stsguard's, but counted, so it is seen.
+		logf.FromContext(ctx).Info("scale request admitted without judging it", "namespace", req.Namespace, "name", req.Name, "reason", err.Error())
 		resp := admission.Allowed("")
 		resp.Warnings = []string{fmt.Sprintf("stsguard could not judge this scale of %s %s/%s, so it did not block it: %v", k.gvk.Kind, req.Namespace, req.Name, err)}
 		return nil, &resp
