@@ -70,6 +70,12 @@ bench-audit: ## stsguard audit against kube-score on 10,000 generated objects (i
 docs: ## Regenerate docs/rules.md from the rule registry.
 	$(GO) run ./cmd/stsguard rules -o markdown > docs/rules.md
 
+.PHONY: chart
+chart: helm ## Regenerate from the chart what comes from it: deploy/'s generated files; into it: the rule IDs of values.schema.json, the dashboard.
+	./hack/helm/schema.sh
+	./hack/helm/deploy.sh
+	if [[ -f deploy/grafana/stsguard.json ]]; then cp deploy/grafana/stsguard.json charts/stsguard/dashboards/stsguard.json; fi
+
 .PHONY: lint
 lint: ## gofmt, go vet and staticcheck.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
