@@ -23,7 +23,9 @@ root=${1:-$repo}
 helm=${HELM:-${KUBEBUILDER_ASSETS:-$repo/bin/k8s}/helm}
 [[ -x $helm ]] || { echo "$helm missing: run make helm (hack/helm/build.sh)" >&2; exit 1; }
 
-# render VALUES OUT [TEMPLATE]: helm template of the chart into ROOT/OUT.
+# render VALUES OUT [TEMPLATE]: helm template of the chart into ROOT/OUT,
+# without the lines matching $drop.
+drop='^ *(helm\.sh/chart: |app\.kubernetes\.io/managed-by: Helm$)'
 render() {
   local values=$1 out=$2 show=()
   [[ -n ${3:-} ]] && show=(--show-only "templates/$3")
@@ -32,12 +34,16 @@ render() {
     echo "# Generated from charts/stsguard by hack/helm/deploy.sh (make chart) with"
     echo "# hack/helm/deploy-values/$values; do not edit: change the chart and run make chart."
     "$helm" template stsguard "$repo/charts/stsguard" --namespace stsguard-system \
-      --values "$here/deploy-values/$values" "${show[@]}" |
-      grep -v -E '^ *(helm\.sh/chart: |app\.kubernetes\.io/managed-by: Helm$)'
+      --values "$here/deploy-values/$values" "${show[@]}" | grep -v -E "$drop"
   } >"$root/$out"
 }
 
-render base.yaml deploy/base/stsguard.yaml
+# The base's objects get their namespace from its kustomization
+# (namespace: stsguard-system), not from metadata.namespace: so an overlay
+# can still replace the ConfigMap stsguard-policy with a configMapGenerator
+# (behavior: replace) that names no namespace, as before the chart existed.
+drop_base="$drop|^  namespace: stsguard-system$"
+drop=$drop_base render base.yaml deploy/base/stsguard.yaml
 render cert-manager.yaml deploy/cert-manager/certificates.yaml certificates.yaml
 render self-signed.yaml deploy/self-signed/rbac.yaml manage-certs-rbac.yaml
 render prometheus.yaml deploy/prometheus/prometheusrule.yaml prometheusrule.yaml

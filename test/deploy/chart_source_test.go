@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -175,4 +176,33 @@ func TestChartDashboardIsDeploys(t *testing.T) {
 	}
 	require.NoError(t, err)
 	assert.True(t, bytes.Equal(deploy, chart), "charts/stsguard/dashboards/stsguard.json must be a copy of deploy/grafana/stsguard.json: run `make chart`")
+}
+
+// deploy/base, generated from the chart, still lets an overlay replace the
+// policy ConfigMap by name with a configMapGenerator (behavior: replace),
+// without naming its namespace, as before the chart existed.
+func TestChartBasePolicyReplacedByAnOverlay(t *testing.T) {
+	dir := t.TempDir()
+	base, err := filepath.Rel(dir, filepath.Join(harness.Root(), "deploy", "base"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "policy.yaml"), []byte("apiVersion: config.stsguard.io/v1alpha1\nkind: Policy\nrules:\n  headless-service-delete: Deny\n"), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(`resources: [`+base+`]
+configMapGenerator:
+  - name: stsguard-policy
+    behavior: replace
+    files: [policy.yaml]
+generatorOptions:
+  disableNameSuffixHash: true
+`), 0o600))
+	kubectl, err := harness.Kubectl()
+	require.NoError(t, err)
+	out, err := exec.Command(kubectl, "kustomize", dir).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	objs, err := harness.Decode(bytes.NewReader(out))
+	require.NoError(t, err)
+	r := &rendered{objs: objs}
+	cm := one[*corev1.ConfigMap](t, r, "stsguard-policy")
+	assert.Equal(t, "stsguard-system", cm.Namespace)
+	cfg := chartPolicy(t, r, "stsguard")
+	assert.EqualValues(t, "Deny", cfg.Actions["headless-service-delete"])
 }
