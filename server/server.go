@@ -85,6 +85,12 @@ type Options struct {
 	MetricsBindAddress string
 	// HealthProbeBindAddress serves /healthz and /readyz. Default ":8081".
 	HealthProbeBindAddress string
+	// PprofBindAddress serves Go's net/http/pprof profiles (/debug/pprof/)
+	// over plain HTTP, without authentication, for profiling the server
+	// under load (make bench-apiserver -profile). Default "": off; "0" is
+	// off too. Profiles show request contents in memory and can cost CPU:
+	// bind it to a loopback address, never to one a pod network reaches.
+	PprofBindAddress string
 	// EnableHTTP2 allows HTTP/2 on the webhook server. Default false: HTTP/2
 	// Rapid Reset (CVE-2023-44487) makes HTTP/1.1 the safer choice.
 	EnableHTTP2 bool
@@ -222,6 +228,7 @@ func Run(ctx context.Context, o Options) error {
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: o.MetricsBindAddress, TLSOpts: []func(*tls.Config){baseTLS}},
 		HealthProbeBindAddress: o.HealthProbeBindAddress,
+		PprofBindAddress:       o.PprofBindAddress,
 		WebhookServer:          crwebhook.NewServer(crwebhook.Options{Host: o.Host, Port: o.Port, TLSOpts: []func(*tls.Config){webhookTLS}}),
 		Cache: cache.Options{
 			// A rule's lookup never starts an informer or calls the API.
@@ -294,7 +301,7 @@ func Run(ctx context.Context, o Options) error {
 		srv.Register(path, wh)
 	}
 
-	log.Info("starting", "port", o.Port, "manageCerts", o.ManageCerts, "metrics", o.MetricsBindAddress, "probes", o.HealthProbeBindAddress, "http2", o.EnableHTTP2)
+	log.Info("starting", "port", o.Port, "manageCerts", o.ManageCerts, "metrics", o.MetricsBindAddress, "probes", o.HealthProbeBindAddress, "http2", o.EnableHTTP2, "pprof", o.PprofBindAddress)
 	return mgr.Start(ctx)
 }
 

@@ -81,6 +81,7 @@ invalid file stops the start-up, an invalid change keeps the policy in force.`,
 	f.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG, then in-cluster, then ~/.kube/config)")
 	f.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8080", `address of the Prometheus /metrics endpoint ("0" disables it)`)
 	f.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz probes")
+	f.StringVar(&o.PprofBindAddress, "pprof-bind-address", "", `address of Go's pprof profiles (/debug/pprof/, plain HTTP, no authentication; "" or "0": off); for profiling only, on a loopback address`)
 	f.BoolVar(&o.EnableHTTP2, "enable-http2", false, "allow HTTP/2 on the webhook server (off because of HTTP/2 Rapid Reset, CVE-2023-44487)")
 	f.StringVar(&o.ConfigFile, "config", "", "policy file (config.stsguard.io/v1alpha1 Policy), reloaded when it changes")
 	gfs := flag.NewFlagSet("zap", flag.ContinueOnError)

@@ -26,13 +26,27 @@ func TestServeFlagsAreStable(t *testing.T) {
 		"port": "9443", "cert-dir": "/tmp/k8s-webhook-server/serving-certs", "dns-name": "[stsguard.stsguard-system.svc,stsguard.stsguard-system.svc.cluster.local]",
 		"kubeconfig": "", "metrics-bind-address": ":8080", "health-probe-bind-address": ":8081", "enable-http2": "false",
 		"config": "", "manage-certs": "false", "cert-secret": "stsguard-serving-cert", "webhook-configuration-name": "stsguard",
-		"ca-validity": "26280h0m0s", "cert-validity": "2160h0m0s",
+		"ca-validity": "26280h0m0s", "cert-validity": "2160h0m0s", "pprof-bind-address": "",
 	} {
 		f := serve.Flags().Lookup(flag)
 		if assert.NotNil(t, f, flag) {
 			assert.Equal(t, def, f.DefValue, flag)
 		}
 	}
+}
+
+// pprof serves memory contents without authentication: off unless asked
+// for, and then only where asked.
+func TestServePprofIsOffByDefault(t *testing.T) {
+	serve, _, err := newRootCommand().Find([]string{"serve"})
+	require.NoError(t, err)
+	f := serve.Flags().Lookup("pprof-bind-address")
+	require.NotNil(t, f, "serve has --pprof-bind-address")
+	assert.Equal(t, "", f.DefValue, "off by default")
+	require.NoError(t, serve.Flags().Parse([]string{"--port", "9443"}))
+	assert.Equal(t, "", f.Value.String(), "off when not given")
+	require.NoError(t, serve.Flags().Parse([]string{"--pprof-bind-address", "127.0.0.1:6060"}))
+	assert.Equal(t, "127.0.0.1:6060", f.Value.String())
 }
 
 func TestServeRejectsCertDirWithManageCerts(t *testing.T) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -53,4 +55,48 @@ func TestServeGeneratesCertificates(t *testing.T) {
 
 	_, err = tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, MaxVersion: tls.VersionTLS11})
 	assert.Error(t, err, "TLS 1.1 must be refused")
+}
+
+// PprofBindAddress (--pprof-bind-address) serves Go's pprof profiles on the
+// address given, and only there: not on the metrics or probe addresses.
+func TestServePprofWhenAsked(t *testing.T) {
+	var addrs [4]string
+	for i := range addrs {
+		var err error
+		addrs[i], err = harness.FreeAddr()
+		require.NoError(t, err)
+	}
+	webhookAddr, probe, metrics, pprof := addrs[0], addrs[1], addrs[2], addrs[3]
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- server.Run(ctx, server.Options{
+			RESTConfig: cp.Config, Host: "127.0.0.1", Port: harness.Port(webhookAddr), CertDir: filepath.Join(t.TempDir(), "certs"),
+			DNSNames: []string{"127.0.0.1"}, MetricsBindAddress: metrics, HealthProbeBindAddress: probe, PprofBindAddress: pprof,
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		assert.NoError(t, <-done)
+	})
+	require.NoError(t, harness.WaitReady(ctx, probe, 30*time.Second))
+
+	get := func(url string) (int, string) {
+		t.Helper()
+		c := &http.Client{Timeout: 10 * time.Second}
+		resp, err := c.Get(url)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, string(body)
+	}
+	code, body := get("http://" + pprof + "/debug/pprof/cmdline")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Contains(t, body, "integration.test", "the command line of this test binary")
+	for _, other := range []string{metrics, probe} {
+		code, _ := get("http://" + other + "/debug/pprof/cmdline")
+		assert.Equal(t, http.StatusNotFound, code, "pprof only on its own address, not on %s", other)
+	}
 }
