@@ -123,6 +123,43 @@ namespaceSelector:
 {{- end }}
 
 {{/*
+matchCondition that keeps away the UPDATEs that change nothing stsguard
+judges, so that the apiserver does not call stsguard for them: a label or an
+annotation added by kubectl, Argo CD or cert-manager. Its argument names
+what stsguard judges: "spec" (StatefulSets, their scale subresource,
+Services) or "data" (Secrets: data and type). The stsguard.io/ annotations
+(exempt, exempt-reason, canary, recreate-of) are judged on every kind.
+
+Why nothing is let through: on an UPDATE every rule judges the stored
+object too, against the same cluster, and a problem the stored object has
+is ratcheted to a warning. When neither what the rules read nor stsguard's
+annotations change, the two judgements are the same, so such an UPDATE
+could get warnings at most, never a denial or a patch. (A literal password
+an older stsguard left in kubectl's last-applied annotation is taken out at
+the next judged request instead.)
+*/}}
+{{- define "stsguard.judgedUpdate" -}}
+- name: changes-what-stsguard-judges
+  expression: >-
+    request.operation != 'UPDATE' ||
+  {{- if eq . "data" }}
+    has(object.data) != has(oldObject.data) ||
+    (has(object.data) && object.data != oldObject.data) ||
+    has(object.type) != has(oldObject.type) ||
+    (has(object.type) && object.type != oldObject.type) ||
+  {{- else }}
+    object.spec != oldObject.spec ||
+  {{- end }}
+    !((!has(object.metadata.annotations) ||
+    object.metadata.annotations.all(k, !k.startsWith('stsguard.io/') ||
+    (has(oldObject.metadata.annotations) && k in oldObject.metadata.annotations &&
+    oldObject.metadata.annotations[k] == object.metadata.annotations[k]))) &&
+    (!has(oldObject.metadata.annotations) ||
+    oldObject.metadata.annotations.all(k, !k.startsWith('stsguard.io/') ||
+    (has(object.metadata.annotations) && k in object.metadata.annotations))))
+{{- end }}
+
+{{/*
 clientConfig of the webhook at path (dict "root" . "path" "/...").
 */}}
 {{- define "stsguard.clientConfig" -}}
