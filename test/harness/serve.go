@@ -14,10 +14,13 @@ import (
 // plane calls through the webhook configurations of deploy/base.
 type Serving struct {
 	// Log is the path of the file that holds what it printed.
-	Log    string
-	cmd    *exec.Cmd
-	exited chan struct{}
-	err    error // set before exited is closed
+	Log string
+	// MetricsAddr and ProbeAddr are the loopback addresses of its /metrics
+	// and of its /healthz and /readyz.
+	MetricsAddr, ProbeAddr string
+	cmd                    *exec.Cmd
+	exited                 chan struct{}
+	err                    error // set before exited is closed
 }
 
 // ServeBinary starts `bin serve` for cp: on the port and with the serving
@@ -53,7 +56,7 @@ func ServeBinary(cp *ControlPlane, bin, kubeconfig, logPath string, extra ...str
 		f.Close()
 		return nil, fmt.Errorf("starting %s: %w", bin, err)
 	}
-	s := &Serving{Log: logPath, cmd: cmd, exited: make(chan struct{})}
+	s := &Serving{Log: logPath, MetricsAddr: metrics, ProbeAddr: probe, cmd: cmd, exited: make(chan struct{})}
 	go func() {
 		s.err = cmd.Wait()
 		f.Close()
@@ -73,6 +76,9 @@ func ServeBinary(cp *ControlPlane, bin, kubeconfig, logPath string, extra ...str
 	}
 	return s, nil
 }
+
+// Pid returns the process id, for reading its /proc/<pid>/stat and status.
+func (s *Serving) Pid() int { return s.cmd.Process.Pid }
 
 // Exited returns the error stsguard serve exited with, or nil while it runs.
 func (s *Serving) Exited() error {
