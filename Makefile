@@ -62,6 +62,14 @@ unit: ## Unit tests only (no control plane).
 bench: ## Benchmarks of one AdmissionReview through the handlers.
 	$(GO) test -run '^$$' -bench . -benchmem ./webhook/
 
+# BENCH_APISERVER_FLAGS, for example '-n 1000 -workers 8 -profile bin/stsguard.cpu.pprof'
+# (hack/bench-apiserver's flags; -h lists them).
+BENCH_APISERVER_FLAGS ?=
+
+.PHONY: bench-apiserver
+bench-apiserver: build envtest-assets ## Writes through a local apiserver with and without stsguard's webhooks: p50/p99, throughput of 8 clients, stsguard's CPU per review and RSS, against issue 15's targets (not part of make test).
+	$(GO) run ./hack/bench-apiserver -stsguard $(BIN)/stsguard $(BENCH_APISERVER_FLAGS)
+
 .PHONY: bench-audit
 bench-audit: ## stsguard audit against kube-score on 10,000 generated objects (installs kube-score into bin/).
 	bench/audit.sh 10000 5
