@@ -2,10 +2,14 @@ package audit
 
 import (
 	"encoding/json"
+	"maps"
 	"reflect"
+	"strings"
 
+	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 
@@ -121,4 +125,42 @@ func defaultClaimTemplates(sts *appsv1.StatefulSet) {
 			t.Status.Phase = corev1.ClaimPending
 		}
 	}
+}
+
+// sent reports whether the apiserver calls stsguard's webhooks for in, as
+// the matchCondition changes-what-stsguard-judges of the webhook
+// configurations decides (charts/stsguard/templates/_helpers.tpl): every
+// CREATE and DELETE, and an UPDATE that changes what a rule reads (the spec
+// of a StatefulSet or Service; a Secret's data, stringData or type) or an
+// stsguard.io/ annotation. An UPDATE not sent is admitted as it is, with no
+// finding.
+func sent[T rules.Object](in *rules.Input[T]) bool {
+	if in.Operation != admissionv1.Update || !sameStsguardAnnotations(in.Object.GetAnnotations(), in.OldObject.GetAnnotations()) {
+		return true
+	}
+	switch o := any(in.Object).(type) {
+	case *appsv1.StatefulSet:
+		return !equality.Semantic.DeepEqual(o.Spec, any(in.OldObject).(*appsv1.StatefulSet).Spec)
+	case *corev1.Service:
+		return !equality.Semantic.DeepEqual(o.Spec, any(in.OldObject).(*corev1.Service).Spec)
+	case *corev1.Secret:
+		old := any(in.OldObject).(*corev1.Secret)
+		return len(o.StringData) > 0 || o.Type != old.Type || !equality.Semantic.DeepEqual(o.Data, old.Data)
+	}
+	return true
+}
+
+// sameStsguardAnnotations reports whether a and b hold the same
+// stsguard.io/ annotations with the same values.
+func sameStsguardAnnotations(a, b map[string]string) bool {
+	ours := func(m map[string]string) map[string]string {
+		out := map[string]string{}
+		for k, v := range m {
+			if strings.HasPrefix(k, "stsguard.io/") {
+				out[k] = v
+			}
+		}
+		return out
+	}
+	return maps.Equal(ours(a), ours(b))
 }

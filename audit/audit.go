@@ -358,7 +358,10 @@ func replay(e *rules.Engine, v *view, o *manifest.Object) *outcome {
 	case *corev1.Secret:
 		prev := s.secrets[obj.Name]
 		in := request(obj, prev, o)
-		res := e.ValidateSecret(in, v)
+		var res rules.Result
+		if sent(in) {
+			res = e.ValidateSecret(in, v)
+		}
 		a := admitted[*corev1.Secret]{res: res, object: in.Object, operation: in.Operation,
 			denied: len(res.Findings.ByAction(rules.Deny)) > 0}
 		oc := a.outcome(rules.KindSecret, o)
@@ -455,6 +458,9 @@ type admitted[T rules.Object] struct {
 func admit[T rules.Object](in *rules.Input[T], lk rules.Lookup,
 	mutate func(*rules.Input[T], rules.Lookup) (T, *rules.Mutation, rules.Result),
 	validate func(*rules.Input[T], rules.Lookup) rules.Result) admitted[T] {
+	if !sent(in) {
+		return admitted[T]{operation: in.Operation, object: in.Object}
+	}
 	mutated, m, mres := mutate(in, lk)
 	if len(mres.Findings.ByAction(rules.Deny)) > 0 {
 		return admitted[T]{operation: in.Operation, res: mres, object: in.Object, denied: true}

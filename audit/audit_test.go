@@ -265,9 +265,10 @@ func TestApplyReplaysInOrder(t *testing.T) {
 		// kubectl apply of an object that exists patches it: an UPDATE,
 		// which changes nothing when the manifest is the same. The
 		// StatefulSet keeps the grace period stsguard raised (the field is
-		// in no applied configuration), so its template does not change and
-		// only the reference rules speak again; the Service keeps its
-		// cluster IP.
+		// in no applied configuration), so its template does not change:
+		// nothing stsguard judges changes, and the apiserver does not call
+		// it (the matchCondition changes-what-stsguard-judges); the Service
+		// keeps its cluster IP.
 		name: "the same objects applied twice",
 		manifest: clusterIPService + strings.ReplaceAll(dbStatefulSet, "terminationGracePeriodSeconds: 120", "hostname: x") +
 			clusterIPService + strings.ReplaceAll(dbStatefulSet, "terminationGracePeriodSeconds: 120", "hostname: x"),
@@ -275,7 +276,7 @@ func TestApplyReplaysInOrder(t *testing.T) {
 			"Service/web CREATE",
 			"StatefulSet/db CREATE warn=headless-service-missing,secret-ref-missing,storage-class-not-found mutations=termination-grace-period",
 			"Service/web UPDATE",
-			"StatefulSet/db UPDATE warn=headless-service-missing,secret-ref-missing",
+			"StatefulSet/db UPDATE",
 		},
 	}}
 	e := engine(t)
@@ -425,7 +426,7 @@ spec:
 	sts.Spec.VolumeClaimTemplates[0].Status.Phase = corev1.ClaimPending
 	live[0].File, live[0].Line = "", 0
 	r := Apply(engine(t), parse(t, "f.yaml", withTemplate), live)
-	assert.Equal(t, []string{"StatefulSet/db UPDATE warn=service-name-empty"}, decisions(r), "no volume-claim-template-immutable")
+	assert.Equal(t, []string{"StatefulSet/db UPDATE"}, decisions(r), "nothing changed that stsguard judges: not sent, no volume-claim-template-immutable")
 }
 
 func TestLiveJudgesEachObjectAgainstAllOthers(t *testing.T) {
@@ -527,4 +528,47 @@ spec:
 	assert.Contains(t, string(raw), "last-applied-configuration, rewritten")
 	assert.NotContains(t, string(raw), "do-not-copy-me")
 	assert.NotContains(t, string(raw), "n0t-a-default-9")
+}
+
+// sent mirrors the webhook configurations' matchCondition
+// changes-what-stsguard-judges.
+func TestSentMirrorsTheMatchCondition(t *testing.T) {
+	sts := func(mod func(*appsv1.StatefulSet)) *appsv1.StatefulSet {
+		s := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "db", Annotations: map[string]string{"a": "1", "stsguard.io/canary": "1"}}}
+		if mod != nil {
+			mod(s)
+		}
+		return s
+	}
+	sec := func(mod func(*corev1.Secret)) *corev1.Secret {
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "db"}, Type: corev1.SecretTypeOpaque, Data: map[string][]byte{"k": []byte("v")}}
+		if mod != nil {
+			mod(s)
+		}
+		return s
+	}
+	cases := []struct {
+		name string
+		got  bool
+		want bool
+	}{
+		{"a CREATE", sent(&rules.Input[*appsv1.StatefulSet]{Operation: admissionv1.Create, Object: sts(nil)}), true},
+		{"a label", sent(&rules.Input[*appsv1.StatefulSet]{Operation: admissionv1.Update, OldObject: sts(nil),
+			Object: sts(func(s *appsv1.StatefulSet) { s.Labels = map[string]string{"team": "db"} })}), false},
+		{"someone else's annotation", sent(&rules.Input[*appsv1.StatefulSet]{Operation: admissionv1.Update, OldObject: sts(nil),
+			Object: sts(func(s *appsv1.StatefulSet) { s.Annotations["a"] = "2" })}), false},
+		{"stsguard's annotation", sent(&rules.Input[*appsv1.StatefulSet]{Operation: admissionv1.Update, OldObject: sts(nil),
+			Object: sts(func(s *appsv1.StatefulSet) { delete(s.Annotations, "stsguard.io/canary") })}), true},
+		{"the spec", sent(&rules.Input[*appsv1.StatefulSet]{Operation: admissionv1.Update, OldObject: sts(nil),
+			Object: sts(func(s *appsv1.StatefulSet) { s.Spec.ServiceName = "x" })}), true},
+		{"a Secret's label", sent(&rules.Input[*corev1.Secret]{Operation: admissionv1.Update, OldObject: sec(nil),
+			Object: sec(func(s *corev1.Secret) { s.Labels = map[string]string{"team": "db"} })}), false},
+		{"a Secret's data", sent(&rules.Input[*corev1.Secret]{Operation: admissionv1.Update, OldObject: sec(nil),
+			Object: sec(func(s *corev1.Secret) { s.Data["k"] = []byte("w") })}), true},
+		{"a Secret's stringData", sent(&rules.Input[*corev1.Secret]{Operation: admissionv1.Update, OldObject: sec(nil),
+			Object: sec(func(s *corev1.Secret) { s.StringData = map[string]string{"k": "v"} })}), true},
+	}
+	for _, tc := range cases {
+		assert.Equal(t, tc.want, tc.got, tc.name)
+	}
 }

@@ -207,9 +207,11 @@ type write func(ctx context.Context, w, i int, missing bool) error
 // write.
 type latencyScenario func(tb testing.TB, c client.Client, id string, workers int) write
 
-// updateScenario: a label-only update (a merge patch of metadata.labels) of
-// StatefulSet p-<w>, whose headless Service p-<w> exists, or of m-<w>, whose
-// Service m-<w> does not.
+// updateScenario: an update of spec.replicas (2, 1, 2, ...: a merge patch,
+// as kubectl scale would make through the main resource) of StatefulSet
+// p-<w>, whose headless Service p-<w> exists, or of m-<w>, whose Service
+// m-<w> does not. A label-only update would not do: the webhook
+// configurations' matchCondition keeps it away from stsguard altogether.
 func updateScenario(tb testing.TB, c client.Client, id string, workers int) write {
 	tb.Helper()
 	ctx := context.Background()
@@ -224,7 +226,7 @@ func updateScenario(tb testing.TB, c client.Client, id string, workers int) writ
 		if missing {
 			name = fmt.Sprintf("m-%d", w)
 		}
-		patch := fmt.Sprintf(`{"metadata":{"labels":{"stsguard.io/latency-write":"%d"}}}`, i)
+		patch := fmt.Sprintf(`{"spec":{"replicas":%d}}`, 2-i%2) // 2, 1, 2, ...: the StatefulSet was created with 3
 		sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
 		return c.Patch(ctx, sts, client.RawPatch(types.MergePatchType, []byte(patch)))
 	}
