@@ -309,7 +309,7 @@ func measure(tb testing.TB, workers, pairs int, budget time.Duration, do write) 
 // stsguard (two here). The defect this guards against made about six
 // rate-limited GETs per write (a second per write sequentially, about
 // 9.5 s under load). What a write costs in milliseconds is measured, not
-// asserted, by BenchmarkLookupMissingService (see the README).
+// asserted, by BenchmarkLookupMissingService (see docs/operating.md).
 func TestLookupMissingServiceCostsNoMoreThanPresent(t *testing.T) {
 	c := unlimitedClient(t)
 	id := productionServer(t, c)
@@ -386,7 +386,7 @@ func cacheMisses(tb testing.TB) map[string]float64 {
 }
 
 // BenchmarkLookupMissingService measures what
-// TestLookupMissingServiceCostsNoMoreThanPresent asserts, for the README:
+// TestLookupMissingServiceCostsNoMoreThanPresent asserts, for docs/operating.md:
 // b.N writes on each side per goroutine, reported as p50 in milliseconds,
 // with the live reads per write without its Service (both stsguards
 // together, so at most 2 per write for these objects) and the reads the
