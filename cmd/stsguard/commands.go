@@ -71,6 +71,7 @@ invalid file stops the start-up, an invalid change keeps the policy in force.`,
 	}
 	f := cmd.Flags()
 	f.IntVar(&o.Port, "port", 9443, "HTTPS port of the webhook server")
+	f.StringVar(&o.Host, "host", "", `address the webhook server listens on ("": every interface; 127.0.0.1: this machine only)`)
 	f.StringVar(&o.CertDir, "cert-dir", server.DefaultCertDir, "directory of tls.crt and tls.key; generated (with ca.crt) when missing")
 	f.StringSliceVar(&o.DNSNames, "dns-name", server.DefaultDNSNames, "DNS name or IP address of a generated serving certificate (repeatable)")
 	f.BoolVar(&o.ManageCerts, "manage-certs", false, "keep a CA and serving certificate in --cert-secret, inject the CA into the webhook configurations, rotate both")

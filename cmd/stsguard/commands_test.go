@@ -26,7 +26,7 @@ func TestServeFlagsAreStable(t *testing.T) {
 		"port": "9443", "cert-dir": "/tmp/k8s-webhook-server/serving-certs", "dns-name": "[stsguard.stsguard-system.svc,stsguard.stsguard-system.svc.cluster.local]",
 		"kubeconfig": "", "metrics-bind-address": ":8080", "health-probe-bind-address": ":8081", "enable-http2": "false",
 		"config": "", "manage-certs": "false", "cert-secret": "stsguard-serving-cert", "webhook-configuration-name": "stsguard",
-		"ca-validity": "26280h0m0s", "cert-validity": "2160h0m0s", "pprof-bind-address": "",
+		"ca-validity": "26280h0m0s", "cert-validity": "2160h0m0s", "pprof-bind-address": "", "host": "",
 	} {
 		f := serve.Flags().Lookup(flag)
 		if assert.NotNil(t, f, flag) {

@@ -23,9 +23,10 @@ type Serving struct {
 	err                    error // set before exited is closed
 }
 
-// ServeBinary starts `bin serve` for cp: on the port and with the serving
-// certificate that cp's webhook configurations point at, with the admin
-// kubeconfig at kubeconfig and any extra flags, printing into logPath. It
+// ServeBinary starts `bin serve` for cp: on the loopback address and port,
+// and with the serving certificate, that cp's webhook configurations point
+// at, with the admin kubeconfig at kubeconfig and any extra flags, printing
+// into logPath (every address it listens on is loopback). It
 // returns once /readyz answers 200 (informer cache synced, webhook
 // serving), or an error naming the log when it exits or is not ready within
 // 60 s. Stop it with Stop before stopping cp.
@@ -44,6 +45,7 @@ func ServeBinary(cp *ControlPlane, bin, kubeconfig, logPath string, extra ...str
 	}
 	args := append([]string{"serve",
 		"--kubeconfig", kubeconfig,
+		"--host", cp.Webhook.LocalServingHost,
 		"--port", fmt.Sprint(cp.Webhook.LocalServingPort),
 		"--cert-dir", cp.Webhook.LocalServingCertDir,
 		"--metrics-bind-address", metrics,
