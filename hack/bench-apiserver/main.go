@@ -3,9 +3,11 @@
 // (harness.Start, with deploy/base's webhook configurations) and `stsguard
 // serve` as a separate process (harness.ServeBinary), then times CREATE and
 // a label-only UPDATE (a JSON merge patch, as kubectl label sends) of
-// StatefulSets, Services and Secrets, with the webhooks (namespace bench)
-// and without them (kube-system, which the webhook configurations exclude
-// by namespaceSelector), side by side in one run:
+// StatefulSets, Services and Secrets, with the webhooks (a namespace per
+// kind; those of the Services and Secrets hold -neighbours StatefulSets,
+// which the rules on those kinds read) and without them (kube-system, which
+// the webhook configurations exclude by namespaceSelector), side by side in
+// one run:
 //
 //   - p50 and p99 latency of -n writes, one at a time;
 //   - throughput of -n writes by -workers concurrent clients;
@@ -30,6 +32,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -62,11 +66,11 @@ import (
 	"github.com/stsguard/stsguard/test/harness"
 )
 
-// Namespaces of the two sides.
-const (
-	withNS    = "bench"       // the webhooks are called
-	withoutNS = "kube-system" // excluded by every webhook's namespaceSelector
-)
+// withoutNS is where the writes without the webhooks go: every webhook's
+// namespaceSelector excludes it. With the webhooks, each kind is written
+// into a namespace of its own (kind.namespace), so that what one case
+// leaves behind does not weigh on the next.
+const withoutNS = "kube-system"
 
 // headlessService is the Service every benchmark StatefulSet names, so that
 // its CREATE takes the common path (the Service is in the cache).
@@ -78,6 +82,7 @@ var podLabels = map[string]string{"app": "bench"}
 
 type config struct {
 	n, workers, rounds, warmup int
+	neighbours                 int
 	stsguard, profile          string
 	profileSeconds             int
 	timeout                    time.Duration
@@ -89,6 +94,7 @@ func main() {
 	flag.IntVar(&c.workers, "workers", 8, "concurrent clients of the throughput measurement")
 	flag.IntVar(&c.rounds, "rounds", 4, "rounds each case is split into, alternating with and without the webhooks")
 	flag.IntVar(&c.warmup, "warmup", 50, "unmeasured writes per kind and side before measuring")
+	flag.IntVar(&c.neighbours, "neighbours", 20, "StatefulSets (each reading a Secret's password) already in the namespaces of the Service and Secret writes, which the rules on those kinds read")
 	flag.StringVar(&c.stsguard, "stsguard", "bin/stsguard", "the stsguard binary to serve the webhooks with")
 	flag.StringVar(&c.profile, "profile", "", "save a CPU profile of stsguard under concurrent writes to this file")
 	flag.IntVar(&c.profileSeconds, "profile-seconds", 20, "length of the -profile CPU profile")
@@ -118,6 +124,8 @@ func (c *config) check() error {
 		return fmt.Errorf("-rounds %d: want 1 to -n", c.rounds)
 	case c.warmup < 0 || c.warmup > 10_000:
 		return fmt.Errorf("-warmup %d: want 0 to 10000", c.warmup)
+	case c.neighbours < 0 || c.neighbours > 10_000:
+		return fmt.Errorf("-neighbours %d: want 0 to 10000", c.neighbours)
 	case c.profileSeconds < 1 || c.profileSeconds > 300:
 		return fmt.Errorf("-profile-seconds %d: want 1 to 300", c.profileSeconds)
 	}
@@ -249,9 +257,10 @@ func newClientset(cfg *rest.Config) (*kubernetes.Clientset, *countWarnings, erro
 // A kind is what the benchmark writes: create makes a fresh object, label
 // sends a label-only JSON merge patch.
 type kind struct {
-	name   string
-	create func(ctx context.Context, cs *kubernetes.Clientset, ns, name string) error
-	label  func(ctx context.Context, cs *kubernetes.Clientset, ns, name string, patch []byte) error
+	name      string
+	namespace string // of the writes with the webhooks
+	create    func(ctx context.Context, cs *kubernetes.Clientset, ns, name string) error
+	label     func(ctx context.Context, cs *kubernetes.Clientset, ns, name string, patch []byte) error
 }
 
 // labelPatch adds a label no rule reads: what kubectl label, Argo CD and
@@ -260,7 +269,8 @@ var labelPatch = []byte(`{"metadata":{"labels":{"bench.stsguard.io/touched":"yes
 
 var kinds = []kind{
 	{
-		name: "StatefulSet",
+		name:      "StatefulSet",
+		namespace: "bench-statefulsets",
 		create: func(ctx context.Context, cs *kubernetes.Clientset, ns, name string) error {
 			sts := harness.StatefulSet(ns, name, headlessService, "registry.k8s.io/pause:3.10")
 			sts.Spec.Selector.MatchLabels = podLabels
@@ -276,7 +286,8 @@ var kinds = []kind{
 	{
 		// Headless, as the Services of StatefulSets are (and a ClusterIP
 		// Service would exhaust the apiserver's small service range).
-		name: "Service",
+		name:      "Service",
+		namespace: "bench-services",
 		create: func(ctx context.Context, cs *kubernetes.Clientset, ns, name string) error {
 			_, err := cs.CoreV1().Services(ns).Create(ctx, harness.Service(ns, name, corev1.ClusterIPNone, podLabels), metav1.CreateOptions{})
 			return err
@@ -287,7 +298,8 @@ var kinds = []kind{
 		},
 	},
 	{
-		name: "Secret",
+		name:      "Secret",
+		namespace: "bench-secrets",
 		create: func(ctx context.Context, cs *kubernetes.Clientset, ns, name string) error {
 			s := &corev1.Secret{
 				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
@@ -348,23 +360,55 @@ type bench struct {
 	stats        map[caseKey]*sideStats
 }
 
-func ns(with bool) string {
+// ns is the namespace of k's writes with or without the webhooks.
+func ns(k kind, with bool) string {
 	if with {
-		return withNS
+		return k.namespace
 	}
 	return withoutNS
 }
 
-// setup creates the namespace of the webhook side and, on both sides, the
-// headless Service the StatefulSets name, then waits until stsguard's cache
-// has the Service (its StatefulSet CREATEs then never read it live).
+// setup creates the namespaces of the webhook side; in each, and in
+// kube-system, the headless Service the StatefulSets name; and in the
+// namespaces of the Service and Secret writes, c.neighbours StatefulSets
+// reading a password from a Secret (the rules on Services and Secrets read
+// the StatefulSets of the namespace). Then it gives stsguard's cache a
+// moment to see them, so that no write reads them live.
 func (b *bench) setup(ctx context.Context) error {
-	if _, err := b.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: withNS}}, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("creating namespace %s: %w", withNS, err)
+	password := make([]byte, 18)
+	if _, err := rand.Read(password); err != nil {
+		return err
 	}
-	for _, with := range []bool{true, false} {
-		if _, err := b.cs.CoreV1().Services(ns(with)).Create(ctx, harness.Service(ns(with), headlessService, corev1.ClusterIPNone, podLabels), metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("creating Service %s/%s: %w", ns(with), headlessService, err)
+	for _, k := range kinds {
+		if _, err := b.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: k.namespace}}, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("creating namespace %s: %w", k.namespace, err)
+		}
+	}
+	for _, namespace := range []string{kinds[0].namespace, kinds[1].namespace, kinds[2].namespace, withoutNS} {
+		if _, err := b.cs.CoreV1().Services(namespace).Create(ctx, harness.Service(namespace, headlessService, corev1.ClusterIPNone, podLabels), metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("creating Service %s/%s: %w", namespace, headlessService, err)
+		}
+	}
+	for _, k := range kinds[1:] {
+		secret := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: k.namespace, Name: "bench-db"},
+			Type:       corev1.SecretTypeOpaque,
+			Data:       map[string][]byte{"password": []byte(hex.EncodeToString(password))},
+		}
+		if _, err := b.cs.CoreV1().Secrets(k.namespace).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("creating Secret %s/bench-db: %w", k.namespace, err)
+		}
+		for i := range b.c.neighbours {
+			sts := harness.StatefulSet(k.namespace, fmt.Sprintf("neighbour-%05d", i), headlessService, "registry.k8s.io/pause:3.10")
+			sts.Spec.Selector.MatchLabels = podLabels
+			sts.Spec.Template.Labels = podLabels
+			c := &sts.Spec.Template.Spec.Containers[0]
+			c.Env = []corev1.EnvVar{{Name: "DB_PASSWORD", ValueFrom: &corev1.EnvVarSource{
+				SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "bench-db"}, Key: "password"},
+			}}}
+			if _, err := b.cs.AppsV1().StatefulSets(k.namespace).Create(ctx, sts, metav1.CreateOptions{}); err != nil {
+				return fmt.Errorf("creating StatefulSet %s/%s: %w", k.namespace, sts.Name, err)
+			}
 		}
 	}
 	select {
@@ -382,8 +426,8 @@ func (b *bench) warm(ctx context.Context) error {
 		for _, with := range []bool{true, false} {
 			for _, op := range []string{"CREATE", "UPDATE"} {
 				for i := range b.c.warmup {
-					if _, err := write(ctx, b.cs, k, op, ns(with), objName(k, "warm", i)); err != nil {
-						return fmt.Errorf("warm-up %s %s in %s: %w", op, k.name, ns(with), err)
+					if _, err := write(ctx, b.cs, k, op, ns(k, with), objName(k, "warm", i)); err != nil {
+						return fmt.Errorf("warm-up %s %s in %s: %w", op, k.name, ns(k, with), err)
 					}
 				}
 			}
@@ -451,7 +495,7 @@ func (b *bench) chunk(ctx context.Context, k kind, op, mode string, with bool, l
 	switch mode {
 	case "seq":
 		for i := lo; i < hi && ctx.Err() == nil; i++ {
-			d, err := write(ctx, b.cs, k, op, ns(with), objName(k, mode, i))
+			d, err := write(ctx, b.cs, k, op, ns(k, with), objName(k, mode, i))
 			if err != nil {
 				fail(err)
 				continue
@@ -469,7 +513,7 @@ func (b *bench) chunk(ctx context.Context, k kind, op, mode string, with bool, l
 					if i >= hi {
 						return
 					}
-					if _, err := write(ctx, b.cs, k, op, ns(with), objName(k, mode, i)); err != nil {
+					if _, err := write(ctx, b.cs, k, op, ns(k, with), objName(k, mode, i)); err != nil {
 						fail(err)
 					}
 				}
@@ -604,11 +648,11 @@ func (b *bench) profile(ctx context.Context, pprofAddr string) error {
 				}
 				k := kinds[i%len(kinds)]
 				name := objName(k, "prof", i)
-				if _, err := write(loadCtx, b.cs, k, "CREATE", withNS, name); err != nil {
+				if _, err := write(loadCtx, b.cs, k, "CREATE", k.namespace, name); err != nil {
 					errs.Add(1)
 					continue
 				}
-				if _, err := write(loadCtx, b.cs, k, "UPDATE", withNS, name); err != nil {
+				if _, err := write(loadCtx, b.cs, k, "UPDATE", k.namespace, name); err != nil {
 					errs.Add(1)
 				}
 			}
@@ -787,14 +831,15 @@ const (
 func (b *bench) report(w io.Writer, r report) {
 	c := b.c
 	fmt.Fprintf(w, "## make bench-apiserver\n\n")
-	fmt.Fprintf(w, "%s; %s; %d CPUs (GOMAXPROCS %d); load average %s before, %s after; %s, %s.\n",
+	fmt.Fprintf(w, "%s; %s; %d CPUs (GOMAXPROCS %d); load average %s before, %s after; the run took %s; "+
+		"-n %d -workers %d -rounds %d -warmup %d -neighbours %d.\n",
 		r.started.UTC().Format("2006-01-02 15:04 MST"), r.version, runtime.NumCPU(), runtime.GOMAXPROCS(0),
-		r.loadBefore, r.loadAfter, "the run took "+r.took.Round(time.Second).String(),
-		fmt.Sprintf("-n %d -workers %d -rounds %d -warmup %d", c.n, c.workers, c.rounds, c.warmup))
-	fmt.Fprintf(w, "With the webhooks: namespace %s; without: %s (excluded by the webhooks' namespaceSelector). "+
+		r.loadBefore, r.loadAfter, r.took.Round(time.Second), c.n, c.workers, c.rounds, c.warmup, c.neighbours)
+	fmt.Fprintf(w, "With the webhooks: namespaces %s, %s and %s, one per kind (the last two with %d StatefulSets reading a Secret); "+
+		"without: %s (excluded by the webhooks' namespaceSelector). "+
 		"Client-side latency of one write at a time (%d per case and side), throughput of %d writes by %d clients; "+
 		"the %d rounds of each alternate between the sides. UPDATE is a label-only merge patch.\n\n",
-		withNS, withoutNS, c.n, c.n, c.workers, c.rounds)
+		kinds[0].namespace, kinds[1].namespace, kinds[2].namespace, c.neighbours, withoutNS, c.n, c.n, c.workers, c.rounds)
 
 	fmt.Fprintln(w, "| write | p50 with / without | ratio | target | p99 with / without | ratio | target | writes/s with / without | ratio | target | errors |")
 	fmt.Fprintln(w, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -870,7 +915,7 @@ func (b *bench) report(w io.Writer, r report) {
 		for _, op := range []string{"CREATE", "UPDATE"} {
 			for _, with := range []bool{true, false} {
 				if st := b.stats[caseKey{k.name, op, with}]; st.firstErr != nil {
-					fmt.Fprintf(w, "\nfirst error of %s %s in %s: %v\n", k.name, op, ns(with), st.firstErr)
+					fmt.Fprintf(w, "\nfirst error of %s %s in %s: %v\n", k.name, op, ns(k, with), st.firstErr)
 				}
 			}
 		}
