@@ -226,11 +226,16 @@ func run(ctx context.Context, c config) error {
 	})
 
 	if c.profile != "" {
-		if err := b.profile(ctx, pprofAddr); err != nil {
+		p, err := b.profile(ctx, pprofAddr)
+		if err != nil {
 			return err
 		}
-		fmt.Printf("\nCPU profile of stsguard (%d s of %d concurrent writes through the webhooks): %s\n"+
+		fmt.Printf("\nCPU profile of stsguard over %d s of %d clients writing through the webhooks (CREATE then a label UPDATE, the three kinds in turn): %s\n"+
 			"  go tool pprof -top %s %s\n", c.profileSeconds, c.workers, c.profile, c.stsguard, c.profile)
+		if p.reviews > 0 {
+			fmt.Printf("Meanwhile: %.0f writes (%.0f/s), %.0f AdmissionReviews; stsguard used %.2f s of CPU (%.0f%% of one CPU), %s per review.\n",
+				p.writes, p.writes/p.wall.Seconds(), p.reviews, p.cpu, 100*p.cpu/p.wall.Seconds(), us(p.cpu/p.reviews))
+		}
 	}
 	return nil
 }
@@ -632,32 +637,34 @@ func label(m *dto.Metric, name string) string {
 // profile takes a CPU profile of stsguard over c.profileSeconds while
 // c.workers clients write every kind through the webhooks (creates and
 // label updates in turn), and saves it to c.profile. The load stops when
-// the profile is in, after profileSeconds+30 s, or after a million writes.
-func (b *bench) profile(ctx context.Context, pprofAddr string) error {
+// the profile is in (the writes in flight finish), after profileSeconds+30 s
+// (they are cut short), or after a million objects.
+func (b *bench) profile(ctx context.Context, pprofAddr string) (profiled, error) {
 	loadCtx, stopLoad := context.WithTimeout(ctx, time.Duration(b.c.profileSeconds+30)*time.Second)
 	defer stopLoad()
-	var next atomic.Int64
-	var errs atomic.Int64
+	var next, done, errs atomic.Int64
+	var stop atomic.Bool // the workers finish the write in flight and return
 	var wg sync.WaitGroup
 	for range b.c.workers {
 		wg.Go(func() {
-			for loadCtx.Err() == nil {
+			for !stop.Load() && loadCtx.Err() == nil {
 				i := int(next.Add(1) - 1)
 				if i >= 1_000_000 {
 					return
 				}
 				k := kinds[i%len(kinds)]
 				name := objName(k, "prof", i)
-				if _, err := write(loadCtx, b.cs, k, "CREATE", k.namespace, name); err != nil {
-					errs.Add(1)
-					continue
-				}
-				if _, err := write(loadCtx, b.cs, k, "UPDATE", k.namespace, name); err != nil {
-					errs.Add(1)
+				for _, op := range []string{"CREATE", "UPDATE"} {
+					if _, err := write(loadCtx, b.cs, k, op, k.namespace, name); err != nil {
+						errs.Add(1)
+						break
+					}
+					done.Add(1)
 				}
 			}
 		})
 	}
+	var p profiled
 	err := func() error {
 		// Let the load settle before the profile starts.
 		select {
@@ -672,6 +679,9 @@ func (b *bench) profile(ctx context.Context, pprofAddr string) error {
 		if err != nil {
 			return err
 		}
+		if err := b.sample(loadCtx, &p, &done, -1); err != nil {
+			return err
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return fmt.Errorf("CPU profile: %w", err)
@@ -680,6 +690,10 @@ func (b *bench) profile(ctx context.Context, pprofAddr string) error {
 		if resp.StatusCode != http.StatusOK {
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
 			return fmt.Errorf("CPU profile: %s: %s", resp.Status, bytes.TrimSpace(body))
+		}
+		// The response starts when the profile is over.
+		if err := b.sample(loadCtx, &p, &done, +1); err != nil {
+			return err
 		}
 		f, err := os.Create(b.c.profile)
 		if err != nil {
@@ -691,15 +705,48 @@ func (b *bench) profile(ctx context.Context, pprofAddr string) error {
 		}
 		return f.Close()
 	}()
-	stopLoad()
+	stop.Store(true)
 	wg.Wait()
+	if err != nil {
+		return profiled{}, err
+	}
+	if n := errs.Load(); n > 0 {
+		return profiled{}, fmt.Errorf("profile load: %d writes failed", n)
+	}
+	return p, nil
+}
+
+// profiled is what happened while the profile was taken (the end's sample
+// minus the start's).
+type profiled struct {
+	writes, reviews, cpu float64
+	wall                 time.Duration
+}
+
+// sample adds sign times the writes done, the reviews stsguard served, its
+// CPU seconds and the time to p. The CPU time is read on the side of the
+// scrape that leaves the scrape's own cost out.
+func (b *bench) sample(ctx context.Context, p *profiled, done *atomic.Int64, sign float64) error {
+	var cpu float64
+	var err error
+	if sign > 0 {
+		if cpu, err = cpuSeconds(b.srv.Pid()); err != nil {
+			return err
+		}
+	}
+	s, err := b.scrapeStsguard(ctx)
 	if err != nil {
 		return err
 	}
-	if n := errs.Load(); n > 0 && ctx.Err() == nil {
-		// Writes cut short by the end of the load are expected; say how many.
-		fmt.Fprintf(os.Stderr, "profile load: %d writes failed or were cut short at its end\n", n)
+	if sign < 0 {
+		if cpu, err = cpuSeconds(b.srv.Pid()); err != nil {
+			return err
+		}
 	}
+	p.writes += sign * float64(done.Load())
+	p.reviews += sign * s.reviews
+	p.cpu += sign * cpu
+	p.wall += time.Duration(sign) * time.Duration(time.Now().UnixNano())
 	return nil
 }
 
