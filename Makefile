@@ -52,7 +52,7 @@ cluster: build envtest-assets ## Start the local cluster with stsguard for exper
 
 .PHONY: test
 test: envtest-assets helm ## Unit, envtest integration and real-cluster (test/e2e) tests.
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -p 1 ./...  # one package at a time: the suites each run a control plane or a cluster on 2 cores
 
 .PHONY: unit
 unit: ## Unit tests only (no control plane).
