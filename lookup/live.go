@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -118,6 +119,12 @@ type Live struct {
 	misses    *utilcache.LRUExpireCache
 	limiter   flowcontrol.PassiveRateLimiter
 	counter   *prometheus.CounterVec
+	// gen counts the writes Forget heard of; writes holds, for Timeout,
+	// the gen of the last write of each object, so that a "not found" to a
+	// read that began before that write is not believed for others: it
+	// may have been answered before the write landed.
+	gen    atomic.Uint64
+	writes *utilcache.LRUExpireCache
 }
 
 // NewLive returns the live reads through c, which must read the API without
@@ -149,6 +156,7 @@ func NewLive(c client.Reader, o LiveOptions) (*Live, error) {
 		timeout:   o.Timeout,
 		transform: o.Transform,
 		misses:    utilcache.NewLRUExpireCacheWithClock(o.NegativeEntries, o.Clock),
+		writes:    utilcache.NewLRUExpireCacheWithClock(o.NegativeEntries, o.Clock),
 		limiter:   flowcontrol.NewTokenBucketPassiveRateLimiterWithClock(o.QPS, o.Burst, o.Clock),
 	}
 	if o.Registerer != nil {
@@ -172,7 +180,9 @@ func (l *Live) ForRequest() *LiveRequest {
 // Forget drops the negative cache entry of kind (Service or Secret)
 // namespace/name, if any: the next cache miss of it may read it live.
 func (l *Live) Forget(kind, namespace, name string) {
-	l.misses.Remove(kind + "/" + namespace + "/" + name)
+	id := kind + "/" + namespace + "/" + name
+	l.writes.Add(id, l.gen.Add(1), l.timeout) // a read under way ends within Timeout
+	l.misses.Remove(id)
 }
 
 // ForgetOnWrite returns c, except that every Create, Update and Patch of a
@@ -272,6 +282,7 @@ func (r *LiveRequest) read(ctx context.Context, kind, id string, key types.Names
 	r.spent[kind] = true
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
+	began := l.gen.Load()
 	obj := newObj()
 	err := l.client.Get(ctx, key, obj)
 	if err == nil && l.transform != nil {
@@ -281,7 +292,9 @@ func (r *LiveRequest) read(ctx context.Context, kind, id string, key types.Names
 	case err == nil:
 		return obj, AnswerLiveFound
 	case apierrors.IsNotFound(err):
-		l.misses.Add(id, struct{}{}, l.ttl)
+		if g, ok := l.writes.Get(id); !ok || g.(uint64) <= began {
+			l.misses.Add(id, struct{}{}, l.ttl)
+		} // else written while this read was under way: the answer may be stale
 		return nil, AnswerLiveNotFound
 	default:
 		logf.FromContext(ctx).Error(err, "live read failed; judging with the informer cache, which does not have the object", "object", id)

@@ -355,3 +355,49 @@ func TestNewLiveRegistersTheMetricOnce(t *testing.T) {
 	_, err := lookup.NewLive(fake.NewClientBuilder().Build(), lookup.LiveOptions{Registerer: clash})
 	assert.ErrorContains(t, err, "stsguard_lookup_cache_misses_total")
 }
+
+// gatedReader answers each GET from the Reader only once release is
+// closed, after saying on started that the GET began.
+type gatedReader struct {
+	countingReader
+	started chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	select {
+	case g.started <- struct{}{}:
+	default:
+	}
+	<-g.release
+	return g.countingReader.Get(ctx, key, obj, opts...)
+}
+
+// A "not found" to a read that began before stsguard wrote the object
+// (another request's read, racing the write) is not kept in the negative
+// cache: the next request reads it live and finds it.
+func TestNegativeCacheIgnoresAReadThatRacedAWrite(t *testing.T) {
+	ctx := context.Background()
+	api := fake.NewClientBuilder().Build()
+	gated := &gatedReader{countingReader: countingReader{Reader: api}, started: make(chan struct{}, 1), release: make(chan struct{})}
+	live, err := lookup.NewLive(gated, lookup.LiveOptions{})
+	require.NoError(t, err)
+	cache := fake.NewClientBuilder().Build()
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := lookup.Reader{Ctx: ctx, Cache: cache, Live: live.ForRequest()}.Secret("a", "db")
+		done <- err
+	}()
+	<-gated.started // the read is under way and will answer "not found"
+	require.NoError(t, live.ForgetOnWrite(api).Create(ctx, secret("db")))
+	// The racing read returns what it saw before the write.
+	require.NoError(t, api.Delete(ctx, secret("db")))
+	close(gated.release)
+	require.True(t, apierrors.IsNotFound(<-done))
+	require.NoError(t, api.Create(ctx, secret("db")))
+
+	_, err = lookup.Reader{Ctx: ctx, Cache: cache, Live: live.ForRequest()}.Secret("a", "db")
+	require.NoError(t, err, "read live again, not answered by a negative entry from before the write")
+	assert.Len(t, gated.Gets(), 2)
+}
