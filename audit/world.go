@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/stsguard/stsguard/internal/podrefs"
 	"github.com/stsguard/stsguard/manifest"
 )
 
@@ -189,6 +190,13 @@ func (v *view) StatefulSets(namespace string) ([]*appsv1.StatefulSet, error) {
 		return nil, v.other(namespace, "StatefulSets")
 	}
 	return v.s.stsList, nil
+}
+
+func (v *view) StatefulSetsReferencingSecret(namespace, secret string) ([]*appsv1.StatefulSet, error) {
+	if namespace != v.namespace {
+		return nil, v.other(namespace, "StatefulSets")
+	}
+	return podrefs.StatefulSetsReferencing(v.s.stsList, secret), nil
 }
 
 func (v *view) StorageClass(name string) (*storagev1.StorageClass, error) {

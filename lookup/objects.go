@@ -13,6 +13,8 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/stsguard/stsguard/internal/podrefs"
 )
 
 // Objects is a Lookup over an in-memory set of objects. Build it with
@@ -111,6 +113,14 @@ func (o *Objects) Secret(namespace, name string) (*corev1.Secret, error) {
 // StatefulSets returns the StatefulSets of namespace in the order added.
 func (o *Objects) StatefulSets(namespace string) ([]*appsv1.StatefulSet, error) {
 	return o.statefulSets[namespace], nil
+}
+
+// StatefulSetsReferencingSecret returns the StatefulSets of namespace whose
+// pod template references Secret secret, in the order added. It filters
+// the namespace's StatefulSets on every call: Objects holds a manifest set
+// or a test's objects, not a cluster's.
+func (o *Objects) StatefulSetsReferencingSecret(namespace, secret string) ([]*appsv1.StatefulSet, error) {
+	return podrefs.StatefulSetsReferencing(o.statefulSets[namespace], secret), nil
 }
 
 // StorageClass returns the StorageClass name or a NotFound error.

@@ -2,6 +2,7 @@ package lookup
 
 import (
 	"context"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -9,6 +10,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/stsguard/stsguard/internal/podrefs"
 )
 
 // Reader is a Lookup over controller-runtime readers for one admission
@@ -77,6 +80,63 @@ func (r Reader) StatefulSets(namespace string) ([]*appsv1.StatefulSet, error) {
 		out[i] = &list.Items[i]
 	}
 	return out, nil
+}
+
+// SecretIndex is the name of the field index of StatefulSets by the Secrets
+// their pod template references (podrefs.SecretNames), which
+// StatefulSetsReferencingSecret reads. IndexSecrets registers it.
+const SecretIndex = "stsguard.podTemplateSecrets"
+
+// IndexSecrets registers SecretIndex on StatefulSets with indexer, the
+// manager's field indexer; it must be called before the cache starts.
+func IndexSecrets(ctx context.Context, indexer client.FieldIndexer) error {
+	return indexer.IndexField(ctx, &appsv1.StatefulSet{}, SecretIndex, statefulSetSecrets)
+}
+
+// statefulSetSecrets is the client.IndexerFunc of SecretIndex.
+func statefulSetSecrets(obj client.Object) []string {
+	sts, ok := obj.(*appsv1.StatefulSet)
+	if !ok {
+		return nil
+	}
+	return podrefs.SecretNames(&sts.Spec.Template.Spec)
+}
+
+// StatefulSetsReferencingSecret returns the StatefulSets of namespace whose
+// pod template references Secret secret, from Cache's SecretIndex (see
+// IndexSecrets), so that its cost is that of the StatefulSets it returns,
+// not of those in the namespace.
+//
+// When Cache has no such index (a cache without IndexSecrets, or a live
+// client, as the expand command passes, for which the index is an
+// unsupported field selector), it falls back to listing the namespace's
+// StatefulSets and keeping those that reference the Secret.
+func (r Reader) StatefulSetsReferencingSecret(namespace, secret string) ([]*appsv1.StatefulSet, error) {
+	list := &appsv1.StatefulSetList{}
+	err := r.Cache.List(r.Ctx, list, client.InNamespace(namespace), client.MatchingFields{SecretIndex: secret})
+	if err != nil && noIndex(err) {
+		all, err := r.StatefulSets(namespace)
+		if err != nil {
+			return nil, err
+		}
+		return podrefs.StatefulSetsReferencing(all, secret), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*appsv1.StatefulSet, len(list.Items))
+	for i := range list.Items {
+		out[i] = &list.Items[i]
+	}
+	return out, nil
+}
+
+// noIndex reports whether err is a List's failure for want of SecretIndex:
+// the apiserver's 400 for an unsupported field selector, or the "index with
+// name ... does not exist" (informer cache) or "no index with name ... has
+// been registered" (fake client) of controller-runtime.
+func noIndex(err error) bool {
+	return apierrors.IsBadRequest(err) || strings.Contains(strings.ToLower(err.Error()), "index with name")
 }
 
 // StorageClass returns the StorageClass name from Cache, or a NotFound error.

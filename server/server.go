@@ -251,6 +251,11 @@ func Run(ctx context.Context, o Options) error {
 			return fmt.Errorf("registering informer for %T: %w", obj, err)
 		}
 	}
+	// The Secret rules read the StatefulSets referencing a Secret from an
+	// index, not by walking every StatefulSet of the namespace.
+	if err := lookup.IndexSecrets(ctx, mgr.GetFieldIndexer()); err != nil {
+		return fmt.Errorf("registering the index of StatefulSets by Secret: %w", err)
+	}
 	var synced atomic.Bool
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 		if mgr.GetCache().WaitForCacheSync(ctx) {

@@ -61,3 +61,6 @@ func (l errLookup) Namespace(string) (*corev1.Namespace, error)          { retur
 func (l errLookup) PersistentVolumeClaims(string) ([]*corev1.PersistentVolumeClaim, error) {
 	return nil, l.err
 }
+func (l errLookup) StatefulSetsReferencingSecret(string, string) ([]*appsv1.StatefulSet, error) {
+	return nil, l.err
+}

@@ -7,107 +7,29 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	"k8s.io/utils/ptr"
+
+	"github.com/stsguard/stsguard/internal/podrefs"
 )
 
-// secretRef is one reference of a pod template to a Secret.
-type secretRef struct {
-	// Path is the field path of the reference, rooted at the StatefulSet
-	// (spec.template.spec.containers[0].env[1].valueFrom.secretKeyRef).
-	Path *field.Path
-	// Secret is the name of the Secret, in the StatefulSet's namespace.
-	Secret string
-	// Key is the referenced key; "" for a reference to the whole Secret
-	// (envFrom, a volume without items, imagePullSecrets).
-	Key string
-	// Optional is true when the pod starts without the Secret or key.
-	Optional bool
-	// EnvName is the env var the key is read into (env references only).
-	EnvName string
-	// Image is the image of the container of an env reference.
-	Image string
-}
+// secretRef is one reference of a pod template to a Secret, with its field
+// path rooted at the StatefulSet.
+type secretRef = podrefs.SecretRef
 
 var podSpecPath = field.NewPath("spec", "template", "spec")
 
 // podContainer is one init container or container of a pod template.
-type podContainer struct {
-	// C is the container, inside the pod spec (not a copy).
-	C *corev1.Container
-	// List is "initContainers" or "containers"; Index its position there.
-	List  string
-	Index int
-	// Path is its field path, rooted at the StatefulSet.
-	Path *field.Path
-}
+type podContainer = podrefs.Container
 
-// podContainers returns the init containers and then the containers of pod.
+// podContainers returns the init containers and then the containers of pod,
+// with field paths rooted at the StatefulSet.
 func podContainers(pod *corev1.PodSpec) []podContainer {
-	out := make([]podContainer, 0, len(pod.InitContainers)+len(pod.Containers))
-	for _, g := range []struct {
-		name string
-		list []corev1.Container
-	}{{"initContainers", pod.InitContainers}, {"containers", pod.Containers}} {
-		for i := range g.list {
-			out = append(out, podContainer{C: &g.list[i], List: g.name, Index: i, Path: podSpecPath.Child(g.name).Index(i)})
-		}
-	}
-	return out
+	return podrefs.Containers(pod, podSpecPath)
 }
 
-// secretRefs returns every reference of pod to a Secret, in field order:
-// env valueFrom.secretKeyRef and envFrom secretRef of init containers and
-// containers, secret and projected volumes (one reference per item, or one
-// for the whole Secret) and imagePullSecrets. This is the set of references
-// the kubelet resolves before a container can start.
+// secretRefs returns every reference of pod to a Secret, in field order,
+// with field paths rooted at the StatefulSet (see podrefs.SecretRefs).
 func secretRefs(pod *corev1.PodSpec) []secretRef {
-	var out []secretRef
-	for _, pc := range podContainers(pod) {
-		c, cp := pc.C, pc.Path
-		for j, e := range c.Env {
-			if e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
-				continue
-			}
-			ref := e.ValueFrom.SecretKeyRef
-			out = append(out, secretRef{Path: cp.Child("env").Index(j).Child("valueFrom", "secretKeyRef"),
-				Secret: ref.Name, Key: ref.Key, Optional: ptr.Deref(ref.Optional, false), EnvName: e.Name, Image: c.Image})
-		}
-		for j, e := range c.EnvFrom {
-			if e.SecretRef == nil {
-				continue
-			}
-			out = append(out, secretRef{Path: cp.Child("envFrom").Index(j).Child("secretRef"),
-				Secret: e.SecretRef.Name, Optional: ptr.Deref(e.SecretRef.Optional, false)})
-		}
-	}
-	for i, v := range pod.Volumes {
-		vp := podSpecPath.Child("volumes").Index(i)
-		if s := v.Secret; s != nil {
-			out = append(out, itemRefs(vp.Child("secret"), s.SecretName, s.Items, ptr.Deref(s.Optional, false))...)
-		}
-		if p := v.Projected; p != nil {
-			for j, src := range p.Sources {
-				if s := src.Secret; s != nil {
-					out = append(out, itemRefs(vp.Child("projected", "sources").Index(j).Child("secret"), s.Name, s.Items, ptr.Deref(s.Optional, false))...)
-				}
-			}
-		}
-	}
-	for i, s := range pod.ImagePullSecrets {
-		out = append(out, secretRef{Path: podSpecPath.Child("imagePullSecrets").Index(i), Secret: s.Name})
-	}
-	return out
-}
-
-func itemRefs(path *field.Path, secret string, items []corev1.KeyToPath, optional bool) []secretRef {
-	if len(items) == 0 {
-		return []secretRef{{Path: path, Secret: secret, Optional: optional}}
-	}
-	out := make([]secretRef, 0, len(items))
-	for i, it := range items {
-		out = append(out, secretRef{Path: path.Child("items").Index(i), Secret: secret, Key: it.Key, Optional: optional})
-	}
-	return out
+	return podrefs.SecretRefs(pod, podSpecPath)
 }
 
 // secretUser is a StatefulSet and its references to one Secret.
@@ -133,9 +55,9 @@ func (u secretUser) describe() string {
 // leaving out StatefulSets being deleted and those with no matching
 // reference.
 func secretUsers(lk Lookup, namespace, name string, path *field.Path, keep func(secretRef) bool) ([]secretUser, *field.Error) {
-	all, err := lk.StatefulSets(namespace)
+	all, err := lk.StatefulSetsReferencingSecret(namespace, name)
 	if err != nil {
-		return nil, lookupFailed(path, "StatefulSets of namespace "+namespace, err)
+		return nil, lookupFailed(path, "StatefulSets of namespace "+namespace+" referencing Secret "+name, err)
 	}
 	var out []secretUser
 	for _, sts := range all {

@@ -95,6 +95,13 @@ type Lookup interface {
 	// StatefulSets returns the apps/v1 StatefulSets of namespace, in any
 	// order; an empty list (not an error) when there are none.
 	StatefulSets(namespace string) ([]*appsv1.StatefulSet, error)
+	// StatefulSetsReferencingSecret returns the apps/v1 StatefulSets of
+	// namespace whose pod template references Secret secret (any
+	// reference podrefs.SecretNames reports, optional ones included), in any
+	// order; an empty list (not an error) when there are none. The webhook
+	// serves it from an informer cache index, so that a Secret review's cost
+	// does not grow with the number of StatefulSets in the namespace.
+	StatefulSetsReferencingSecret(namespace, secret string) ([]*appsv1.StatefulSet, error)
 	// StorageClass returns the cluster-scoped storage.k8s.io/v1 StorageClass name.
 	StorageClass(name string) (*storagev1.StorageClass, error)
 	// StorageClasses returns every StorageClass, in any order.
