@@ -13,15 +13,18 @@ import (
 //
 // On the CREATE of such an object the mutators that fill in defaults for a
 // new object (Mutator.Default: termination-grace-period, rollout-partition)
-// step aside: the pods run the template as stored, and a default applied to
-// it now (a StatefulSet admitted before stsguard was installed keeps the API
-// default terminationGracePeriodSeconds of 30) would be a new pod template,
-// a new revision, and a rolling restart of every pod. Nothing else changes:
-// every validation rule runs as on any CREATE, and password-secret-ref
-// still moves a literal password (expand's dry run sees that change and
-// refuses before it deletes anything). The annotation skips nothing that
-// the exemption annotation (stsguard.io/exempt) could not skip with a
-// reason.
+// step aside, each recorded as an exemption (By "recreate"): the pods run
+// the template as stored, and a default applied to it now (a StatefulSet
+// admitted before stsguard was installed keeps the API default
+// terminationGracePeriodSeconds of 30) would be a new pod template, a new
+// revision, and a rolling restart of every pod. password-secret-ref
+// generates no password either (the data has one), and warns as on an
+// UPDATE. Nothing else changes: every validation rule runs as on any
+// CREATE, and password-secret-ref still moves a literal password (expand's
+// dry run sees that change and refuses before it deletes anything). The
+// annotation skips nothing that the exemption annotation (stsguard.io/exempt)
+// could not skip with a reason; expand removes it once the StatefulSet is
+// created.
 const RecreateAnnotation = "stsguard.io/recreate-of"
 
 // recreateExemption is the exemption a default mutator steps aside under
