@@ -57,8 +57,9 @@ deny, warn about, record for audit and change (with the JSON patch).
 standard input; multi-document YAML and kind: List are read. StatefulSets in
 apps/v1beta1 and apps/v1beta2 are read as apps/v1 (v1beta1's default
 updateStrategy, OnDelete, is kept). Objects of other kinds are counted and
-passed over. Objects without a namespace take --namespace (default
-"default").
+passed over. Objects without a namespace take --namespace; without it,
+the kubeconfig context's namespace with --cluster (as kubectl apply -f),
+else "default".
 
 The objects are replayed one at a time in the order kubectl apply -f reads
 them: the -f paths in the order given, a directory's files by name (as
@@ -73,7 +74,8 @@ exists already is an UPDATE of it with what kubectl apply would send.
 --cluster reads the live objects through the kubeconfig, read-only, and
 judges each as a CREATE of it would be judged among all of them (in
 --namespace only, when it is given). With -f too, the files are replayed on
-top of the cluster's objects.
+top of the cluster's objects of their namespace (--namespace, else the
+context's).
 
 --config is the policy file of stsguard serve: actions, mutations and
 exemptions apply as they would in the webhook.
@@ -116,9 +118,15 @@ be read (the others are still audited and reported).`,
 			namespace := kf.namespace()
 			var live []manifest.Object
 			if cluster {
-				restCfg, _, err := kf.load()
+				restCfg, contextNamespace, err := kf.load()
 				if err != nil {
 					return usageError("%v", err)
+				}
+				if namespace == "" && len(files) > 0 {
+					// As kubectl apply -f: the files' objects without a
+					// namespace go to the context's, and are replayed on
+					// top of that namespace's live objects.
+					namespace = contextNamespace
 				}
 				scheme := runtime.NewScheme()
 				if err := clientgoscheme.AddToScheme(scheme); err != nil {

@@ -164,3 +164,31 @@ func nilIfEmpty(s []string) []string {
 	}
 	return s
 }
+
+// `stsguard audit -f FILE --cluster` without -n, as `kubectl apply -f FILE`:
+// the file's objects go to the kubeconfig context's namespace, and are
+// judged against that namespace's live objects.
+func TestAuditFilesTakeTheContextNamespace(t *testing.T) {
+	c, _ := newClient(t)
+	ns := namespace(t, c)
+	require.NoError(t, c.Create(ctx(), harness.Service(ns, "web", "None", map[string]string{"app": "web"})))
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	raw, err := os.ReadFile(cl.Kubeconfig)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(kubeconfig, raw, 0o600))
+	res, err := harness.RunKubectl(kubeconfig, "", "config", "set-context", "--current", "--namespace="+ns)
+	require.NoError(t, err)
+	require.Equal(t, 0, res.ExitCode, res.Stderr)
+	sts := filepath.Join(t.TempDir(), "web.yaml")
+	require.NoError(t, os.WriteFile(sts, []byte(toYAML(t, harness.StatefulSet("", "web", "web", "nginx"))), 0o600))
+
+	out, err := exec.Command(harness.BuildStsguard(t), "audit", "-f", sts, "--cluster", "-o", "json", "--kubeconfig", kubeconfig).Output()
+	require.NoError(t, err, "%s", out)
+	var report struct {
+		Objects []decision `json:"objects"`
+	}
+	require.NoError(t, json.Unmarshal(out, &report))
+	require.Len(t, report.Objects, 1)
+	assert.Equal(t, ns, report.Objects[0].Namespace)
+	assert.NotContains(t, report.Objects[0].Warn, "headless-service-missing", "the context namespace's Service was found")
+}
