@@ -298,7 +298,7 @@ func templateHasSize(sts *appsv1.StatefulSet, template string, size resource.Qua
 }
 
 func (r *run) printPlan(p *rules.ResizePlan) {
-	r.printf("plan: template %q %s -> %s; %d PVC(s):", p.Template, p.From.String(), p.To.String(), len(p.Claims))
+	r.printf("plan: template %q %s -> %s; %d PVC(s):", p.Template, p.From.String(), p.To.String(), len(p.Claims)+p.MoreNotCreated)
 	for _, c := range p.Claims {
 		step := ""
 		switch {
@@ -314,6 +314,9 @@ func (r *run) printPlan(p *rules.ResizePlan) {
 			step = "at " + p.To.String() + " already"
 		}
 		r.printf("  %s (%s): %s", c.Name, c.Describe(), step)
+	}
+	if p.MoreNotCreated > 0 {
+		r.printf("  and %d more ordinals without a PVC yet: created at %s when their pods first start", p.MoreNotCreated, p.To.String())
 	}
 }
 

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -269,4 +270,19 @@ func TestResized(t *testing.T) {
 	c.Status.Conditions = nil
 	c.Status.Capacity[corev1.ResourceStorage] = resource.MustParse("20Gi")
 	assert.True(t, Resized(c, twenty))
+}
+
+// A resize plan lists at most MaxClaimsNotCreated claims not created yet,
+// whatever spec.replicas says: a huge count costs no memory.
+func TestResizePlanIsBoundedByClaimsNotReplicas(t *testing.T) {
+	sts := testStatefulSet("web")
+	sts.Spec.Replicas = ptr.To[int32](math.MaxInt32)
+	sts.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "data"},
+		Spec: corev1.PersistentVolumeClaimSpec{Resources: corev1.VolumeResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}}}}
+	plan, err := PlanResize(sts, "data", resource.MustParse("2Gi"), objects())
+	require.NoError(t, err)
+	assert.Len(t, plan.Claims, MaxClaimsNotCreated)
+	assert.Equal(t, math.MaxInt32-MaxClaimsNotCreated, plan.MoreNotCreated)
+	assert.Contains(t, plan.Summary(), "and 2147483637 more ordinals without a PVC yet")
 }

@@ -120,9 +120,20 @@ type ResizePlan struct {
 	TemplateClass      string
 	TemplateExpandable bool
 	// Claims are the PVCs of ordinals start..start+replicas-1 (existing or
-	// not) and any existing leftover of another ordinal, by ordinal.
+	// not; at most MaxClaimsNotCreated of those not created yet) and any
+	// existing leftover of another ordinal, by ordinal.
 	Claims []Claim
+	// MoreNotCreated counts the ordinals not created yet beyond the first
+	// MaxClaimsNotCreated, which Claims leaves out.
+	MoreNotCreated int
 }
+
+// MaxClaimsNotCreated bounds the claims not created yet that a plan lists
+// one by one: replicas is set by whoever writes the StatefulSet (up to 2^31
+// - 1), and a plan of a claim per ordinal would cost stsguard memory and
+// time in proportion (an UPDATE with a huge replicas count would make it run
+// out of memory).
+const MaxClaimsNotCreated = 10
 
 // PlanResize plans growing volumeClaimTemplate template of sts to size,
 // reading PVCs and StorageClasses through lk. It returns an error when the
@@ -170,19 +181,28 @@ func PlanResize(sts *appsv1.StatefulSet, template string, size resource.Quantity
 		start = int(sts.Spec.Ordinals.Start)
 	}
 	replicas := int(ptr.Deref(sts.Spec.Replicas, 1))
-	for n := start; n < start+replicas; n++ {
+	end := start + max(replicas, 0)
+	existing := 0 // existing claims of ordinals in start..end-1
+	for n := range byOrdinal {
+		if n >= start && n < end {
+			existing++
+		}
+	}
+	notCreated := end - start - existing
+	for n := start; n < end && len(p.Claims) < min(notCreated, MaxClaimsNotCreated); n++ {
 		if _, ok := byOrdinal[n]; !ok {
 			p.Claims = append(p.Claims, Claim{Name: ClaimName(template, sts.Name, n), Ordinal: n,
 				StorageClass: p.TemplateClass, Expandable: p.TemplateExpandable})
 		}
 	}
+	p.MoreNotCreated = notCreated - len(p.Claims)
 	classes := map[string]*storagev1.StorageClass{}
 	for n, pvc := range byOrdinal {
 		c, err := planClaim(pvc, size, lk, classes)
 		if err != nil {
 			return nil, err
 		}
-		c.Ordinal, c.Leftover = n, n < start || n >= start+replicas
+		c.Ordinal, c.Leftover = n, n < start || n >= end
 		p.Claims = append(p.Claims, c)
 	}
 	sort.Slice(p.Claims, func(a, b int) bool { return p.Claims[a].Ordinal < p.Claims[b].Ordinal })
@@ -269,6 +289,9 @@ func (p *ResizePlan) Summary() string {
 	parts := make([]string, 0, len(p.Claims))
 	for _, c := range p.Claims {
 		parts = append(parts, c.Name+" ("+c.Describe()+")")
+	}
+	if p.MoreNotCreated > 0 {
+		parts = append(parts, fmt.Sprintf("and %d more ordinals without a PVC yet (created from the template)", p.MoreNotCreated))
 	}
 	if len(parts) == 0 {
 		return "no PVCs yet"
