@@ -151,6 +151,11 @@ func TestDownBackendDoesNotBlockSystemNamespacesOrStsguard(t *testing.T) {
 		assert.NoError(t, sa.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db-credentials"}, StringData: map[string]string{"password": "x"}}))
 	})
 	t.Run("shipped failurePolicy", func(t *testing.T) {
+		// The apiserver sees the webhook configurations put back (the
+		// cleanup of the subtest before) a moment after they are written.
+		harness.Eventually(t, "the shipped webhook configurations in force", func() bool {
+			return c.Create(ctx, headless(ns, "probe"), client.DryRunAll) == nil
+		})
 		for _, o := range objects(ns, "admitted") {
 			assert.NoError(t, c.Create(ctx, o), "%T: the shipped webhooks fail open", o)
 		}
