@@ -13,7 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 
-	"github.com/stsguard/stsguard/webhook/rules"
+	"github.com/stsguard/stsguard/engine"
 )
 
 // lastAppliedAnnotation is where kubectl apply records the configuration it
@@ -22,7 +22,7 @@ const lastAppliedAnnotation = corev1.LastAppliedConfigAnnotation
 
 // object is a typed API object the replay stores and merges.
 type object interface {
-	rules.Object
+	engine.Object
 	runtime.Object
 }
 
@@ -134,7 +134,7 @@ func defaultClaimTemplates(sts *appsv1.StatefulSet) {
 // of a StatefulSet or Service; a Secret's data, stringData or type) or an
 // stsguard.io/ annotation. An UPDATE not sent is admitted as it is, with no
 // finding.
-func sent[T rules.Object](in *rules.Input[T]) bool {
+func sent[T engine.Object](in *engine.Input[T]) bool {
 	if in.Operation != admissionv1.Update || !sameStsguardAnnotations(in.Object.GetAnnotations(), in.OldObject.GetAnnotations()) {
 		return true
 	}

@@ -26,7 +26,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/stsguard/stsguard/manifest"
-	"github.com/stsguard/stsguard/webhook/rules"
+	"github.com/stsguard/stsguard/engine"
 )
 
 // Finding is one thing stsguard would do to one object. Its JSON form is the
@@ -35,7 +35,7 @@ type Finding struct {
 	// Rule is the rule or mutation ID.
 	Rule string `json:"rule"`
 	// Action is Deny, Warn, Audit or Mutate.
-	Action rules.Action `json:"action"`
+	Action engine.Action `json:"action"`
 	// Kind, Namespace and Name name the object.
 	Kind      string `json:"kind"`
 	Namespace string `json:"namespace,omitempty"`
@@ -141,8 +141,8 @@ type Report struct {
 	Findings []Finding               `json:"findings"`
 	Errors   []InputError            `json:"errors,omitempty"`
 	Summary  Summary                 `json:"summary"`
-	Catalog  []rules.Meta            `json:"-"`
-	Actions  map[string]rules.Action `json:"-"`
+	Catalog  []engine.Meta            `json:"-"`
+	Actions  map[string]engine.Action `json:"-"`
 }
 
 // Denied reports whether stsguard would deny at least one object.
@@ -188,7 +188,7 @@ type outcome struct {
 // Each namespace is replayed by one goroutine (rules read only the
 // namespace of the object they judge; cluster-scoped objects are seen from
 // their place on), so the decisions are those of the sequential replay.
-func Apply(e *rules.Engine, objs []manifest.Object, existing []manifest.Object) *Report {
+func Apply(e *engine.Engine, objs []manifest.Object, existing []manifest.Object) *Report {
 	w := newWorld()
 	for _, o := range existing {
 		if o.Object != nil && !w.addCluster(o.Object, -1) {
@@ -228,7 +228,7 @@ func Apply(e *rules.Engine, objs []manifest.Object, existing []manifest.Object) 
 // the order does not matter and the objects are judged in parallel. A live
 // Service always has its cluster IP (or None), so headless-service-default
 // never applies to one.
-func Live(e *rules.Engine, objs []manifest.Object) *Report {
+func Live(e *engine.Engine, objs []manifest.Object) *Report {
 	w := newWorld()
 	for _, o := range objs {
 		if o.Object != nil && !w.addCluster(o.Object, -1) {
@@ -259,8 +259,8 @@ func parallel(n int, work func()) {
 
 // report assembles the outcomes (nil for an object not judged) in the
 // order of objs.
-func report(e *rules.Engine, objs []manifest.Object, out []*outcome) *Report {
-	r := &Report{Objects: []Decision{}, Findings: []Finding{}, Catalog: rules.Catalog(), Actions: map[string]rules.Action{}}
+func report(e *engine.Engine, objs []manifest.Object, out []*outcome) *Report {
+	r := &Report{Objects: []Decision{}, Findings: []Finding{}, Catalog: engine.Catalog(), Actions: map[string]engine.Action{}}
 	for _, m := range r.Catalog {
 		r.Actions[m.ID] = e.Action(m.ID)
 	}
@@ -281,13 +281,13 @@ func report(e *rules.Engine, objs []manifest.Object, out []*outcome) *Report {
 		}
 		for _, f := range oc.findings {
 			switch f.Action {
-			case rules.Deny:
+			case engine.Deny:
 				r.Summary.Deny++
-			case rules.Warn:
+			case engine.Warn:
 				r.Summary.Warn++
-			case rules.Audit:
+			case engine.Audit:
 				r.Summary.Audit++
-			case rules.Mutate:
+			case engine.Mutate:
 				r.Summary.Mutate++
 			}
 		}
@@ -315,7 +315,7 @@ func (r *Report) AddErrors(errs []error) {
 // replay admits the object o at v's position, as the apiserver would with
 // stsguard's webhooks, and stores what would be stored. It returns nil for
 // an object that is only stored (a PersistentVolumeClaim).
-func replay(e *rules.Engine, v *view, o *manifest.Object) *outcome {
+func replay(e *engine.Engine, v *view, o *manifest.Object) *outcome {
 	s := v.s
 	switch obj := o.Object.(type) {
 	case *appsv1.StatefulSet:
@@ -325,7 +325,7 @@ func replay(e *rules.Engine, v *view, o *manifest.Object) *outcome {
 		}
 		in := request(obj, prev, o)
 		a := admit(in, v, e.MutateStatefulSet, e.ValidateStatefulSet)
-		oc := a.outcome(rules.KindStatefulSet, o)
+		oc := a.outcome(engine.KindStatefulSet, o)
 		hintServiceOrder(oc, s, in.Object)
 		if !a.denied {
 			s.put(a.object, o)
@@ -336,7 +336,7 @@ func replay(e *rules.Engine, v *view, o *manifest.Object) *outcome {
 		prev := s.services[obj.Name]
 		in := request(obj, prev, o)
 		a := admit(in, v, e.MutateService, e.ValidateService)
-		oc := a.outcome(rules.KindService, o)
+		oc := a.outcome(engine.KindService, o)
 		if a.denied {
 			return oc
 		}
@@ -358,13 +358,13 @@ func replay(e *rules.Engine, v *view, o *manifest.Object) *outcome {
 	case *corev1.Secret:
 		prev := s.secrets[obj.Name]
 		in := request(obj, prev, o)
-		var res rules.Result
+		var res engine.Result
 		if sent(in) {
 			res = e.ValidateSecret(in, v)
 		}
 		a := admitted[*corev1.Secret]{res: res, object: in.Object, operation: in.Operation,
-			denied: len(res.Findings.ByAction(rules.Deny)) > 0}
-		oc := a.outcome(rules.KindSecret, o)
+			denied: len(res.Findings.ByAction(engine.Deny)) > 0}
+		oc := a.outcome(engine.KindSecret, o)
 		if !a.denied {
 			s.put(in.Object, o)
 		}
@@ -387,7 +387,7 @@ func hintServiceOrder(oc *outcome, s *store, sts *appsv1.StatefulSet) {
 	}
 	for i := range oc.findings {
 		f := &oc.findings[i]
-		if f.Rule != rules.HeadlessServiceNotHeadless || f.Field != "spec.serviceName" {
+		if f.Rule != engine.HeadlessServiceNotHeadless || f.Field != "spec.serviceName" {
 			continue
 		}
 		f.Hint = fmt.Sprintf("Service %q (%s) is created before this StatefulSet and sets no clusterIP, so the apiserver gives it a cluster IP; "+
@@ -407,19 +407,19 @@ func location(file string, line int) string {
 
 // judgeLive judges the live object o as an admission CREATE of it, storing
 // nothing.
-func judgeLive(e *rules.Engine, v *view, o *manifest.Object) *outcome {
+func judgeLive(e *engine.Engine, v *view, o *manifest.Object) *outcome {
 	switch obj := o.Object.(type) {
 	case *appsv1.StatefulSet:
-		in := &rules.Input[*appsv1.StatefulSet]{Operation: admissionv1.Create, Object: obj}
-		return admit(in, v, e.MutateStatefulSet, e.ValidateStatefulSet).outcome(rules.KindStatefulSet, o)
+		in := &engine.Input[*appsv1.StatefulSet]{Operation: admissionv1.Create, Object: obj}
+		return admit(in, v, e.MutateStatefulSet, e.ValidateStatefulSet).outcome(engine.KindStatefulSet, o)
 	case *corev1.Service:
-		in := &rules.Input[*corev1.Service]{Operation: admissionv1.Create, Object: obj}
-		return admit(in, v, e.MutateService, e.ValidateService).outcome(rules.KindService, o)
+		in := &engine.Input[*corev1.Service]{Operation: admissionv1.Create, Object: obj}
+		return admit(in, v, e.MutateService, e.ValidateService).outcome(engine.KindService, o)
 	case *corev1.Secret:
-		in := &rules.Input[*corev1.Secret]{Operation: admissionv1.Create, Object: obj}
+		in := &engine.Input[*corev1.Secret]{Operation: admissionv1.Create, Object: obj}
 		res := e.ValidateSecret(in, v)
 		return admitted[*corev1.Secret]{res: res, object: obj, operation: admissionv1.Create,
-			denied: len(res.Findings.ByAction(rules.Deny)) > 0}.outcome(rules.KindSecret, o)
+			denied: len(res.Findings.ByAction(engine.Deny)) > 0}.outcome(engine.KindSecret, o)
 	}
 	return nil
 }
@@ -427,10 +427,10 @@ func judgeLive(e *rules.Engine, v *view, o *manifest.Object) *outcome {
 // request is the admission request for manifest object obj (o's object):
 // a CREATE, or, when prev is stored under its name, an UPDATE of prev.Obj
 // with the object kubectl apply would send (see merge).
-func request[T object](obj T, prev *stored[T], o *manifest.Object) *rules.Input[T] {
-	in := &rules.Input[T]{Operation: admissionv1.Create, Object: obj.DeepCopyObject().(T)}
+func request[T object](obj T, prev *stored[T], o *manifest.Object) *engine.Input[T] {
+	in := &engine.Input[T]{Operation: admissionv1.Create, Object: obj.DeepCopyObject().(T)}
 	if prev != nil {
-		in = &rules.Input[T]{Operation: admissionv1.Update, Object: merge(prev, obj), OldObject: prev.obj}
+		in = &engine.Input[T]{Operation: admissionv1.Update, Object: merge(prev, obj), OldObject: prev.obj}
 	}
 	if sts, ok := any(in.Object).(*appsv1.StatefulSet); ok {
 		defaultClaimTemplates(sts)
@@ -439,13 +439,13 @@ func request[T object](obj T, prev *stored[T], o *manifest.Object) *rules.Input[
 }
 
 // admitted is the result of one request through both webhooks.
-type admitted[T rules.Object] struct {
+type admitted[T engine.Object] struct {
 	operation admissionv1.Operation
-	res       rules.Result
+	res       engine.Result
 	// object is the object as it would be stored (mutated); mutation is
 	// nil for a kind without a mutating webhook, or when denied.
 	object   T
-	mutation *rules.Mutation
+	mutation *engine.Mutation
 	denied   bool
 }
 
@@ -455,20 +455,20 @@ type admitted[T rules.Object] struct {
 // the world the mutation leaves (its Secrets written). A request that either
 // step would deny gets no patch and writes nothing. The findings are those
 // kubectl shows: the mutators' and the validating rules'.
-func admit[T rules.Object](in *rules.Input[T], lk rules.Lookup,
-	mutate func(*rules.Input[T], rules.Lookup) (T, *rules.Mutation, rules.Result),
-	validate func(*rules.Input[T], rules.Lookup) rules.Result) admitted[T] {
+func admit[T engine.Object](in *engine.Input[T], lk engine.Lookup,
+	mutate func(*engine.Input[T], engine.Lookup) (T, *engine.Mutation, engine.Result),
+	validate func(*engine.Input[T], engine.Lookup) engine.Result) admitted[T] {
 	if !sent(in) {
 		return admitted[T]{operation: in.Operation, object: in.Object}
 	}
 	mutated, m, mres := mutate(in, lk)
-	if len(mres.Findings.ByAction(rules.Deny)) > 0 {
+	if len(mres.Findings.ByAction(engine.Deny)) > 0 {
 		return admitted[T]{operation: in.Operation, res: mres, object: in.Object, denied: true}
 	}
-	vres := validate(&rules.Input[T]{Operation: in.Operation, Object: mutated, OldObject: in.OldObject, DryRun: in.DryRun}, m.Lookup(lk))
-	res := rules.Result{Findings: append(append(rules.Findings{}, mres.Findings...), vres.Findings...),
+	vres := validate(&engine.Input[T]{Operation: in.Operation, Object: mutated, OldObject: in.OldObject, DryRun: in.DryRun}, m.Lookup(lk))
+	res := engine.Result{Findings: append(append(engine.Findings{}, mres.Findings...), vres.Findings...),
 		Exemptions: append(mres.Exemptions, vres.Exemptions...)}
-	if len(vres.Findings.ByAction(rules.Deny)) > 0 {
+	if len(vres.Findings.ByAction(engine.Deny)) > 0 {
 		return admitted[T]{operation: in.Operation, res: res, object: in.Object, denied: true}
 	}
 	if m.Empty() {
@@ -480,11 +480,11 @@ func admit[T rules.Object](in *rules.Input[T], lk rules.Lookup,
 }
 
 // outcome renders the result for the object o of kind.
-func (a admitted[T]) outcome(kind rules.Kind, o *manifest.Object) *outcome {
+func (a admitted[T]) outcome(kind engine.Kind, o *manifest.Object) *outcome {
 	d := Decision{Kind: string(kind), Namespace: o.Namespace, Name: o.Name, File: o.File, Line: o.Line,
 		Operation: a.operation, Denied: a.denied}
 	fs := make([]Finding, 0, len(a.res.Findings))
-	ids := map[rules.Action][]string{}
+	ids := map[engine.Action][]string{}
 	for _, f := range a.res.Findings {
 		fs = append(fs, Finding{Rule: f.Rule, Action: f.Action, Kind: string(kind), Namespace: o.Namespace, Name: o.Name,
 			Field: f.Error.Field, Message: message(f), File: o.File, Line: o.Line})
@@ -492,9 +492,9 @@ func (a admitted[T]) outcome(kind rules.Kind, o *manifest.Object) *outcome {
 	}
 	if a.mutation != nil {
 		for _, c := range a.mutation.Changes() {
-			fs = append(fs, Finding{Rule: c.Rule, Action: rules.Mutate, Kind: string(kind), Namespace: o.Namespace, Name: o.Name,
+			fs = append(fs, Finding{Rule: c.Rule, Action: engine.Mutate, Kind: string(kind), Namespace: o.Namespace, Name: o.Name,
 				Field: c.Field, Message: c.Message, File: o.File, Line: o.Line, Patch: redacted([]jsonpatch.JsonPatchOperation{c.Patch})})
-			ids[rules.Mutate] = append(ids[rules.Mutate], c.Rule)
+			ids[engine.Mutate] = append(ids[engine.Mutate], c.Rule)
 		}
 		d.Patch = redacted(a.mutation.Patch())
 	}
@@ -504,13 +504,13 @@ func (a admitted[T]) outcome(kind rules.Kind, o *manifest.Object) *outcome {
 		}
 		return fs[i].Rule < fs[j].Rule
 	})
-	d.Deny, d.Warn, d.Audit, d.Mutations = set(ids[rules.Deny]), set(ids[rules.Warn]), set(ids[rules.Audit]), set(ids[rules.Mutate])
+	d.Deny, d.Warn, d.Audit, d.Mutations = set(ids[engine.Deny]), set(ids[engine.Warn]), set(ids[engine.Audit]), set(ids[engine.Mutate])
 	return &outcome{decision: d, findings: fs}
 }
 
 // lastAppliedPointer is the JSON pointer of kubectl's last-applied
 // configuration, which password-secret-ref rewrites.
-var lastAppliedPointer = rules.Pointer("metadata", "annotations", rules.LastAppliedAnnotation)
+var lastAppliedPointer = engine.Pointer("metadata", "annotations", engine.LastAppliedAnnotation)
 
 // redactedLastApplied stands in reports for the value of a patch that
 // rewrites kubectl's last-applied configuration: a copy of the whole
@@ -553,7 +553,7 @@ func compact(s []string) []string {
 
 // storeSecrets stores the Secrets mutation m writes, as they would be once
 // written (an existing Secret with the keys added), and describes them.
-func storeSecrets(s *store, v *view, m *rules.Mutation) []SecretWrite {
+func storeSecrets(s *store, v *view, m *engine.Mutation) []SecretWrite {
 	if m == nil || len(m.Secrets()) == 0 {
 		return nil
 	}
@@ -577,6 +577,6 @@ func storeSecrets(s *store, v *view, m *rules.Mutation) []SecretWrite {
 
 // message is the finding as kubectl prints a field error, less its field
 // path and its "[rule: ID]" tag.
-func message(f rules.Finding) string {
+func message(f engine.Finding) string {
 	return strings.TrimSuffix(f.Error.ErrorBody(), fmt.Sprintf(" [rule: %s]", f.Rule))
 }

@@ -16,7 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/stsguard/stsguard/manifest"
-	"github.com/stsguard/stsguard/webhook/rules"
+	"github.com/stsguard/stsguard/engine"
 )
 
 // Manifests of the tests: each a YAML document (with its "---").
@@ -155,9 +155,9 @@ spec:
 `
 )
 
-func engine(t testing.TB) *rules.Engine {
+func newEngine(t testing.TB) *engine.Engine {
 	t.Helper()
-	e, err := rules.New(rules.DefaultConfig())
+	e, err := engine.New(engine.DefaultConfig())
 	require.NoError(t, err)
 	return e
 }
@@ -279,7 +279,7 @@ func TestApplyReplaysInOrder(t *testing.T) {
 			"StatefulSet/db UPDATE",
 		},
 	}}
-	e := engine(t)
+	e := newEngine(t)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			r := Apply(e, parse(t, "f.yaml", tc.manifest), nil)
@@ -289,14 +289,14 @@ func TestApplyReplaysInOrder(t *testing.T) {
 }
 
 func TestServiceBeforeStatefulSetIsDeniedWithAHint(t *testing.T) {
-	r := Apply(engine(t), parse(t, "web.yaml", clusterIPService+webStatefulSet), nil)
+	r := Apply(newEngine(t), parse(t, "web.yaml", clusterIPService+webStatefulSet), nil)
 	require.Len(t, r.Objects, 2)
 	sts := r.Objects[1]
 	require.True(t, sts.Denied)
 	fs := r.FindingsOf(&sts)
 	require.Len(t, fs, 1)
 	f := fs[0]
-	assert.Equal(t, rules.Deny, f.Action)
+	assert.Equal(t, engine.Deny, f.Action)
 	assert.Equal(t, "spec.serviceName", f.Field)
 	assert.Contains(t, f.Message, `Service "web" is not headless (spec.type is "ClusterIP")`)
 	assert.Contains(t, f.Hint, `Service "web" (web.yaml:2) is created before this StatefulSet and sets no clusterIP`)
@@ -308,7 +308,7 @@ func TestServiceBeforeStatefulSetIsDeniedWithAHint(t *testing.T) {
 
 func TestNoOrderHintForANodePortService(t *testing.T) {
 	nodePort := strings.Replace(clusterIPService, "spec:", "spec:\n  type: NodePort", 1)
-	r := Apply(engine(t), parse(t, "web.yaml", nodePort+webStatefulSet), nil)
+	r := Apply(newEngine(t), parse(t, "web.yaml", nodePort+webStatefulSet), nil)
 	require.Len(t, r.Objects, 2)
 	require.True(t, r.Objects[1].Denied, "a NodePort Service cannot be headless, whatever the order")
 	for _, f := range r.FindingsOf(&r.Objects[1]) {
@@ -317,7 +317,7 @@ func TestNoOrderHintForANodePortService(t *testing.T) {
 }
 
 func TestDecisionReportsPatchAndSecrets(t *testing.T) {
-	r := Apply(engine(t), parse(t, "f.yaml", webStatefulSet+clusterIPService+literalStatefulSet), nil)
+	r := Apply(newEngine(t), parse(t, "f.yaml", webStatefulSet+clusterIPService+literalStatefulSet), nil)
 	require.Len(t, r.Objects, 3)
 	svc := r.Objects[1]
 	assert.Equal(t, []string{"headless-service-default"}, svc.Mutations)
@@ -358,7 +358,7 @@ func TestApplyFollowsFileAndDirectoryOrder(t *testing.T) {
 		{"files in the order given", []string{"svc-first/2-statefulset.yaml", "svc-first/1-service.yaml"}, admitted},
 		{"files in the order given, reversed", []string{"sts-first/2-service.yaml", "sts-first/1-statefulset.yaml"}, denied},
 	}
-	e := engine(t)
+	e := newEngine(t)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var paths []string
@@ -381,7 +381,7 @@ func liveService(clusterIP string) manifest.Object {
 }
 
 func TestApplyAgainstLiveObjects(t *testing.T) {
-	e := engine(t)
+	e := newEngine(t)
 	t.Run("a live headless Service pairs with the manifest's StatefulSet", func(t *testing.T) {
 		r := Apply(e, parse(t, "f.yaml", webStatefulSet), []manifest.Object{liveService("None")})
 		assert.Equal(t, []string{"StatefulSet/web CREATE"}, decisions(r))
@@ -425,14 +425,14 @@ spec:
 	sts.Spec.VolumeClaimTemplates[0].Spec.VolumeMode = &fs
 	sts.Spec.VolumeClaimTemplates[0].Status.Phase = corev1.ClaimPending
 	live[0].File, live[0].Line = "", 0
-	r := Apply(engine(t), parse(t, "f.yaml", withTemplate), live)
+	r := Apply(newEngine(t), parse(t, "f.yaml", withTemplate), live)
 	assert.Equal(t, []string{"StatefulSet/db UPDATE"}, decisions(r), "nothing changed that stsguard judges: not sent, no volume-claim-template-immutable")
 }
 
 func TestLiveJudgesEachObjectAgainstAllOthers(t *testing.T) {
 	live := append([]manifest.Object{liveService("10.0.0.7")}, parse(t, "", webStatefulSet)...)
 	live[1].File, live[1].Line = "", 0
-	r := Live(engine(t), live)
+	r := Live(newEngine(t), live)
 	assert.Equal(t, []string{
 		"Service/web CREATE denied deny=headless-service-not-headless",
 		"StatefulSet/web CREATE denied deny=headless-service-not-headless",
@@ -453,7 +453,7 @@ func TestApplyIsTheSequentialReplay(t *testing.T) {
 		}
 	}
 	objs := parse(t, "many.yaml", b.String())
-	e := engine(t)
+	e := newEngine(t)
 	prev := runtime.GOMAXPROCS(1)
 	one := Apply(e, objs, nil)
 	runtime.GOMAXPROCS(4)
@@ -521,7 +521,7 @@ spec:
         - {name: MYSQL_ROOT_PASSWORD, value: n0t-a-default-9}
         - {name: OTHER_SETTING, value: do-not-copy-me}
 `
-	r := Apply(engine(t), parse(t, "f.yaml", sts), nil)
+	r := Apply(newEngine(t), parse(t, "f.yaml", sts), nil)
 	require.Len(t, r.Objects, 1)
 	raw, err := json.Marshal(r)
 	require.NoError(t, err)
@@ -552,20 +552,20 @@ func TestSentMirrorsTheMatchCondition(t *testing.T) {
 		got  bool
 		want bool
 	}{
-		{"a CREATE", sent(&rules.Input[*appsv1.StatefulSet]{Operation: admissionv1.Create, Object: sts(nil)}), true},
-		{"a label", sent(&rules.Input[*appsv1.StatefulSet]{Operation: admissionv1.Update, OldObject: sts(nil),
+		{"a CREATE", sent(&engine.Input[*appsv1.StatefulSet]{Operation: admissionv1.Create, Object: sts(nil)}), true},
+		{"a label", sent(&engine.Input[*appsv1.StatefulSet]{Operation: admissionv1.Update, OldObject: sts(nil),
 			Object: sts(func(s *appsv1.StatefulSet) { s.Labels = map[string]string{"team": "db"} })}), false},
-		{"someone else's annotation", sent(&rules.Input[*appsv1.StatefulSet]{Operation: admissionv1.Update, OldObject: sts(nil),
+		{"someone else's annotation", sent(&engine.Input[*appsv1.StatefulSet]{Operation: admissionv1.Update, OldObject: sts(nil),
 			Object: sts(func(s *appsv1.StatefulSet) { s.Annotations["a"] = "2" })}), false},
-		{"stsguard's annotation", sent(&rules.Input[*appsv1.StatefulSet]{Operation: admissionv1.Update, OldObject: sts(nil),
+		{"stsguard's annotation", sent(&engine.Input[*appsv1.StatefulSet]{Operation: admissionv1.Update, OldObject: sts(nil),
 			Object: sts(func(s *appsv1.StatefulSet) { delete(s.Annotations, "stsguard.io/canary") })}), true},
-		{"the spec", sent(&rules.Input[*appsv1.StatefulSet]{Operation: admissionv1.Update, OldObject: sts(nil),
+		{"the spec", sent(&engine.Input[*appsv1.StatefulSet]{Operation: admissionv1.Update, OldObject: sts(nil),
 			Object: sts(func(s *appsv1.StatefulSet) { s.Spec.ServiceName = "x" })}), true},
-		{"a Secret's label", sent(&rules.Input[*corev1.Secret]{Operation: admissionv1.Update, OldObject: sec(nil),
+		{"a Secret's label", sent(&engine.Input[*corev1.Secret]{Operation: admissionv1.Update, OldObject: sec(nil),
 			Object: sec(func(s *corev1.Secret) { s.Labels = map[string]string{"team": "db"} })}), false},
-		{"a Secret's data", sent(&rules.Input[*corev1.Secret]{Operation: admissionv1.Update, OldObject: sec(nil),
+		{"a Secret's data", sent(&engine.Input[*corev1.Secret]{Operation: admissionv1.Update, OldObject: sec(nil),
 			Object: sec(func(s *corev1.Secret) { s.Data["k"] = []byte("w") })}), true},
-		{"a Secret's stringData", sent(&rules.Input[*corev1.Secret]{Operation: admissionv1.Update, OldObject: sec(nil),
+		{"a Secret's stringData", sent(&engine.Input[*corev1.Secret]{Operation: admissionv1.Update, OldObject: sec(nil),
 			Object: sec(func(s *corev1.Secret) { s.StringData = map[string]string{"k": "v"} })}), true},
 	}
 	for _, tc := range cases {

@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stsguard/stsguard/manifest"
-	"github.com/stsguard/stsguard/webhook/rules"
+	"github.com/stsguard/stsguard/engine"
 )
 
 // BenchmarkAudit reads and judges the benchmark manifest of 10,000 objects
@@ -16,7 +16,7 @@ import (
 func BenchmarkAudit(b *testing.B) {
 	data, err := exec.Command("go", "run", "../bench/gen", "-n", "10000").Output()
 	require.NoError(b, err)
-	e, err := rules.New(rules.DefaultConfig())
+	e, err := engine.New(engine.DefaultConfig())
 	require.NoError(b, err)
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()

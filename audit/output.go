@@ -14,7 +14,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 
 	"github.com/stsguard/stsguard/internal/version"
-	"github.com/stsguard/stsguard/webhook/rules"
+	"github.com/stsguard/stsguard/engine"
 )
 
 // Formats are the output formats of Write.
@@ -23,7 +23,7 @@ var Formats = []string{"text", "json", "sarif", "junit"}
 // Write writes r in format ("text", "json", "sarif" or "junit"). color
 // applies to text only. Options that change what counts as a failure
 // (failOn) apply to junit.
-func Write(w io.Writer, r *Report, format string, color bool, failOn rules.Action) error {
+func Write(w io.Writer, r *Report, format string, color bool, failOn engine.Action) error {
 	switch format {
 	case "text":
 		return writeText(w, r, color)
@@ -91,13 +91,13 @@ func writeText(w io.Writer, r *Report, color bool) error {
 		for _, f := range fs {
 			label := strings.ToUpper(string(f.Action))
 			switch f.Action {
-			case rules.Deny:
+			case engine.Deny:
 				label = paint(red, label)
-			case rules.Warn:
+			case engine.Warn:
 				label = paint(yellow, label)
-			case rules.Audit:
+			case engine.Audit:
 				label = paint(blue, label)
-			case rules.Mutate:
+			case engine.Mutate:
 				label = paint(green, label)
 			}
 			pad := strings.Repeat(" ", 6-len(f.Action))
@@ -128,11 +128,11 @@ func writeText(w io.Writer, r *Report, color bool) error {
 }
 
 // sarifLevel maps an action to a SARIF result level.
-func sarifLevel(a rules.Action) string {
+func sarifLevel(a engine.Action) string {
 	switch a {
-	case rules.Deny:
+	case engine.Deny:
 		return "error"
-	case rules.Warn:
+	case engine.Warn:
 		return "warning"
 	default:
 		return "note"
@@ -148,7 +148,7 @@ func writeSARIF(w io.Writer, r *Report) error {
 	run.Tool.Driver.WithVersion(version.Version)
 	for _, m := range r.Catalog {
 		action := r.Actions[m.ID]
-		cfg := sarif.NewReportingConfiguration().WithLevel(sarifLevel(action)).WithEnabled(action != rules.Off)
+		cfg := sarif.NewReportingConfiguration().WithLevel(sarifLevel(action)).WithEnabled(action != engine.Off)
 		run.AddRule(m.ID).WithName(m.ID).
 			WithShortDescription(sarif.NewMultiformatMessageString().WithText(m.Description)).
 			WithHelpURI("https://github.com/stsguard/stsguard/blob/main/docs/rules.md").
@@ -188,7 +188,7 @@ func writeSARIF(w io.Writer, r *Report) error {
 // the rule would deny the object (or warn, with failOn Warn); other findings
 // are the testcase's system-out. Unreadable manifests are testcases with an
 // error.
-func writeJUnit(w io.Writer, r *Report, failOn rules.Action) error {
+func writeJUnit(w io.Writer, r *Report, failOn engine.Action) error {
 	suites := junit.Testsuites{Name: "stsguard audit"}
 	for i := range r.Objects {
 		d := &r.Objects[i]
@@ -199,7 +199,7 @@ func writeJUnit(w io.Writer, r *Report, failOn rules.Action) error {
 		name := where(d.Kind, d.Namespace, d.Name, d.File, d.Line)
 		suite := junit.Testsuite{Name: name, ID: i, File: d.File, Time: "0"}
 		for _, m := range r.Catalog {
-			if r.Actions[m.ID] == rules.Off || !slices.Contains(m.Kinds, rules.Kind(d.Kind)) {
+			if r.Actions[m.ID] == engine.Off || !slices.Contains(m.Kinds, engine.Kind(d.Kind)) {
 				continue
 			}
 			tc := junit.Testcase{Name: m.ID, Classname: name}
@@ -210,7 +210,7 @@ func writeJUnit(w io.Writer, r *Report, failOn rules.Action) error {
 				if f.Hint != "" {
 					line += "\nhint: " + f.Hint
 				}
-				if f.Action == rules.Deny || (failOn == rules.Warn && f.Action == rules.Warn) {
+				if f.Action == engine.Deny || (failOn == engine.Warn && f.Action == engine.Warn) {
 					failed = append(failed, line)
 				} else {
 					out = append(out, line)

@@ -3,7 +3,7 @@
 // with propagationPolicy Orphan (pods and PVCs stay) and create it again
 // with the larger template, so that new ordinals get the new size. The
 // StatefulSet controller re-adopts the pods; none is restarted: the
-// re-created StatefulSet carries rules.RecreateAnnotation (removed once it
+// re-created StatefulSet carries engine.RecreateAnnotation (removed once it
 // is created), so stsguard's defaults for new StatefulSets leave its pod
 // template alone; expand refuses, before it changes anything, when its
 // server-side dry run shows that stsguard would change the StatefulSet all
@@ -39,7 +39,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stsguard/stsguard/lookup"
-	"github.com/stsguard/stsguard/webhook/rules"
+	"github.com/stsguard/stsguard/engine"
 )
 
 // Options say what to expand.
@@ -60,7 +60,7 @@ type Options struct {
 	// Warnings returns, and forgets, the API warnings that c's requests
 	// received (an apiwarnings.Recorder set as the client's warning
 	// handler). Run reads what stsguard's mutating webhook says it would
-	// change in the dry-run re-create (rules.IsChangeWarning): a change
+	// change in the dry-run re-create (engine.IsChangeWarning): a change
 	// would make the StatefulSet controller replace every pod. Other
 	// webhooks' changes cannot be told from their warnings, and the
 	// apiserver drops warnings past 4 KiB; Run checks the created pod
@@ -163,12 +163,12 @@ func (r *run) do(ctx context.Context) error {
 	if live != nil {
 		planned = live
 	}
-	plan, err := rules.PlanResize(planned, r.o.Template, r.o.Size, lookup.Reader{Ctx: ctx, Cache: r.c})
+	plan, err := engine.PlanResize(planned, r.o.Template, r.o.Size, lookup.Reader{Ctx: ctx, Cache: r.c})
 	if err != nil {
 		return fmt.Errorf("%w: %w", err, ErrRefused)
 	}
 	if state != nil && live == nil {
-		if q, _ := rules.StorageRequest(&target.Spec.VolumeClaimTemplates[rules.TemplateIndex(target, r.o.Template)]); q.Cmp(r.o.Size) != 0 {
+		if q, _ := engine.StorageRequest(&target.Spec.VolumeClaimTemplates[engine.TemplateIndex(target, r.o.Template)]); q.Cmp(r.o.Size) != 0 {
 			return fmt.Errorf("an earlier run was re-creating %s with %s; run it again with --size %s to finish it first: %w", what, q.String(), q.String(), ErrRefused)
 		}
 	}
@@ -245,7 +245,7 @@ func (r *run) load(ctx context.Context) (*appsv1.StatefulSet, *appsv1.StatefulSe
 			sec.Name, expandLabel, r.o.Name, ErrRefused)
 	}
 	state := &appsv1.StatefulSet{}
-	if err := json.Unmarshal(sec.Data[stateKey], state); err != nil || state.Name != r.o.Name || rules.TemplateIndex(state, r.o.Template) < 0 {
+	if err := json.Unmarshal(sec.Data[stateKey], state); err != nil || state.Name != r.o.Name || engine.TemplateIndex(state, r.o.Template) < 0 {
 		return nil, nil, fmt.Errorf("the Secret %s does not hold statefulset/%s with template %q; delete it if no expand is running: %w",
 			sec.Name, r.o.Name, r.o.Template, ErrRefused)
 	}
@@ -257,7 +257,7 @@ func (r *run) load(ctx context.Context) (*appsv1.StatefulSet, *appsv1.StatefulSe
 // managedFields or deletion finalizers), its spec with template grown to
 // size, no status. It is nil when sts has no such template.
 func recreated(sts *appsv1.StatefulSet, template string, size resource.Quantity) *appsv1.StatefulSet {
-	i := rules.TemplateIndex(sts, template)
+	i := engine.TemplateIndex(sts, template)
 	if i < 0 {
 		return nil
 	}
@@ -266,8 +266,8 @@ func recreated(sts *appsv1.StatefulSet, template string, size resource.Quantity)
 		annotations = map[string]string{}
 	}
 	// The mutators that fill in defaults for a new StatefulSet step aside:
-	// its pods run the stored template (see rules.RecreateAnnotation).
-	annotations[rules.RecreateAnnotation] = string(sts.UID)
+	// its pods run the stored template (see engine.RecreateAnnotation).
+	annotations[engine.RecreateAnnotation] = string(sts.UID)
 	out := &appsv1.StatefulSet{
 		TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
 		ObjectMeta: metav1.ObjectMeta{
@@ -285,19 +285,19 @@ func recreated(sts *appsv1.StatefulSet, template string, size resource.Quantity)
 	if t.Spec.Resources.Requests == nil {
 		t.Spec.Resources.Requests = corev1.ResourceList{}
 	}
-	if have, ok := rules.StorageRequest(t); !ok || have.Cmp(size) < 0 {
+	if have, ok := engine.StorageRequest(t); !ok || have.Cmp(size) < 0 {
 		t.Spec.Resources.Requests[corev1.ResourceStorage] = size
 	}
 	return out
 }
 
 func templateHasSize(sts *appsv1.StatefulSet, template string, size resource.Quantity) bool {
-	i := rules.TemplateIndex(sts, template)
-	q, ok := rules.StorageRequest(&sts.Spec.VolumeClaimTemplates[i])
+	i := engine.TemplateIndex(sts, template)
+	q, ok := engine.StorageRequest(&sts.Spec.VolumeClaimTemplates[i])
 	return ok && q.Cmp(size) >= 0
 }
 
-func (r *run) printPlan(p *rules.ResizePlan) {
+func (r *run) printPlan(p *engine.ResizePlan) {
 	r.printf("plan: template %q %s -> %s; %d PVC(s):", p.Template, p.From.String(), p.To.String(), len(p.Claims)+p.MoreNotCreated)
 	for _, c := range p.Claims {
 		step := ""
@@ -308,7 +308,7 @@ func (r *run) printPlan(p *rules.ResizePlan) {
 			step = "created at " + p.To.String() + " when its pod first starts"
 		case c.NeedsResize(p.To):
 			step = "resize " + c.Request.String() + " -> " + p.To.String()
-		case !rules.Resized(c.PVC, p.To):
+		case !engine.Resized(c.PVC, p.To):
 			step = "requested " + p.To.String() + "; waiting for the volume to grow"
 		default:
 			step = "at " + p.To.String() + " already"
@@ -328,7 +328,7 @@ func (r *run) checkCreate(ctx context.Context, target *appsv1.StatefulSet) error
 	err := r.c.Create(ctx, target.DeepCopy(), client.DryRunAll)
 	var changes []string
 	for _, w := range r.o.Warnings.Take() {
-		if rules.IsChangeWarning(w) {
+		if engine.IsChangeWarning(w) {
 			changes = append(changes, w)
 		}
 	}
@@ -343,7 +343,7 @@ func (r *run) checkCreate(ctx context.Context, target *appsv1.StatefulSet) error
 	return nil
 }
 
-func (r *run) resizeClaims(ctx context.Context, p *rules.ResizePlan) error {
+func (r *run) resizeClaims(ctx context.Context, p *engine.ResizePlan) error {
 	size := p.To.String()
 	body, err := json.Marshal(map[string]any{"spec": map[string]any{"resources": map[string]any{"requests": map[string]string{"storage": size}}}})
 	if err != nil {
@@ -377,7 +377,7 @@ func (r *run) resizeClaims(ctx context.Context, p *rules.ResizePlan) error {
 	return nil
 }
 
-// waitResized polls PVC name until rules.Resized, printing each change of
+// waitResized polls PVC name until engine.Resized, printing each change of
 // its state.
 func (r *run) waitResized(ctx context.Context, name string, size resource.Quantity) error {
 	last := ""
@@ -390,7 +390,7 @@ func (r *run) waitResized(ctx context.Context, name string, size resource.Quanti
 			r.printf("%s: %s", name, now)
 			last = now
 		}
-		return rules.Resized(pvc, size), nil
+		return engine.Resized(pvc, size), nil
 	})
 	if err != nil && ctx.Err() != nil {
 		return fmt.Errorf("stopped waiting for PVC %s to reach %s (%s); %w: %w", name, size.String(), last, errResume, ctx.Err())
@@ -483,9 +483,9 @@ func (r *run) recreate(ctx context.Context, live, target *appsv1.StatefulSet) er
 	}
 	// The annotation has done its work (it counts on CREATE only); left on
 	// the object, every later copy of it would skip stsguard's defaults.
-	unmark := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+rules.RecreateAnnotation+`":null}}}`))
+	unmark := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+engine.RecreateAnnotation+`":null}}}`))
 	if err := r.c.Patch(ctx, &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: r.o.Namespace, Name: r.o.Name}}, unmark); err != nil {
-		r.printf("statefulset/%s: could not remove annotation %s (remove it by hand): %v", r.o.Name, rules.RecreateAnnotation, err)
+		r.printf("statefulset/%s: could not remove annotation %s (remove it by hand): %v", r.o.Name, engine.RecreateAnnotation, err)
 	}
 	if changed {
 		// The dry run showed no change by stsguard; a webhook that does not

@@ -14,12 +14,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/stsguard/stsguard/lookup"
-	"github.com/stsguard/stsguard/webhook/rules"
+	"github.com/stsguard/stsguard/engine"
 )
 
 var (
-	_ rules.Lookup = (*lookup.Objects)(nil)
-	_ rules.Lookup = lookup.Reader{}
+	_ engine.Lookup = (*lookup.Objects)(nil)
+	_ engine.Lookup = lookup.Reader{}
 )
 
 func meta(ns, name string) metav1.ObjectMeta { return metav1.ObjectMeta{Namespace: ns, Name: name} }

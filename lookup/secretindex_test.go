@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/stsguard/stsguard/lookup"
-	"github.com/stsguard/stsguard/webhook/rules"
+	"github.com/stsguard/stsguard/engine"
 )
 
 func pullingSts(ns, name string, secrets ...string) *appsv1.StatefulSet {
@@ -24,7 +24,7 @@ func pullingSts(ns, name string, secrets ...string) *appsv1.StatefulSet {
 	return s
 }
 
-func names(t *testing.T, lk rules.Lookup, ns, secret string) []string {
+func names(t *testing.T, lk engine.Lookup, ns, secret string) []string {
 	t.Helper()
 	stss, err := lk.StatefulSetsReferencingSecret(ns, secret)
 	require.NoError(t, err)
@@ -52,7 +52,7 @@ func TestStatefulSetsReferencingSecret(t *testing.T) {
 	for _, obj := range objs {
 		require.NoError(t, o.Add(obj))
 	}
-	for name, lk := range map[string]rules.Lookup{
+	for name, lk := range map[string]engine.Lookup{
 		"Objects":                       o,
 		"Reader with IndexSecrets":      lookup.Reader{Ctx: context.Background(), Cache: registered.Build()},
 		"Reader without index (listed)": lookup.Reader{Ctx: context.Background(), Cache: fake.NewClientBuilder().WithObjects(objs...).Build()},

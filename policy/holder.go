@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stsguard/stsguard/internal/promutil"
-	"github.com/stsguard/stsguard/webhook/rules"
+	"github.com/stsguard/stsguard/engine"
 )
 
 // DefaultPollInterval is how often Holder re-reads the policy file besides
@@ -32,7 +32,7 @@ type Holder struct {
 	pollInterval time.Duration
 	log          logr.Logger
 
-	engine  atomic.Pointer[rules.Engine]
+	engine  atomic.Pointer[engine.Engine]
 	mu      sync.Mutex        // serialises reloads
 	loaded  [sha256.Size]byte // content in force
 	failed  [sha256.Size]byte // last content that failed, reported once
@@ -45,7 +45,7 @@ type Holder struct {
 // stsguard_policy_reload_errors_total and stsguard_policy_reloads_total.
 // With path "" it holds an engine built from base and watches nothing.
 // pollInterval 0 means DefaultPollInterval.
-func NewHolder(path string, base rules.Config, pollInterval time.Duration, reg prometheus.Registerer, log logr.Logger) (*Holder, error) {
+func NewHolder(path string, base engine.Config, pollInterval time.Duration, reg prometheus.Registerer, log logr.Logger) (*Holder, error) {
 	h := &Holder{path: path, pollInterval: pollInterval, log: log,
 		errors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "stsguard_policy_reload_errors_total",
@@ -78,7 +78,7 @@ func NewHolder(path string, base rules.Config, pollInterval time.Duration, reg p
 		}
 		sum = sha256.Sum256(data)
 	}
-	e, err := rules.New(cfg)
+	e, err := engine.New(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +88,7 @@ func NewHolder(path string, base rules.Config, pollInterval time.Duration, reg p
 }
 
 // Engine returns the engine of the policy in force.
-func (h *Holder) Engine() *rules.Engine { return h.engine.Load() }
+func (h *Holder) Engine() *engine.Engine { return h.engine.Load() }
 
 // Reload re-reads the file and puts it in force when it changed and is
 // valid. It returns the reason an invalid file was not put in force; the
@@ -107,10 +107,10 @@ func (h *Holder) Reload() error {
 		if sum == h.loaded || sum == h.failed {
 			return nil
 		}
-		var cfg rules.Config
+		var cfg engine.Config
 		if cfg, err = Parse(data); err == nil {
-			var e *rules.Engine
-			if e, err = rules.New(cfg); err == nil {
+			var e *engine.Engine
+			if e, err = engine.New(cfg); err == nil {
 				h.engine.Store(e)
 				h.loaded = sum
 				h.reloads.Inc()

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"k8s.io/apimachinery/pkg/util/wait"
 
-	"github.com/stsguard/stsguard/webhook/rules"
+	"github.com/stsguard/stsguard/engine"
 )
 
 func writePolicy(t *testing.T, path, body string) {
@@ -29,13 +29,13 @@ func TestHolderReload(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "policy.yaml")
 	writePolicy(t, path, "rules:\n  headless-service-delete: Deny\n")
 	reg := prometheus.NewRegistry()
-	h, err := NewHolder(path, rules.DefaultConfig(), time.Hour, reg, logr.Discard())
+	h, err := NewHolder(path, engine.DefaultConfig(), time.Hour, reg, logr.Discard())
 	require.NoError(t, err)
-	assert.Equal(t, rules.Deny, h.Engine().Action(rules.HeadlessServiceDelete))
+	assert.Equal(t, engine.Deny, h.Engine().Action(engine.HeadlessServiceDelete))
 
 	writePolicy(t, path, "rules:\n  headless-service-delete: Audit\n")
 	require.NoError(t, h.Reload())
-	assert.Equal(t, rules.Audit, h.Engine().Action(rules.HeadlessServiceDelete))
+	assert.Equal(t, engine.Audit, h.Engine().Action(engine.HeadlessServiceDelete))
 	assert.Equal(t, 1.0, testutil.ToFloat64(h.reloads))
 
 	before := h.Engine()
@@ -49,10 +49,10 @@ func TestHolderReload(t *testing.T) {
 func TestHolderStartupErrors(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "policy.yaml")
 	writePolicy(t, path, "rules:\n  nope: Deny\n")
-	_, err := NewHolder(path, rules.DefaultConfig(), 0, prometheus.NewRegistry(), logr.Discard())
+	_, err := NewHolder(path, engine.DefaultConfig(), 0, prometheus.NewRegistry(), logr.Discard())
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "rules[nope]")
-	_, err = NewHolder(filepath.Join(t.TempDir(), "missing.yaml"), rules.DefaultConfig(), 0, prometheus.NewRegistry(), logr.Discard())
+	_, err = NewHolder(filepath.Join(t.TempDir(), "missing.yaml"), engine.DefaultConfig(), 0, prometheus.NewRegistry(), logr.Discard())
 	assert.ErrorIs(t, err, os.ErrNotExist)
 }
 
@@ -61,7 +61,7 @@ func TestHolderStartupErrors(t *testing.T) {
 func TestHolderWatchesTheFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "policy.yaml")
 	writePolicy(t, path, "")
-	h, err := NewHolder(path, rules.DefaultConfig(), time.Hour, prometheus.NewRegistry(), logr.Discard())
+	h, err := NewHolder(path, engine.DefaultConfig(), time.Hour, prometheus.NewRegistry(), logr.Discard())
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -73,7 +73,7 @@ func TestHolderWatchesTheFile(t *testing.T) {
 	// The watch starts asynchronously: rewrite until the change is seen.
 	err = wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
 		writePolicy(t, path, "rules:\n  weak-password: Warn\n")
-		return h.Engine().Action(rules.WeakPassword) == rules.Warn, nil
+		return h.Engine().Action(engine.WeakPassword) == engine.Warn, nil
 	})
 	require.NoError(t, err)
 }

@@ -8,7 +8,7 @@
 // exempts namespaces, and tunes the knowledge rules use (image profiles,
 // credential and password name patterns, weak passwords). It decodes
 // strictly (unknown and duplicate fields are errors), validates with field
-// paths, and turns the file into a rules.Engine. Holder keeps the engine
+// paths, and turns the file into a engine.Engine. Holder keeps the engine
 // current while the file changes.
 package policy
 
@@ -25,7 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/yaml"
 
-	"github.com/stsguard/stsguard/webhook/rules"
+	"github.com/stsguard/stsguard/engine"
 )
 
 // APIVersion and Kind of the policy file.
@@ -80,7 +80,7 @@ func (a *Action) UnmarshalJSON(b []byte) error {
 	if on {
 		return errors.New("an action is one of Deny, Warn, Audit, Off, not true (YAML reads an unquoted On or yes as true)")
 	}
-	*a = Action(rules.Off)
+	*a = Action(engine.Off)
 	return nil
 }
 
@@ -126,7 +126,7 @@ type Exemption struct {
 }
 
 // ImageProfile is what stsguard knows about one database image; see
-// rules.ImageProfile.
+// engine.ImageProfile.
 type ImageProfile struct {
 	Name                          string         `json:"name"`
 	Images                        []string       `json:"images"`
@@ -143,44 +143,44 @@ type EnvCondition struct {
 }
 
 // Load reads and parses the policy file at path; see Parse.
-func Load(path string) (rules.Config, error) {
+func Load(path string) (engine.Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return rules.Config{}, fmt.Errorf("reading policy: %w", err)
+		return engine.Config{}, fmt.Errorf("reading policy: %w", err)
 	}
 	cfg, err := Parse(data)
 	if err != nil {
-		return rules.Config{}, fmt.Errorf("policy %s: %w", path, err)
+		return engine.Config{}, fmt.Errorf("policy %s: %w", path, err)
 	}
 	return cfg, nil
 }
 
 // Parse decodes a Policy document strictly and returns the engine
-// configuration it describes: rules.DefaultConfig with the policy applied.
+// configuration it describes: engine.DefaultConfig with the policy applied.
 // It returns an error naming the field (rules[weak-pasword], ...) for an
 // unknown field, a wrong apiVersion or kind, an unknown rule ID, an action
 // that is not Deny, Warn, Audit or Off, a mutation mode that is not On or
 // Off, an invalid label selector or regular expression.
-func Parse(data []byte) (rules.Config, error) {
+func Parse(data []byte) (engine.Config, error) {
 	var p Policy
 	if len(bytes.TrimSpace(data)) == 0 {
-		return rules.Config{}, fmt.Errorf("the file is empty; it needs at least apiVersion: %s and kind: %s", APIVersion, Kind)
+		return engine.Config{}, fmt.Errorf("the file is empty; it needs at least apiVersion: %s and kind: %s", APIVersion, Kind)
 	}
 	if err := yaml.UnmarshalStrict(data, &p); err != nil {
-		return rules.Config{}, err
+		return engine.Config{}, err
 	}
 	cfg, errs := p.config()
 	if len(errs) > 0 {
-		return rules.Config{}, errs.ToAggregate()
+		return engine.Config{}, errs.ToAggregate()
 	}
-	if _, err := rules.New(cfg); err != nil {
-		return rules.Config{}, err
+	if _, err := engine.New(cfg); err != nil {
+		return engine.Config{}, err
 	}
 	return cfg, nil
 }
 
-// config validates p and applies it to rules.DefaultConfig.
-func (p *Policy) config() (rules.Config, field.ErrorList) {
+// config validates p and applies it to engine.DefaultConfig.
+func (p *Policy) config() (engine.Config, field.ErrorList) {
 	var errs field.ErrorList
 	if p.APIVersion != APIVersion {
 		errs = append(errs, field.NotSupported(field.NewPath("apiVersion"), p.APIVersion, []string{APIVersion}))
@@ -188,15 +188,15 @@ func (p *Policy) config() (rules.Config, field.ErrorList) {
 	if p.Kind != Kind {
 		errs = append(errs, field.NotSupported(field.NewPath("kind"), p.Kind, []string{Kind}))
 	}
-	catalog := map[string]rules.Meta{}
-	for _, m := range rules.Catalog() {
+	catalog := map[string]engine.Meta{}
+	for _, m := range engine.Catalog() {
 		catalog[m.ID] = m
 	}
 	unknown := func(path *field.Path, id string) *field.Error {
 		return field.NotFound(path, id)
 	}
-	cfg := rules.DefaultConfig()
-	cfg.Actions, cfg.Mutations = map[string]rules.Action{}, map[string]bool{}
+	cfg := engine.DefaultConfig()
+	cfg.Actions, cfg.Mutations = map[string]engine.Action{}, map[string]bool{}
 
 	for id, a := range p.Rules {
 		path := field.NewPath("rules").Key(id)
@@ -204,12 +204,12 @@ func (p *Policy) config() (rules.Config, field.ErrorList) {
 		switch {
 		case !ok:
 			errs = append(errs, unknown(path, id))
-		case m.Action == rules.Mutate:
+		case m.Action == engine.Mutate:
 			errs = append(errs, field.Invalid(path, string(a), fmt.Sprintf("%s is a mutation: set it to On or Off under mutations", id)))
-		case !slices.Contains([]rules.Action{rules.Deny, rules.Warn, rules.Audit, rules.Off}, rules.Action(a)):
+		case !slices.Contains([]engine.Action{engine.Deny, engine.Warn, engine.Audit, engine.Off}, engine.Action(a)):
 			errs = append(errs, field.NotSupported(path, string(a), []string{"Deny", "Warn", "Audit", "Off"}))
 		default:
-			cfg.Actions[id] = rules.Action(a)
+			cfg.Actions[id] = engine.Action(a)
 		}
 	}
 	for id, mode := range p.Mutations {
@@ -218,7 +218,7 @@ func (p *Policy) config() (rules.Config, field.ErrorList) {
 		switch {
 		case !ok:
 			errs = append(errs, unknown(path, id))
-		case m.Action != rules.Mutate:
+		case m.Action != engine.Mutate:
 			errs = append(errs, field.Invalid(path, string(mode), fmt.Sprintf("%s is a validating rule: set its action under rules", id)))
 		case mode != On && mode != Off:
 			errs = append(errs, field.NotSupported(path, string(mode), []string{"On", "Off"}))
@@ -228,7 +228,7 @@ func (p *Policy) config() (rules.Config, field.ErrorList) {
 	}
 	for i, x := range p.Exemptions {
 		path := field.NewPath("exemptions").Index(i)
-		ex := rules.NamespaceExemption{Rules: x.Rules, Namespaces: x.Namespaces}
+		ex := engine.NamespaceExemption{Rules: x.Rules, Namespaces: x.Namespaces}
 		for j, id := range x.Rules {
 			if _, ok := catalog[id]; !ok {
 				errs = append(errs, unknown(path.Child("rules").Index(j), id))
@@ -264,7 +264,7 @@ func (p *Policy) config() (rules.Config, field.ErrorList) {
 		cfg.WeakPasswords = p.WeakPasswords
 	}
 
-	var profiles []rules.ImageProfile
+	var profiles []engine.ImageProfile
 	names := map[string]bool{}
 	for i, ip := range p.ImageProfiles {
 		path := field.NewPath("imageProfiles").Index(i)
@@ -281,10 +281,10 @@ func (p *Policy) config() (rules.Config, field.ErrorList) {
 		if ip.PasswordRequired && len(ip.PasswordEnv) == 0 {
 			errs = append(errs, field.Required(path.Child("passwordEnv"), "passwordRequired needs the env var the image cannot start without as the first passwordEnv"))
 		}
-		rp := rules.ImageProfile{Name: ip.Name, Images: ip.Images, TerminationGracePeriodSeconds: ip.TerminationGracePeriodSeconds,
+		rp := engine.ImageProfile{Name: ip.Name, Images: ip.Images, TerminationGracePeriodSeconds: ip.TerminationGracePeriodSeconds,
 			PasswordEnv: ip.PasswordEnv, PasswordRequired: ip.PasswordRequired}
 		for _, c := range ip.PasswordOptionalWhen {
-			rp.PasswordOptionalWhen = append(rp.PasswordOptionalWhen, rules.EnvCondition{Name: c.Name, Value: c.Value})
+			rp.PasswordOptionalWhen = append(rp.PasswordOptionalWhen, engine.EnvCondition{Name: c.Name, Value: c.Value})
 		}
 		profiles = append(profiles, rp)
 	}

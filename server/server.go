@@ -38,7 +38,7 @@ import (
 	"github.com/stsguard/stsguard/lookup"
 	"github.com/stsguard/stsguard/policy"
 	"github.com/stsguard/stsguard/webhook"
-	"github.com/stsguard/stsguard/webhook/rules"
+	"github.com/stsguard/stsguard/engine"
 )
 
 // Options configure the server. The zero value of each field means its
@@ -102,8 +102,8 @@ type Options struct {
 	// file system events. Default policy.DefaultPollInterval.
 	PolicyPollInterval time.Duration
 	// Rules configures the rule engine when ConfigFile is empty. Default
-	// rules.DefaultConfig().
-	Rules *rules.Config
+	// engine.DefaultConfig().
+	Rules *engine.Config
 }
 
 // DefaultCertDir is controller-runtime's default certificate directory.
@@ -142,7 +142,7 @@ func (o *Options) setDefaults() {
 		o.HealthProbeBindAddress = ":8081"
 	}
 	if o.Rules == nil {
-		cfg := rules.DefaultConfig()
+		cfg := engine.DefaultConfig()
 		o.Rules = &cfg
 	}
 }
@@ -293,7 +293,7 @@ func Run(ctx context.Context, o Options) error {
 
 	handlers := &webhook.Handlers{
 		Engine: holder.Engine,
-		Lookup: func(ctx context.Context) rules.Lookup {
+		Lookup: func(ctx context.Context) engine.Lookup {
 			return lookup.Reader{Ctx: ctx, Cache: mgr.GetCache(), Live: liveReads.ForRequest()}
 		},
 		// Writing a Secret drops its negative cache entry, so that the

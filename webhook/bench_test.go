@@ -26,7 +26,7 @@ import (
 
 	"github.com/stsguard/stsguard/lookup"
 	"github.com/stsguard/stsguard/webhook"
-	"github.com/stsguard/stsguard/webhook/rules"
+	"github.com/stsguard/stsguard/engine"
 )
 
 // seedStatefulSet loads a StatefulSet from examples/ and applies the API
@@ -94,12 +94,12 @@ func review(tb testing.TB, op admissionv1.Operation, gvk metav1.GroupVersionKind
 // policy.
 func handlers(tb testing.TB, objs ...runtime.Object) map[string]*admission.Webhook {
 	tb.Helper()
-	e, err := rules.New(rules.DefaultConfig())
+	e, err := engine.New(engine.DefaultConfig())
 	require.NoError(tb, err)
 	lk := lookup.MustObjects(objs...)
 	h := &webhook.Handlers{
-		Engine: func() *rules.Engine { return e },
-		Lookup: func(context.Context) rules.Lookup { return lk },
+		Engine: func() *engine.Engine { return e },
+		Lookup: func(context.Context) engine.Lookup { return lk },
 	}
 	return h.Webhooks()
 }

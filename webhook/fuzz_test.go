@@ -15,7 +15,7 @@ import (
 
 	"github.com/stsguard/stsguard/lookup"
 	"github.com/stsguard/stsguard/webhook"
-	"github.com/stsguard/stsguard/webhook/rules"
+	"github.com/stsguard/stsguard/engine"
 )
 
 // FuzzAdmissionPaths posts arbitrary bodies, and AdmissionReviews carrying
@@ -30,14 +30,14 @@ func FuzzAdmissionPaths(f *testing.F) {
 	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1","operation":"UPDATE"}}`), "")
 	f.Add([]byte(`{}`), `{"kind":"Scale","apiVersion":"autoscaling/v1","spec":{"replicas":-1}}`)
 	f.Add([]byte(`not json`), `{"kind":"StatefulSet","apiVersion":"apps/v1","spec":{"template":{"spec":{"containers":[{"env":[{"name":"X_PASSWORD","value":"a"}]}]}}}}`)
-	e, err := rules.New(rules.DefaultConfig())
+	e, err := engine.New(engine.DefaultConfig())
 	if err != nil {
 		f.Fatal(err)
 	}
 	lk := lookup.MustObjects(objs...)
 	h := (&webhook.Handlers{
-		Engine:  func() *rules.Engine { return e },
-		Lookup:  func(context.Context) rules.Lookup { return lk },
+		Engine:  func() *engine.Engine { return e },
+		Lookup:  func(context.Context) engine.Lookup { return lk },
 		Secrets: fake.NewClientBuilder().Build(), // as in the server: password-secret-ref writes
 	}).Webhooks()
 	kinds := []metav1.GroupVersionKind{

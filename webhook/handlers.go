@@ -20,7 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	sigsjson "sigs.k8s.io/json"
 
-	"github.com/stsguard/stsguard/webhook/rules"
+	"github.com/stsguard/stsguard/engine"
 )
 
 // Paths the webhooks are served on; the webhook configurations in deploy/base register them.
@@ -36,10 +36,10 @@ const (
 type Handlers struct {
 	// Engine returns the engine to decide with; called once per request so
 	// that a reloaded policy takes effect on the next request. Required.
-	Engine func() *rules.Engine
+	Engine func() *engine.Engine
 	// Lookup returns the rules' view of the cluster for one request: in the
 	// server a lookup.Reader over the informer cache. Required.
-	Lookup func(ctx context.Context) rules.Lookup
+	Lookup func(ctx context.Context) engine.Lookup
 	// Secrets writes the Secrets a mutation relies on and re-reads them after
 	// a write conflict; it must read live, not from the cache. Required by
 	// the mutating StatefulSet webhook only.
@@ -65,67 +65,67 @@ func (h *Handlers) Webhooks() map[string]*admission.Webhook {
 	}
 }
 
-func validating[T rules.Object](h *Handlers, k *kind[T]) *admission.Webhook {
+func validating[T engine.Object](h *Handlers, k *kind[T]) *admission.Webhook {
 	return &admission.Webhook{Handler: admission.HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
 		return validate(ctx, h, k, req)
 	})}
 }
 
-func mutating[T rules.Object](h *Handlers, k *kind[T]) *admission.Webhook {
+func mutating[T engine.Object](h *Handlers, k *kind[T]) *admission.Webhook {
 	return &admission.Webhook{Handler: admission.HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
 		return mutate(ctx, h, k, req)
 	})}
 }
 
 // kind describes how one kind is decoded and judged.
-type kind[T rules.Object] struct {
-	name     rules.Kind
+type kind[T engine.Object] struct {
+	name     engine.Kind
 	gvk      metav1.GroupVersionKind
 	gk       schema.GroupKind
 	new      func() T
-	validate func(*rules.Engine, *rules.Input[T], rules.Lookup) rules.Result
-	mutate   func(*rules.Engine, *rules.Input[T], rules.Lookup) (T, *rules.Mutation, rules.Result)
+	validate func(*engine.Engine, *engine.Input[T], engine.Lookup) engine.Result
+	mutate   func(*engine.Engine, *engine.Input[T], engine.Lookup) (T, *engine.Mutation, engine.Result)
 	// onDelete is true when the kind's rules judge DELETE (the object is
 	// then request.oldObject).
 	onDelete bool
 	// scale turns an UPDATE of the kind's scale subresource into the update
 	// of the object it amounts to; nil for a kind without one.
-	scale func(req admission.Request, lk rules.Lookup) (*rules.Input[T], error)
+	scale func(req admission.Request, lk engine.Lookup) (*engine.Input[T], error)
 }
 
 var (
 	statefulSets = kind[*appsv1.StatefulSet]{
-		name:     rules.KindStatefulSet,
+		name:     engine.KindStatefulSet,
 		gvk:      metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "StatefulSet"},
 		gk:       schema.GroupKind{Group: "apps", Kind: "StatefulSet"},
 		new:      func() *appsv1.StatefulSet { return &appsv1.StatefulSet{} },
-		validate: (*rules.Engine).ValidateStatefulSet,
-		mutate:   (*rules.Engine).MutateStatefulSet,
+		validate: (*engine.Engine).ValidateStatefulSet,
+		mutate:   (*engine.Engine).MutateStatefulSet,
 		scale:    statefulSetScale,
 	}
 	services = kind[*corev1.Service]{
-		name:     rules.KindService,
+		name:     engine.KindService,
 		gvk:      metav1.GroupVersionKind{Version: "v1", Kind: "Service"},
 		gk:       schema.GroupKind{Kind: "Service"},
 		new:      func() *corev1.Service { return &corev1.Service{} },
-		validate: (*rules.Engine).ValidateService,
-		mutate:   (*rules.Engine).MutateService,
+		validate: (*engine.Engine).ValidateService,
+		mutate:   (*engine.Engine).MutateService,
 		onDelete: true,
 	}
 	secrets = kind[*corev1.Secret]{
-		name:     rules.KindSecret,
+		name:     engine.KindSecret,
 		gvk:      metav1.GroupVersionKind{Version: "v1", Kind: "Secret"},
 		gk:       schema.GroupKind{Kind: "Secret"},
 		new:      func() *corev1.Secret { return &corev1.Secret{} },
-		validate: (*rules.Engine).ValidateSecret,
+		validate: (*engine.Engine).ValidateSecret,
 		onDelete: true,
 	}
 )
 
-func validate[T rules.Object](ctx context.Context, h *Handlers, k *kind[T], req admission.Request) admission.Response {
+func validate[T engine.Object](ctx context.Context, h *Handlers, k *kind[T], req admission.Request) admission.Response {
 	start := time.Now()
 	lk := h.Lookup(ctx)
-	var in *rules.Input[T]
+	var in *engine.Input[T]
 	var bad *admission.Response
 	if req.SubResource != "" {
 		in, bad = decodeSubresource(ctx, k, req, lk)
@@ -143,7 +143,7 @@ func validate[T rules.Object](ctx context.Context, h *Handlers, k *kind[T], req 
 	log := logf.FromContext(ctx)
 	res := k.validate(h.Engine(), in, lk)
 	record(h, log, k, in, res)
-	if len(res.Findings.ByAction(rules.Deny)) > 0 {
+	if len(res.Findings.ByAction(engine.Deny)) > 0 {
 		return denied(log, k, in, res.Findings)
 	}
 	resp := admission.Allowed("")
@@ -152,7 +152,7 @@ func validate[T rules.Object](ctx context.Context, h *Handlers, k *kind[T], req 
 	return resp
 }
 
-func mutate[T rules.Object](ctx context.Context, h *Handlers, k *kind[T], req admission.Request) admission.Response {
+func mutate[T engine.Object](ctx context.Context, h *Handlers, k *kind[T], req admission.Request) admission.Response {
 	start := time.Now()
 	in, bad := decode(k, req)
 	if bad != nil {
@@ -168,14 +168,14 @@ func mutate[T rules.Object](ctx context.Context, h *Handlers, k *kind[T], req ad
 
 	mutated, m, mres := k.mutate(e, in, lk)
 	record(h, log, k, in, mres)
-	if len(mres.Findings.ByAction(rules.Deny)) > 0 {
+	if len(mres.Findings.ByAction(engine.Deny)) > 0 {
 		return denied(log, k, in, mres.Findings)
 	}
 	// Judge the object as it would be stored, in the world the mutation
 	// would leave (its Secrets written): a request the validating webhook
 	// would deny gets no patch and writes nothing.
-	vres := k.validate(e, &rules.Input[T]{Operation: in.Operation, Object: mutated, OldObject: in.OldObject, DryRun: in.DryRun}, m.Lookup(lk))
-	if len(vres.Findings.ByAction(rules.Deny)) > 0 {
+	vres := k.validate(e, &engine.Input[T]{Operation: in.Operation, Object: mutated, OldObject: in.OldObject, DryRun: in.DryRun}, m.Lookup(lk))
+	if len(vres.Findings.ByAction(engine.Deny)) > 0 {
 		// The validating webhook will not see this request: account for it here.
 		record(h, log, k, in, vres)
 		return denied(log, k, in, append(vres.Findings, mres.Findings...))
@@ -203,8 +203,8 @@ func mutate[T rules.Object](ctx context.Context, h *Handlers, k *kind[T], req ad
 
 // denied answers with the Deny findings as an apierrors.NewInvalid status
 // and the Warn findings as warnings.
-func denied[T rules.Object](log logr.Logger, k *kind[T], in *rules.Input[T], fs rules.Findings) admission.Response {
-	log.Info("denied", "rules", ruleIDs(fs.ByAction(rules.Deny)), "dryRun", in.DryRun)
+func denied[T engine.Object](log logr.Logger, k *kind[T], in *engine.Input[T], fs engine.Findings) admission.Response {
+	log.Info("denied", "rules", ruleIDs(fs.ByAction(engine.Deny)), "dryRun", in.DryRun)
 	resp := invalid(k.gk, objectName(in.Subject()), fs)
 	resp.AuditAnnotations = auditAnnotations(fs)
 	return resp
@@ -222,12 +222,12 @@ func objectName(o metav1.Object) string {
 // record logs and counts what a result holds: internal failures (for the
 // person paged), Audit findings (for the audit trail), used exemptions, and
 // every finding by rule, action, kind and operation.
-func record[T rules.Object](h *Handlers, log logr.Logger, k *kind[T], in *rules.Input[T], res rules.Result) {
+func record[T engine.Object](h *Handlers, log logr.Logger, k *kind[T], in *engine.Input[T], res engine.Result) {
 	for _, f := range res.Findings {
 		switch {
 		case f.Error.Type == field.ErrorTypeInternal:
 			log.Error(errors.New(f.Error.Detail), "rule could not be evaluated; request not blocked", "rule", f.Rule)
-		case f.Action == rules.Audit:
+		case f.Action == engine.Audit:
 			log.Info("audit finding", "rule", f.Rule, "field", f.Error.Field, "message", f.Error.ErrorBody(), "dryRun", in.DryRun)
 		}
 		h.Metrics.finding(f, k.name, in.Operation)
@@ -242,8 +242,8 @@ func record[T rules.Object](h *Handlers, log logr.Logger, k *kind[T], in *rules.
 // stsguard does not judge (CONNECT, or DELETE of a kind without DELETE
 // rules) and a 400 response for a request it cannot read: a wrong kind, a
 // missing or undecodable object.
-func decode[T rules.Object](k *kind[T], req admission.Request) (*rules.Input[T], *admission.Response) {
-	fail := func(format string, args ...any) (*rules.Input[T], *admission.Response) {
+func decode[T engine.Object](k *kind[T], req admission.Request) (*engine.Input[T], *admission.Response) {
+	fail := func(format string, args ...any) (*engine.Input[T], *admission.Response) {
 		r := badRequest(fmt.Sprintf(format, args...))
 		return nil, &r
 	}
@@ -251,7 +251,7 @@ func decode[T rules.Object](k *kind[T], req admission.Request) (*rules.Input[T],
 	if req.Kind != k.gvk {
 		return fail("this stsguard webhook admits %s, not %s; check the rules of the webhook configuration", what, gvkString(req.Kind))
 	}
-	in := &rules.Input[T]{Operation: req.Operation, DryRun: ptr.Deref(req.DryRun, false)}
+	in := &engine.Input[T]{Operation: req.Operation, DryRun: ptr.Deref(req.DryRun, false)}
 	obj := func(raw []byte, field string) (T, *admission.Response) {
 		var zero T
 		if len(raw) == 0 {
@@ -321,7 +321,7 @@ func gvkString(k metav1.GroupVersionKind) string {
 	return k.Group + "/" + k.Version + " " + k.Kind
 }
 
-func ruleIDs(fs rules.Findings) string {
+func ruleIDs(fs engine.Findings) string {
 	ids := make([]string, 0, len(fs))
 	for _, f := range fs {
 		ids = append(ids, f.Rule)
@@ -329,7 +329,7 @@ func ruleIDs(fs rules.Findings) string {
 	return strings.Join(ids, ",")
 }
 
-func changeRules(cs []rules.Change) string {
+func changeRules(cs []engine.Change) string {
 	ids := make([]string, 0, len(cs))
 	for _, c := range cs {
 		ids = append(ids, c.Rule)

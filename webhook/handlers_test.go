@@ -16,7 +16,7 @@ import (
 
 	"github.com/stsguard/stsguard/lookup"
 	"github.com/stsguard/stsguard/webhook"
-	"github.com/stsguard/stsguard/webhook/rules"
+	"github.com/stsguard/stsguard/engine"
 )
 
 var (
@@ -112,15 +112,15 @@ func TestServiceAndSecretReviews(t *testing.T) {
 }
 
 func TestAuditActionAndMetrics(t *testing.T) {
-	cfg := rules.DefaultConfig()
-	cfg.Actions = map[string]rules.Action{rules.WeakPassword: rules.Audit}
-	e, err := rules.New(cfg)
+	cfg := engine.DefaultConfig()
+	cfg.Actions = map[string]engine.Action{engine.WeakPassword: engine.Audit}
+	e, err := engine.New(cfg)
 	require.NoError(t, err)
 	reg := prometheus.NewRegistry()
 	m, err := webhook.NewMetrics(reg)
 	require.NoError(t, err)
 	lk := lookup.MustObjects()
-	h := (&webhook.Handlers{Engine: func() *rules.Engine { return e }, Lookup: func(context.Context) rules.Lookup { return lk }, Metrics: m}).Webhooks()
+	h := (&webhook.Handlers{Engine: func() *engine.Engine { return e }, Lookup: func(context.Context) engine.Lookup { return lk }, Metrics: m}).Webhooks()
 
 	sec := &corev1.Secret{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "app"}, Data: map[string][]byte{"password": []byte("changeme")}}

@@ -7,7 +7,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 
 	"github.com/stsguard/stsguard/internal/promutil"
-	"github.com/stsguard/stsguard/webhook/rules"
+	"github.com/stsguard/stsguard/engine"
 )
 
 // Metrics are stsguard's Prometheus metrics, beside controller-runtime's
@@ -73,14 +73,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-func (m *Metrics) finding(f rules.Finding, k rules.Kind, op admissionv1.Operation) {
+func (m *Metrics) finding(f engine.Finding, k engine.Kind, op admissionv1.Operation) {
 	if m == nil {
 		return
 	}
 	m.findings.WithLabelValues(f.Rule, string(f.Action), string(k), string(op)).Inc()
 }
 
-func (m *Metrics) mutated(cs []rules.Change) {
+func (m *Metrics) mutated(cs []engine.Change) {
 	if m == nil {
 		return
 	}
@@ -89,7 +89,7 @@ func (m *Metrics) mutated(cs []rules.Change) {
 	}
 }
 
-func (m *Metrics) exempted(x rules.Exemption) {
+func (m *Metrics) exempted(x engine.Exemption) {
 	if m == nil {
 		return
 	}
@@ -102,14 +102,14 @@ const (
 	reasonSecretWrite = "secret-write"
 )
 
-func (m *Metrics) errored(k rules.Kind, reason string) {
+func (m *Metrics) errored(k engine.Kind, reason string) {
 	if m == nil {
 		return
 	}
 	m.errors.WithLabelValues(string(k), reason).Inc()
 }
 
-func (m *Metrics) observe(k rules.Kind, op admissionv1.Operation, webhook string, start time.Time) {
+func (m *Metrics) observe(k engine.Kind, op admissionv1.Operation, webhook string, start time.Time) {
 	if m == nil {
 		return
 	}

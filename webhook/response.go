@@ -6,15 +6,15 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"github.com/stsguard/stsguard/webhook/rules"
+	"github.com/stsguard/stsguard/engine"
 )
 
 // invalid returns a denial carrying apierrors.NewInvalid for the Deny
 // findings (HTTP 422, reason Invalid, one cause per field), so that kubectl
 // prints "StatefulSet.apps \"web\" is invalid: spec.serviceName: ...", and
 // the Warn findings as warnings.
-func invalid(gk schema.GroupKind, name string, fs rules.Findings) admission.Response {
-	st := apierrors.NewInvalid(gk, name, fs.ByAction(rules.Deny).Errors()).Status()
+func invalid(gk schema.GroupKind, name string, fs engine.Findings) admission.Response {
+	st := apierrors.NewInvalid(gk, name, fs.ByAction(engine.Deny).Errors()).Status()
 	return admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{
 		Allowed:  false,
 		Result:   &st,
@@ -23,9 +23,9 @@ func invalid(gk schema.GroupKind, name string, fs rules.Findings) admission.Resp
 }
 
 // warnings renders the Warn findings as AdmissionReview warnings.
-func warnings(fs rules.Findings) []string {
+func warnings(fs engine.Findings) []string {
 	var out []string
-	for _, f := range fs.ByAction(rules.Warn) {
+	for _, f := range fs.ByAction(engine.Warn) {
 		out = append(out, f.String())
 	}
 	return out
@@ -42,9 +42,9 @@ func badRequest(msg string) admission.Response {
 // auditAnnotations, which the apiserver writes into its audit log under
 // "<webhook name>/<rule ID>". They never reach the user. Findings of one
 // rule are joined with "; ".
-func auditAnnotations(fs rules.Findings) map[string]string {
+func auditAnnotations(fs engine.Findings) map[string]string {
 	var out map[string]string
-	for _, f := range fs.ByAction(rules.Audit) {
+	for _, f := range fs.ByAction(engine.Audit) {
 		if out == nil {
 			out = map[string]string{}
 		}

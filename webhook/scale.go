@@ -12,7 +12,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"github.com/stsguard/stsguard/webhook/rules"
+	"github.com/stsguard/stsguard/engine"
 )
 
 // scaleGVK is the kind of the body of a scale subresource request.
@@ -27,7 +27,7 @@ var scaleGVK = metav1.GroupVersionKind{Group: "autoscaling", Version: "v1", Kind
 // the failurePolicy. Such a scale request is logged, and counted as a bad
 // request (stsguard_admission_errors_total{reason="bad-request"}), so that
 // it is seen.
-func decodeSubresource[T rules.Object](ctx context.Context, k *kind[T], req admission.Request, lk rules.Lookup) (*rules.Input[T], *admission.Response) {
+func decodeSubresource[T engine.Object](ctx context.Context, k *kind[T], req admission.Request, lk engine.Lookup) (*engine.Input[T], *admission.Response) {
 	if req.SubResource != "scale" || k.scale == nil || req.Operation != admissionv1.Update {
 		return nil, nil
 	}
@@ -48,7 +48,7 @@ func decodeSubresource[T rules.Object](ctx context.Context, k *kind[T], req admi
 // and a copy with spec.replicas set to the Scale's spec.replicas (Object).
 // It returns an error when the body is not an autoscaling/v1 Scale or the
 // StatefulSet is not in the cache.
-func statefulSetScale(req admission.Request, lk rules.Lookup) (*rules.Input[*appsv1.StatefulSet], error) {
+func statefulSetScale(req admission.Request, lk engine.Lookup) (*engine.Input[*appsv1.StatefulSet], error) {
 	if req.Kind != scaleGVK {
 		return nil, fmt.Errorf("request.kind is %s, not %s", gvkString(req.Kind), gvkString(scaleGVK))
 	}
@@ -66,7 +66,7 @@ func statefulSetScale(req admission.Request, lk rules.Lookup) (*rules.Input[*app
 		}
 		scaled := sts.DeepCopy()
 		scaled.Spec.Replicas = ptr.To(scale.Spec.Replicas)
-		return &rules.Input[*appsv1.StatefulSet]{
+		return &engine.Input[*appsv1.StatefulSet]{
 			Operation: admissionv1.Update, Object: scaled, OldObject: sts, DryRun: ptr.Deref(req.DryRun, false),
 		}, nil
 	}

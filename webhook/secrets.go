@@ -17,7 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"github.com/stsguard/stsguard/webhook/rules"
+	"github.com/stsguard/stsguard/engine"
 )
 
 // DefaultSecretWriteTimeout bounds the Secret writes of one admission
@@ -64,18 +64,18 @@ func (h *Handlers) secretWriteTimeout() time.Duration {
 //
 // No secret value reaches a warning, a log line, a metric or an error:
 // reasons are stripped of every value the request would have written.
-func writeSecrets[T rules.Object](ctx context.Context, h *Handlers, log logr.Logger, k *kind[T], in *rules.Input[T], m *rules.Mutation, mres *rules.Result) (*rules.Mutation, *admission.Response) {
+func writeSecrets[T engine.Object](ctx context.Context, h *Handlers, log logr.Logger, k *kind[T], in *engine.Input[T], m *engine.Mutation, mres *engine.Result) (*engine.Mutation, *admission.Response) {
 	if len(m.Secrets()) == 0 {
 		return m, nil
 	}
 	timeout := h.secretWriteTimeout()
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	for _, sr := range append([]*rules.SecretRequest(nil), m.Secrets()...) {
+	for _, sr := range append([]*engine.SecretRequest(nil), m.Secrets()...) {
 		deny, err := h.writeSecret(wctx, sr)
 		if deny != nil {
-			record(h, log, k, in, rules.Result{Findings: rules.Findings{*deny}})
-			resp := invalid(k.gk, objectName(in.Subject()), append(rules.Findings{*deny}, mres.Findings...))
+			record(h, log, k, in, engine.Result{Findings: engine.Findings{*deny}})
+			resp := invalid(k.gk, objectName(in.Subject()), append(engine.Findings{*deny}, mres.Findings...))
 			return m, &resp
 		}
 		if err == nil {
@@ -84,9 +84,9 @@ func writeSecrets[T rules.Object](ctx context.Context, h *Handlers, log logr.Log
 		}
 		reason := redact(writeFailure(wctx, err, timeout), sr)
 		h.Metrics.errored(k.name, reasonSecretWrite)
-		var fs rules.Findings
+		var fs engine.Findings
 		m, fs = m.WithoutSecret(sr, reason)
-		record(h, log, k, in, rules.Result{Findings: fs})
+		record(h, log, k, in, engine.Result{Findings: fs})
 		mres.Findings = append(mres.Findings, fs...)
 	}
 	return m, nil
@@ -99,7 +99,7 @@ func writeSecrets[T rules.Object](ctx context.Context, h *Handlers, log logr.Log
 // again once. It returns nil, nil on success; a Deny finding when the
 // Secret turns out to hold something stsguard must not overwrite; an error
 // otherwise.
-func (h *Handlers) writeSecret(ctx context.Context, sr *rules.SecretRequest) (*rules.Finding, error) {
+func (h *Handlers) writeSecret(ctx context.Context, sr *engine.SecretRequest) (*engine.Finding, error) {
 	for attempt := 0; attempt < 2; attempt++ {
 		err := h.applySecret(ctx, sr)
 		if err == nil {
@@ -118,8 +118,8 @@ func (h *Handlers) writeSecret(ctx context.Context, sr *rules.SecretRequest) (*r
 		next, ferr := sr.Plan(live, sr.Field)
 		if ferr != nil {
 			tagged := *ferr
-			tagged.Detail += " [rule: " + rules.PasswordSecretRef + "]"
-			return &rules.Finding{Rule: rules.PasswordSecretRef, Action: rules.Deny, Error: &tagged}, nil
+			tagged.Detail += " [rule: " + engine.PasswordSecretRef + "]"
+			return &engine.Finding{Rule: engine.PasswordSecretRef, Action: engine.Deny, Error: &tagged}, nil
 		}
 		if next == nil {
 			return nil, nil // someone else wrote exactly what we need
@@ -129,14 +129,14 @@ func (h *Handlers) writeSecret(ctx context.Context, sr *rules.SecretRequest) (*r
 	return nil, errors.New("the Secret kept changing while stsguard was writing it")
 }
 
-func (h *Handlers) applySecret(ctx context.Context, sr *rules.SecretRequest) error {
+func (h *Handlers) applySecret(ctx context.Context, sr *engine.SecretRequest) error {
 	if sr.Create {
 		return h.Secrets.Create(ctx, &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{
 				Namespace:   sr.Namespace,
 				Name:        sr.Name,
-				Labels:      map[string]string{rules.ManagedByLabel: rules.ManagedByValue},
-				Annotations: map[string]string{rules.StatefulSetAnnotation: sr.StatefulSet},
+				Labels:      map[string]string{engine.ManagedByLabel: engine.ManagedByValue},
+				Annotations: map[string]string{engine.StatefulSetAnnotation: sr.StatefulSet},
 			},
 			Type: corev1.SecretTypeOpaque,
 			Data: sr.Data(),
@@ -165,7 +165,7 @@ func writeFailure(ctx context.Context, err error, timeout time.Duration) string 
 // redact removes from s every value sr would have written, raw and base64
 // encoded, in case an error echoes the object (a third-party webhook's
 // denial might).
-func redact(s string, sr *rules.SecretRequest) string {
+func redact(s string, sr *engine.SecretRequest) string {
 	for _, v := range sr.Data() {
 		if len(v) == 0 {
 			continue

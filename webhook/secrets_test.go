@@ -24,7 +24,7 @@ import (
 
 	"github.com/stsguard/stsguard/lookup"
 	"github.com/stsguard/stsguard/webhook"
-	"github.com/stsguard/stsguard/webhook/rules"
+	"github.com/stsguard/stsguard/engine"
 )
 
 // movedPassword is the literal password the tests' MySQL StatefulSet
@@ -132,7 +132,7 @@ func TestSecretWriteFailureAdmitsWithoutTheMove(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			e, err := rules.New(rules.DefaultConfig())
+			e, err := engine.New(engine.DefaultConfig())
 			require.NoError(t, err)
 			reg := prometheus.NewRegistry()
 			metrics, err := webhook.NewMetrics(reg)
@@ -140,8 +140,8 @@ func TestSecretWriteFailureAdmitsWithoutTheMove(t *testing.T) {
 			lk := lookup.MustObjects(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: tc.sts.Namespace, Name: "mysql"},
 				Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Selector: map[string]string{"app": "mysql"}}})
 			h := (&webhook.Handlers{
-				Engine:             func() *rules.Engine { return e },
-				Lookup:             func(context.Context) rules.Lookup { return lk },
+				Engine:             func() *engine.Engine { return e },
+				Lookup:             func(context.Context) engine.Lookup { return lk },
 				Secrets:            fake.NewClientBuilder().WithInterceptorFuncs(tc.funcs).Build(),
 				Metrics:            metrics,
 				SecretWriteTimeout: 100 * time.Millisecond,

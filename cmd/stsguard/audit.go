@@ -15,7 +15,7 @@ import (
 	"github.com/stsguard/stsguard/audit"
 	"github.com/stsguard/stsguard/manifest"
 	"github.com/stsguard/stsguard/policy"
-	"github.com/stsguard/stsguard/webhook/rules"
+	"github.com/stsguard/stsguard/engine"
 )
 
 // exitError ends the command with a status code; an empty message prints
@@ -94,23 +94,23 @@ be read (the others are still audited and reported).`,
 			if !slices.Contains(audit.Formats, output) {
 				return usageError("-o %q: use one of %s", output, strings.Join(audit.Formats, ", "))
 			}
-			var failAction rules.Action
+			var failAction engine.Action
 			switch strings.ToLower(failOn) {
 			case "deny":
-				failAction = rules.Deny
+				failAction = engine.Deny
 			case "warn":
-				failAction = rules.Warn
+				failAction = engine.Warn
 			default:
 				return usageError("--fail-on %q: use deny or warn", failOn)
 			}
-			cfg := rules.DefaultConfig()
+			cfg := engine.DefaultConfig()
 			if configFile != "" {
 				var err error
 				if cfg, err = policy.Load(configFile); err != nil {
 					return usageError("%v", err)
 				}
 			}
-			engine, err := rules.New(cfg)
+			eng, err := engine.New(cfg)
 			if err != nil {
 				return usageError("%v", err)
 			}
@@ -148,9 +148,9 @@ be read (the others are still audited and reported).`,
 			if len(files) > 0 {
 				var objs []manifest.Object
 				objs, readErrs = manifest.Load(files, cmd.InOrStdin(), namespace)
-				report = audit.Apply(engine, objs, live)
+				report = audit.Apply(eng, objs, live)
 			} else {
-				report = audit.Live(engine, live)
+				report = audit.Live(eng, live)
 			}
 			report.AddErrors(readErrs)
 			out := cmd.OutOrStdout()
@@ -164,7 +164,7 @@ be read (the others are still audited and reported).`,
 			switch {
 			case report.Summary.Errors > 0:
 				return &exitError{code: exitUsage}
-			case report.Summary.Deny > 0, failAction == rules.Warn && report.Summary.Warn > 0:
+			case report.Summary.Deny > 0, failAction == engine.Warn && report.Summary.Warn > 0:
 				return &exitError{code: exitDenied}
 			}
 			return nil

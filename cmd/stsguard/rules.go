@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/stsguard/stsguard/policy"
-	"github.com/stsguard/stsguard/webhook/rules"
+	"github.com/stsguard/stsguard/engine"
 )
 
 func newRulesCommand() *cobra.Command {
@@ -23,14 +23,14 @@ what it checks. With --config the actions are those of the policy file;
 otherwise the defaults. -o markdown prints the table of docs/rules.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg := rules.DefaultConfig()
+			cfg := engine.DefaultConfig()
 			if config != "" {
 				var err error
 				if cfg, err = policy.Load(config); err != nil {
 					return err
 				}
 			}
-			e, err := rules.New(cfg)
+			e, err := engine.New(cfg)
 			if err != nil {
 				return err
 			}
@@ -50,7 +50,7 @@ otherwise the defaults. -o markdown prints the table of docs/rules.md.`,
 	return cmd
 }
 
-func kindList(ks []rules.Kind) string {
+func kindList(ks []engine.Kind) string {
 	s := make([]string, len(ks))
 	for i, k := range ks {
 		s[i] = string(k)
@@ -58,10 +58,10 @@ func kindList(ks []rules.Kind) string {
 	return strings.Join(s, ",")
 }
 
-func printRulesTable(w io.Writer, e *rules.Engine) error {
+func printRulesTable(w io.Writer, e *engine.Engine) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tKINDS\tACTION\tDESCRIPTION")
-	for _, m := range rules.Catalog() {
+	for _, m := range engine.Catalog() {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.ID, kindList(m.Kinds), e.Action(m.ID), m.Description)
 	}
 	return tw.Flush()
@@ -84,7 +84,7 @@ records the finding in the apiserver audit log only, **Off** does not run the ru
 | ID | Kinds | Default | Description |
 | --- | --- | --- | --- |
 `)
-	for _, m := range rules.Catalog() {
+	for _, m := range engine.Catalog() {
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", m.ID, strings.ReplaceAll(kindList(m.Kinds), ",", ", "), m.Action,
 			strings.ReplaceAll(m.Description, "|", `\|`))
 	}

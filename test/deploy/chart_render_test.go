@@ -32,7 +32,7 @@ import (
 	"github.com/stsguard/stsguard/policy"
 	"github.com/stsguard/stsguard/server"
 	"github.com/stsguard/stsguard/test/harness"
-	"github.com/stsguard/stsguard/webhook/rules"
+	"github.com/stsguard/stsguard/engine"
 )
 
 // helm lint --strict passes on the chart as shipped and with every values
@@ -486,7 +486,7 @@ func checkInjectedBy(t *testing.T, r *rendered, from string) {
 }
 
 // chartPolicy parses the policy ConfigMap as stsguard serve --config does.
-func chartPolicy(t *testing.T, r *rendered, fullname string) rules.Config {
+func chartPolicy(t *testing.T, r *rendered, fullname string) engine.Config {
 	t.Helper()
 	cm := one[*corev1.ConfigMap](t, r, fullname+"-policy")
 	cfg, err := policy.Parse([]byte(cm.Data["policy.yaml"]))

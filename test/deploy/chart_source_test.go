@@ -17,7 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/stsguard/stsguard/test/harness"
-	"github.com/stsguard/stsguard/webhook/rules"
+	"github.com/stsguard/stsguard/engine"
 )
 
 // The chart is the one source of truth: the manifests of deploy/ that it
@@ -139,8 +139,8 @@ func TestChartSchemaMatchesTheCatalog(t *testing.T) {
 		defs[name] = d
 	}
 	var wantRules, wantMutations []string
-	for _, m := range rules.Catalog() {
-		if m.Action == rules.Mutate {
+	for _, m := range engine.Catalog() {
+		if m.Action == engine.Mutate {
 			wantMutations = append(wantMutations, m.ID)
 		} else {
 			wantRules = append(wantRules, m.ID)

@@ -24,7 +24,7 @@ import (
 	"github.com/stsguard/stsguard/policy"
 	"github.com/stsguard/stsguard/test/harness"
 	"github.com/stsguard/stsguard/webhook"
-	"github.com/stsguard/stsguard/webhook/rules"
+	"github.com/stsguard/stsguard/engine"
 )
 
 // Shared by the alert rules and the dashboard: which metrics exist, and a
@@ -146,7 +146,7 @@ func knownMetrics(t *testing.T) map[string]metricInfo {
 	require.NoError(t, err)
 	_, err = certs.NewMetrics(rec)
 	require.NoError(t, err)
-	_, err = policy.NewHolder("", rules.DefaultConfig(), 0, rec, logr.Discard())
+	_, err = policy.NewHolder("", engine.DefaultConfig(), 0, rec, logr.Discard())
 	require.NoError(t, err)
 	_, err = lookup.NewLive(nil, lookup.LiveOptions{Registerer: rec})
 	require.NoError(t, err)

@@ -19,7 +19,7 @@ import (
 
 	"github.com/stsguard/stsguard/expand"
 	"github.com/stsguard/stsguard/test/harness"
-	"github.com/stsguard/stsguard/webhook/rules"
+	"github.com/stsguard/stsguard/engine"
 )
 
 // runExpand grows template data of statefulset/db to size, with a client
@@ -64,7 +64,7 @@ func assertNoRestart(t *testing.T, c client.Client, ns string, before running) {
 	assert.Equal(t, before.pods, after.pods, "the same pods (UIDs): none deleted or replaced")
 	assert.Equal(t, before.revision, after.revision, "currentRevision == updateRevision == the revision before")
 	assert.Equal(t, before.revisions, after.revisions, "no new ControllerRevision")
-	assert.NotContains(t, getStatefulSet(t, c, ns, "db").Annotations, rules.RecreateAnnotation, "removed once the re-create is done")
+	assert.NotContains(t, getStatefulSet(t, c, ns, "db").Annotations, engine.RecreateAnnotation, "removed once the re-create is done")
 	for name := range before.pods {
 		pod := &corev1.Pod{}
 		require.NoError(t, c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, pod))
@@ -102,7 +102,7 @@ func TestExpandResizesEveryPVCAndRecreatesTheStatefulSet(t *testing.T) {
 	assert.Equal(t, old.Spec.Template.Spec.Containers[0].Image, sts.Spec.Template.Spec.Containers[0].Image)
 	assert.Equal(t, pods, podUIDs(t, c, ns), "no pod was replaced")
 	assert.True(t, stateSecretGone(t, c, ns, "db"))
-	assert.NotContains(t, strings.Join(w.Take(), "\n"), rules.PVCSmallerThanTemplate, "the re-create finds PVCs at the new size")
+	assert.NotContains(t, strings.Join(w.Take(), "\n"), engine.PVCSmallerThanTemplate, "the re-create finds PVCs at the new size")
 	assertNoRestart(t, c, ns, before)
 
 	for _, want := range []string{
@@ -362,7 +362,7 @@ func TestExpandRefusesARecreateThatAdmissionWouldChange(t *testing.T) {
 	assert.Equal(t, []string{"1Gi/1Gi", "1Gi/1Gi", "1Gi/1Gi"}, claimSizes(t, c, ns))
 	assert.Equal(t, old.UID, getStatefulSet(t, c, ns, "db").UID)
 	assert.Equal(t, pods, podUIDs(t, c, ns))
-	err = c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: rules.CredentialsSecretName("db")}, &corev1.Secret{})
+	err = c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: engine.CredentialsSecretName("db")}, &corev1.Secret{})
 	assert.True(t, apierrors.IsNotFound(err), "the dry run wrote no Secret: %v", err)
 }
 

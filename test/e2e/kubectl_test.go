@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stsguard/stsguard/test/harness"
-	"github.com/stsguard/stsguard/webhook/rules"
+	"github.com/stsguard/stsguard/engine"
 )
 
 // literalPassword is the root password of examples/mysql-literal-password,
@@ -46,7 +46,7 @@ func stored(t *testing.T, ns string) (string, *appsv1.StatefulSet) {
 func credentialSecrets(t *testing.T, c client.Client, ns string) []corev1.Secret {
 	t.Helper()
 	list := &corev1.SecretList{}
-	require.NoError(t, c.List(ctx(), list, client.InNamespace(ns), client.MatchingLabels{rules.ManagedByLabel: rules.ManagedByValue}))
+	require.NoError(t, c.List(ctx(), list, client.InNamespace(ns), client.MatchingLabels{engine.ManagedByLabel: engine.ManagedByValue}))
 	return list.Items
 }
 
@@ -61,7 +61,7 @@ func assertMoved(t *testing.T, ns string) *appsv1.StatefulSet {
 	require.NotNil(t, env.ValueFrom, "env %s", env.Name)
 	assert.Equal(t, "mysql-credentials", env.ValueFrom.SecretKeyRef.Name)
 	assert.Empty(t, env.Value)
-	if la, ok := sts.Annotations[rules.LastAppliedAnnotation]; ok {
+	if la, ok := sts.Annotations[engine.LastAppliedAnnotation]; ok {
 		assert.Contains(t, la, `"secretKeyRef":{"key":"mysql-root-password","name":"mysql-credentials"}`, "kubectl's last-applied says what the object says")
 	}
 	return sts
@@ -91,7 +91,7 @@ func TestMovedPasswordLeavesNoCopyWhateverKubectlDoes(t *testing.T) {
 			assert.Contains(t, res.Stderr, "Warning: spec.template.spec.containers[0].env[0]: changed by stsguard: moved the literal value of MYSQL_ROOT_PASSWORD")
 			assert.NotContains(t, res.Stdout+res.Stderr, literalPassword)
 			sts := assertMoved(t, ns)
-			_, hasLastApplied := sts.Annotations[rules.LastAppliedAnnotation]
+			_, hasLastApplied := sts.Annotations[engine.LastAppliedAnnotation]
 			assert.Equal(t, tc.lastApplied, hasLastApplied)
 			require.Len(t, credentialSecrets(t, c, ns), 1)
 			before := waitRolledOut(t, c, ns, "mysql")

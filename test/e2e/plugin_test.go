@@ -15,7 +15,7 @@ import (
 
 	"github.com/stsguard/stsguard/audit"
 	"github.com/stsguard/stsguard/test/harness"
-	"github.com/stsguard/stsguard/webhook/rules"
+	"github.com/stsguard/stsguard/engine"
 )
 
 // TestPlugin installs stsguard as the kubectl plugin kubectl-stsguard, as
@@ -106,7 +106,7 @@ func TestPlugin(t *testing.T) {
 		}
 		return got, res
 	}
-	want := "StatefulSet/web headless-service-missing: " + string(rules.Warn)
+	want := "StatefulSet/web headless-service-missing: " + string(engine.Warn)
 
 	t.Run("audit --cluster -n with the KUBECONFIG kubectl has", func(t *testing.T) {
 		got, res := findings(t, "-n", ns)

@@ -14,7 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stsguard/stsguard/test/harness"
-	"github.com/stsguard/stsguard/webhook/rules"
+	"github.com/stsguard/stsguard/engine"
 )
 
 // canaryWeb is a headless Service and a 3-replica StatefulSet annotated for
@@ -45,7 +45,7 @@ spec:
       - name: web
         image: nginx:1.26
         readinessProbe: {tcpSocket: {port: 80}}
-`, ns, rules.CanaryAnnotation)
+`, ns, engine.CanaryAnnotation)
 }
 
 // images returns the image each pod of web runs, by pod name, and the

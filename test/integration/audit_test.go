@@ -24,7 +24,7 @@ import (
 	"github.com/stsguard/stsguard/audit"
 	"github.com/stsguard/stsguard/manifest"
 	"github.com/stsguard/stsguard/test/harness"
-	"github.com/stsguard/stsguard/webhook/rules"
+	"github.com/stsguard/stsguard/engine"
 )
 
 // TestAuditCluster runs `stsguard audit --cluster` against the envtest
@@ -56,15 +56,15 @@ func TestAuditCluster(t *testing.T) {
 
 	var report audit.Report
 	require.NoError(t, json.Unmarshal(stdout.Bytes(), &report), stdout.String())
-	got := map[string]rules.Action{}
+	got := map[string]engine.Action{}
 	for _, f := range report.Findings {
 		assert.Equal(t, ns, f.Namespace)
 		assert.Empty(t, f.File, "live objects have no file")
 		got[f.Kind+"/"+f.Name+" "+f.Rule] = f.Action
 	}
-	assert.Equal(t, rules.Deny, got["Secret/db weak-password"])
-	assert.Equal(t, rules.Warn, got["StatefulSet/web readiness-probe-missing"])
-	assert.Equal(t, rules.Warn, got["StatefulSet/web service-name-empty"])
+	assert.Equal(t, engine.Deny, got["Secret/db weak-password"])
+	assert.Equal(t, engine.Warn, got["StatefulSet/web readiness-probe-missing"])
+	assert.Equal(t, engine.Warn, got["StatefulSet/web service-name-empty"])
 	assert.Equal(t, 2, report.Summary.Objects)
 	decided := map[string]audit.Decision{}
 	for _, d := range report.Objects {
@@ -99,7 +99,7 @@ spec:
 `
 	objs, errs := manifest.Parse("web.yaml", []byte(manifestYAML), ns)
 	require.Empty(t, errs)
-	e, err := rules.New(rules.DefaultConfig())
+	e, err := engine.New(engine.DefaultConfig())
 	require.NoError(t, err)
 	r := audit.Apply(e, objs, live)
 	assert.Empty(t, r.Findings, "the live headless Service pairs with the manifest's StatefulSet")
@@ -185,7 +185,7 @@ spec:
 		{"a reference to that Secret before it is written", []string{reader, example("mysql-literal-password", "mysql.yaml")}, nil},
 		{"a generated password and a raised grace period", []string{example("postgres", "postgres.yaml")}, nil},
 	}
-	e, err := rules.New(rules.DefaultConfig())
+	e, err := engine.New(engine.DefaultConfig())
 	require.NoError(t, err)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

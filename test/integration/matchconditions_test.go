@@ -14,7 +14,7 @@ import (
 
 	"github.com/stsguard/stsguard/test/harness"
 	"github.com/stsguard/stsguard/webhook"
-	"github.com/stsguard/stsguard/webhook/rules"
+	"github.com/stsguard/stsguard/engine"
 )
 
 // calls returns how many AdmissionReviews stsguard has served on path.
@@ -56,9 +56,9 @@ func TestUpdatesThatChangeNothingJudgedAreNotSent(t *testing.T) {
 		{"StatefulSet: the spec", []string{webhook.MutateStatefulSetPath, webhook.ValidateStatefulSetPath},
 			func() { merge(sts, `{"spec":{"replicas":2}}`) }, true},
 		{"StatefulSet: stsguard's annotation", []string{webhook.MutateStatefulSetPath, webhook.ValidateStatefulSetPath},
-			func() { merge(sts, `{"metadata":{"annotations":{"`+rules.CanaryAnnotation+`":"1"}}}`) }, true},
+			func() { merge(sts, `{"metadata":{"annotations":{"`+engine.CanaryAnnotation+`":"1"}}}`) }, true},
 		{"StatefulSet: stsguard's annotation removed", []string{webhook.MutateStatefulSetPath, webhook.ValidateStatefulSetPath},
-			func() { merge(sts, `{"metadata":{"annotations":{"`+rules.CanaryAnnotation+`":null}}}`) }, true},
+			func() { merge(sts, `{"metadata":{"annotations":{"`+engine.CanaryAnnotation+`":null}}}`) }, true},
 		{"StatefulSet: the scale subresource", []string{webhook.ValidateStatefulSetPath}, func() {
 			scale := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: sts.Name}, Spec: autoscalingv1.ScaleSpec{Replicas: 4}}
 			require.NoError(t, c.SubResource("scale").Update(ctx, &appsv1.StatefulSet{ObjectMeta: scale.ObjectMeta}, client.WithSubResourceBody(scale)))
@@ -72,7 +72,7 @@ func TestUpdatesThatChangeNothingJudgedAreNotSent(t *testing.T) {
 		{"Secret: its data", []string{webhook.ValidateSecretPath},
 			func() { merge(sec, `{"stringData":{"user":"app"}}`) }, true},
 		{"Secret: an exemption", []string{webhook.ValidateSecretPath},
-			func() { merge(sec, `{"metadata":{"annotations":{"`+rules.ExemptAnnotation+`":"weak-password"}}}`) }, true},
+			func() { merge(sec, `{"metadata":{"annotations":{"`+engine.ExemptAnnotation+`":"weak-password"}}}`) }, true},
 	}
 	for _, tc := range cases {
 		before := make([]float64, len(tc.paths))

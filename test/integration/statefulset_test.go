@@ -20,7 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stsguard/stsguard/test/harness"
-	"github.com/stsguard/stsguard/webhook/rules"
+	"github.com/stsguard/stsguard/engine"
 )
 
 func TestStatefulSetWithoutServiceIsCreatedWithWarning(t *testing.T) {
@@ -40,7 +40,7 @@ func TestStatefulSetWithClusterIPServiceIsDenied(t *testing.T) {
 	ctx := context.Background()
 	require.NoError(t, c.Create(ctx, harness.Service(ns, "web", "", map[string]string{"app": "web"})))
 	err := c.Create(ctx, harness.StatefulSet(ns, "web", "web", "nginx"))
-	fields := harness.InvalidCauses(t, err, rules.HeadlessServiceNotHeadless)
+	fields := harness.InvalidCauses(t, err, engine.HeadlessServiceNotHeadless)
 	assert.Equal(t, []string{"spec.serviceName"}, fields)
 	assert.Contains(t, err.Error(), `StatefulSet.apps "web" is invalid: spec.serviceName: Invalid value: "web"`)
 	assert.Contains(t, err.Error(), "clusterIP: None")
@@ -55,7 +55,7 @@ func TestStatefulSetWithSelectorMismatchIsDenied(t *testing.T) {
 	ctx := context.Background()
 	require.NoError(t, c.Create(ctx, harness.Service(ns, "web", corev1.ClusterIPNone, map[string]string{"app": "frontend"})))
 	err := c.Create(ctx, harness.StatefulSet(ns, "web", "web", "nginx"))
-	assert.Equal(t, []string{"spec.serviceName"}, harness.InvalidCauses(t, err, rules.HeadlessServiceSelectorMismatch))
+	assert.Equal(t, []string{"spec.serviceName"}, harness.InvalidCauses(t, err, engine.HeadlessServiceSelectorMismatch))
 	assert.Contains(t, err.Error(), "selects app=frontend, which does not match the pod template labels app=web")
 }
 
@@ -80,8 +80,8 @@ func TestExistingProblemDoesNotBlockUpdate(t *testing.T) {
 	// exemption lets it in now (as if it predated stsguard).
 	svc := harness.Service(ns, "web", "", map[string]string{"app": "web"})
 	svc.Annotations = map[string]string{
-		rules.ExemptAnnotation:       rules.HeadlessServiceDefault + "," + rules.HeadlessServiceNotHeadless,
-		rules.ExemptReasonAnnotation: "test: a Service that predates stsguard",
+		engine.ExemptAnnotation:       engine.HeadlessServiceDefault + "," + engine.HeadlessServiceNotHeadless,
+		engine.ExemptReasonAnnotation: "test: a Service that predates stsguard",
 	}
 	require.NoError(t, c.Create(ctx, svc))
 	require.NotEqual(t, corev1.ClusterIPNone, svc.Spec.ClusterIP)
@@ -96,7 +96,7 @@ func TestExistingProblemDoesNotBlockUpdate(t *testing.T) {
 
 	// A new StatefulSet with the same pairing is still denied.
 	err := c.Create(ctx, harness.StatefulSet(ns, "web2", "web", "nginx"))
-	harness.InvalidCauses(t, err, rules.HeadlessServiceNotHeadless)
+	harness.InvalidCauses(t, err, engine.HeadlessServiceNotHeadless)
 }
 
 // waitForCachedService waits until stsguard's cache has the Service, seen as
@@ -108,7 +108,7 @@ func waitForCachedService(t *testing.T, c client.Client, ns, name string) {
 		probe := harness.StatefulSet(ns, "probe-"+name, name, "nginx")
 		_ = cl.Create(ctx, probe, client.DryRunAll)
 		for _, msg := range w.Take() {
-			if strings.Contains(msg, rules.HeadlessServiceMissing) {
+			if strings.Contains(msg, engine.HeadlessServiceMissing) {
 				return false, nil
 			}
 		}
@@ -146,7 +146,7 @@ func TestSeedPlaintextPasswordIsDenied(t *testing.T) {
 	objs := loadExample(t, "mysql-plaintext-password", ns)
 	require.NoError(t, c.Create(ctx, objs[0]))
 	err := c.Create(ctx, objs[1])
-	assert.Equal(t, []string{"spec.template.spec.containers[0].env[0].value"}, harness.InvalidCauses(t, err, rules.WeakPassword))
+	assert.Equal(t, []string{"spec.template.spec.containers[0].env[0].value"}, harness.InvalidCauses(t, err, engine.WeakPassword))
 	assert.Contains(t, err.Error(), "the password in MYSQL_ROOT_PASSWORD is a well-known default password")
 	assertNoLeak(t, err.Error(), "password")
 	var secret corev1.Secret
@@ -235,7 +235,7 @@ func TestPlaintextPasswordConflictingSecretIsDenied(t *testing.T) {
 	require.NoError(t, c.Create(ctx, objs[0]))
 
 	err := c.Create(ctx, objs[1])
-	fields := harness.InvalidCauses(t, err, rules.PasswordSecretRef)
+	fields := harness.InvalidCauses(t, err, engine.PasswordSecretRef)
 	assert.Equal(t, []string{"spec.template.spec.containers[0].env[0]"}, fields)
 	assert.Contains(t, err.Error(), `already holds a different value under key "mysql-root-password"`)
 	assertNoLeak(t, err.Error(), strongPassword)
@@ -259,7 +259,7 @@ func TestPostgresWithoutPasswordGetsGeneratedOne(t *testing.T) {
 	var secret corev1.Secret
 	require.NoError(t, c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "postgres-credentials"}, &secret))
 	pw := string(secret.Data["postgres-password"])
-	assert.Len(t, pw, rules.GeneratedPasswordLength)
+	assert.Len(t, pw, engine.GeneratedPasswordLength)
 	assert.NotContains(t, logs.String(), pw)
 }
 
@@ -287,7 +287,7 @@ func TestCanaryAnnotationStagesRollout(t *testing.T) {
 	ctx := context.Background()
 	require.NoError(t, c.Create(ctx, harness.Service(ns, "web", corev1.ClusterIPNone, map[string]string{"app": "web"})))
 	sts := harness.StatefulSet(ns, "web", "web", "nginx:1.26")
-	sts.Annotations = map[string]string{rules.CanaryAnnotation: "1"}
+	sts.Annotations = map[string]string{engine.CanaryAnnotation: "1"}
 	require.NoError(t, c.Create(ctx, sts))
 	assert.Equal(t, int32(0), *sts.Spec.UpdateStrategy.RollingUpdate.Partition, "a CREATE is not a rollout")
 
