@@ -11,6 +11,7 @@
 package audit
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"runtime"
@@ -20,13 +21,15 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/stsguard/stsguard/rules"
+
 	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/stsguard/stsguard/manifest"
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/manifest"
 )
 
 // Finding is one thing stsguard would do to one object. Its JSON form is the
@@ -138,9 +141,9 @@ type Report struct {
 	// Objects are the decisions, in the order the objects are applied.
 	Objects []Decision `json:"objects"`
 	// Findings in the order of the objects, then by field path and rule.
-	Findings []Finding               `json:"findings"`
-	Errors   []InputError            `json:"errors,omitempty"`
-	Summary  Summary                 `json:"summary"`
+	Findings []Finding                `json:"findings"`
+	Errors   []InputError             `json:"errors,omitempty"`
+	Summary  Summary                  `json:"summary"`
 	Catalog  []engine.Meta            `json:"-"`
 	Actions  map[string]engine.Action `json:"-"`
 }
@@ -260,7 +263,7 @@ func parallel(n int, work func()) {
 // report assembles the outcomes (nil for an object not judged) in the
 // order of objs.
 func report(e *engine.Engine, objs []manifest.Object, out []*outcome) *Report {
-	r := &Report{Objects: []Decision{}, Findings: []Finding{}, Catalog: engine.Catalog(), Actions: map[string]engine.Action{}}
+	r := &Report{Objects: []Decision{}, Findings: []Finding{}, Catalog: rules.Catalog(), Actions: map[string]engine.Action{}}
 	for _, m := range r.Catalog {
 		r.Actions[m.ID] = e.Action(m.ID)
 	}
@@ -324,7 +327,7 @@ func replay(e *engine.Engine, v *view, o *manifest.Object) *outcome {
 			prev = st
 		}
 		in := request(obj, prev, o)
-		a := admit(in, v, e.MutateStatefulSet, e.ValidateStatefulSet)
+		a := admit(e, in, v)
 		oc := a.outcome(engine.KindStatefulSet, o)
 		hintServiceOrder(oc, s, in.Object)
 		if !a.denied {
@@ -335,7 +338,7 @@ func replay(e *engine.Engine, v *view, o *manifest.Object) *outcome {
 	case *corev1.Service:
 		prev := s.services[obj.Name]
 		in := request(obj, prev, o)
-		a := admit(in, v, e.MutateService, e.ValidateService)
+		a := admit(e, in, v)
 		oc := a.outcome(engine.KindService, o)
 		if a.denied {
 			return oc
@@ -358,12 +361,7 @@ func replay(e *engine.Engine, v *view, o *manifest.Object) *outcome {
 	case *corev1.Secret:
 		prev := s.secrets[obj.Name]
 		in := request(obj, prev, o)
-		var res engine.Result
-		if sent(in) {
-			res = e.ValidateSecret(in, v)
-		}
-		a := admitted[*corev1.Secret]{res: res, object: in.Object, operation: in.Operation,
-			denied: len(res.Findings.ByAction(engine.Deny)) > 0}
+		a := admit(e, in, v)
 		oc := a.outcome(engine.KindSecret, o)
 		if !a.denied {
 			s.put(in.Object, o)
@@ -387,7 +385,7 @@ func hintServiceOrder(oc *outcome, s *store, sts *appsv1.StatefulSet) {
 	}
 	for i := range oc.findings {
 		f := &oc.findings[i]
-		if f.Rule != engine.HeadlessServiceNotHeadless || f.Field != "spec.serviceName" {
+		if f.Rule != rules.HeadlessServiceNotHeadless || f.Field != "spec.serviceName" {
 			continue
 		}
 		f.Hint = fmt.Sprintf("Service %q (%s) is created before this StatefulSet and sets no clusterIP, so the apiserver gives it a cluster IP; "+
@@ -411,15 +409,13 @@ func judgeLive(e *engine.Engine, v *view, o *manifest.Object) *outcome {
 	switch obj := o.Object.(type) {
 	case *appsv1.StatefulSet:
 		in := &engine.Input[*appsv1.StatefulSet]{Operation: admissionv1.Create, Object: obj}
-		return admit(in, v, e.MutateStatefulSet, e.ValidateStatefulSet).outcome(engine.KindStatefulSet, o)
+		return admit(e, in, v).outcome(engine.KindStatefulSet, o)
 	case *corev1.Service:
 		in := &engine.Input[*corev1.Service]{Operation: admissionv1.Create, Object: obj}
-		return admit(in, v, e.MutateService, e.ValidateService).outcome(engine.KindService, o)
+		return admit(e, in, v).outcome(engine.KindService, o)
 	case *corev1.Secret:
 		in := &engine.Input[*corev1.Secret]{Operation: admissionv1.Create, Object: obj}
-		res := e.ValidateSecret(in, v)
-		return admitted[*corev1.Secret]{res: res, object: obj, operation: admissionv1.Create,
-			denied: len(res.Findings.ByAction(engine.Deny)) > 0}.outcome(engine.KindSecret, o)
+		return admit(e, in, v).outcome(engine.KindSecret, o)
 	}
 	return nil
 }
@@ -449,34 +445,36 @@ type admitted[T engine.Object] struct {
 	denied   bool
 }
 
-// admit sends in through the mutating webhook and then the validating
-// webhook, as the apiserver does (webhook.mutate and webhook.validate): the
-// mutators run and, unless one denies, the mutated object is validated in
-// the world the mutation leaves (its Secrets written). A request that either
+// admit sends in, unless the webhooks' matchCondition skips it (sent),
+// through engine.Admit at stage MutateAndValidate: the mutating webhook
+// and then the validating webhook, as the apiserver does. A request either
 // step would deny gets no patch and writes nothing. The findings are those
 // kubectl shows: the mutators' and the validating rules'.
-func admit[T engine.Object](in *engine.Input[T], lk engine.Lookup,
-	mutate func(*engine.Input[T], engine.Lookup) (T, *engine.Mutation, engine.Result),
-	validate func(*engine.Input[T], engine.Lookup) engine.Result) admitted[T] {
+func admit[T engine.Object](e *engine.Engine, in *engine.Input[T], lk engine.Lookup) admitted[T] {
 	if !sent(in) {
 		return admitted[T]{operation: in.Operation, object: in.Object}
 	}
-	mutated, m, mres := mutate(in, lk)
-	if len(mres.Findings.ByAction(engine.Deny)) > 0 {
-		return admitted[T]{operation: in.Operation, res: mres, object: in.Object, denied: true}
+	k, _ := engine.KindOf(in.Subject())
+	r := &engine.Request{Stage: engine.MutateAndValidate, Kind: k.Kind, Operation: in.Operation, DryRun: in.DryRun}
+	var zero T
+	if in.Object != zero {
+		r.Object = in.Object
 	}
-	vres := validate(&engine.Input[T]{Operation: in.Operation, Object: mutated, OldObject: in.OldObject, DryRun: in.DryRun}, m.Lookup(lk))
-	res := engine.Result{Findings: append(append(engine.Findings{}, mres.Findings...), vres.Findings...),
-		Exemptions: append(mres.Exemptions, vres.Exemptions...)}
-	if len(vres.Findings.ByAction(engine.Deny)) > 0 {
-		return admitted[T]{operation: in.Operation, res: res, object: in.Object, denied: true}
+	if in.OldObject != zero {
+		r.OldObject = in.OldObject
 	}
-	if m.Empty() {
-		// Store the request's object, not the engine's identical copy:
-		// the manifest holds it anyway.
-		mutated = in.Object
+	// The replay's Lookup is in memory: nothing to cancel.
+	d, err := e.Admit(context.Background(), r, lk)
+	if err != nil {
+		panic("audit: " + err.Error()) // audit builds only requests of the kinds the engine admits
 	}
-	return admitted[T]{operation: in.Operation, res: res, object: mutated, mutation: m}
+	a := admitted[T]{operation: in.Operation, res: engine.Result{Findings: d.Findings, Exemptions: d.Exemptions},
+		object: in.Object, denied: d.Denied()}
+	if !a.denied {
+		a.object, _ = d.Object.(T)
+		a.mutation = d.Mutation
+	}
+	return a
 }
 
 // outcome renders the result for the object o of kind.
@@ -510,7 +508,7 @@ func (a admitted[T]) outcome(kind engine.Kind, o *manifest.Object) *outcome {
 
 // lastAppliedPointer is the JSON pointer of kubectl's last-applied
 // configuration, which password-secret-ref rewrites.
-var lastAppliedPointer = engine.Pointer("metadata", "annotations", engine.LastAppliedAnnotation)
+var lastAppliedPointer = engine.Pointer("metadata", "annotations", rules.LastAppliedAnnotation)
 
 // redactedLastApplied stands in reports for the value of a patch that
 // rewrites kubectl's last-applied configuration: a copy of the whole
@@ -560,7 +558,7 @@ func storeSecrets(s *store, v *view, m *engine.Mutation) []SecretWrite {
 	planned := m.Lookup(v)
 	var out []SecretWrite
 	for _, sr := range m.Secrets() {
-		sec, err := planned.Secret(sr.Namespace, sr.Name)
+		sec, err := planned.Secret(context.Background(), sr.Namespace, sr.Name)
 		if err != nil {
 			continue // the view reads the object's own namespace: no error
 		}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stsguard/stsguard/rules"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -15,8 +17,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/stsguard/stsguard/manifest"
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/manifest"
 )
 
 // Manifests of the tests: each a YAML document (with its "---").
@@ -157,7 +159,7 @@ spec:
 
 func newEngine(t testing.TB) *engine.Engine {
 	t.Helper()
-	e, err := engine.New(engine.DefaultConfig())
+	e, err := rules.New(engine.DefaultConfig())
 	require.NoError(t, err)
 	return e
 }

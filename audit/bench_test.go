@@ -4,10 +4,12 @@ import (
 	"os/exec"
 	"testing"
 
+	"github.com/stsguard/stsguard/rules"
+
 	"github.com/stretchr/testify/require"
 
-	"github.com/stsguard/stsguard/manifest"
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/manifest"
 )
 
 // BenchmarkAudit reads and judges the benchmark manifest of 10,000 objects
@@ -16,7 +18,7 @@ import (
 func BenchmarkAudit(b *testing.B) {
 	data, err := exec.Command("go", "run", "../bench/gen", "-n", "10000").Output()
 	require.NoError(b, err)
-	e, err := engine.New(engine.DefaultConfig())
+	e, err := rules.New(engine.DefaultConfig())
 	require.NoError(b, err)
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()

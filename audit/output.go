@@ -13,8 +13,8 @@ import (
 	"github.com/owenrumney/go-sarif/v3/pkg/report/v210/sarif"
 	admissionv1 "k8s.io/api/admission/v1"
 
-	"github.com/stsguard/stsguard/internal/version"
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/internal/version"
 )
 
 // Formats are the output formats of Write.

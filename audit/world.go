@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"context"
 	"fmt"
 	"sort"
 
@@ -149,7 +150,7 @@ func (t *timeline[T]) at(name string, pos int) (T, bool) {
 	return vs[i-1].obj, true
 }
 
-// view is the rules.Lookup of one namespace's store just before position
+// view is the engine.Lookup of one namespace's store just before position
 // pos: what an admission request for the object at pos would read. Rules
 // read only the namespace of the object they judge; a read of another
 // namespace is an error (an internal, fail-open finding), never a silent
@@ -165,7 +166,7 @@ func (v *view) other(namespace, what string) error {
 	return fmt.Errorf("stsguard audit: a rule read %s in namespace %q while judging an object of namespace %q; the replay gives each namespace its own store", what, namespace, v.namespace)
 }
 
-func (v *view) Service(namespace, name string) (*corev1.Service, error) {
+func (v *view) Service(_ context.Context, namespace, name string) (*corev1.Service, error) {
 	if namespace != v.namespace {
 		return nil, v.other(namespace, "a Service")
 	}
@@ -175,7 +176,7 @@ func (v *view) Service(namespace, name string) (*corev1.Service, error) {
 	return nil, apierrors.NewNotFound(corev1.Resource("services"), name)
 }
 
-func (v *view) Secret(namespace, name string) (*corev1.Secret, error) {
+func (v *view) Secret(_ context.Context, namespace, name string) (*corev1.Secret, error) {
 	if namespace != v.namespace {
 		return nil, v.other(namespace, "a Secret")
 	}
@@ -185,28 +186,28 @@ func (v *view) Secret(namespace, name string) (*corev1.Secret, error) {
 	return nil, apierrors.NewNotFound(corev1.Resource("secrets"), name)
 }
 
-func (v *view) StatefulSets(namespace string) ([]*appsv1.StatefulSet, error) {
+func (v *view) StatefulSets(_ context.Context, namespace string) ([]*appsv1.StatefulSet, error) {
 	if namespace != v.namespace {
 		return nil, v.other(namespace, "StatefulSets")
 	}
 	return v.s.stsList, nil
 }
 
-func (v *view) StatefulSetsReferencingSecret(namespace, secret string) ([]*appsv1.StatefulSet, error) {
+func (v *view) StatefulSetsReferencingSecret(_ context.Context, namespace, secret string) ([]*appsv1.StatefulSet, error) {
 	if namespace != v.namespace {
 		return nil, v.other(namespace, "StatefulSets")
 	}
 	return podrefs.StatefulSetsReferencing(v.s.stsList, secret), nil
 }
 
-func (v *view) StorageClass(name string) (*storagev1.StorageClass, error) {
+func (v *view) StorageClass(_ context.Context, name string) (*storagev1.StorageClass, error) {
 	if c, ok := v.w.classes.at(name, v.pos); ok {
 		return c, nil
 	}
 	return nil, apierrors.NewNotFound(storagev1.Resource("storageclasses"), name)
 }
 
-func (v *view) StorageClasses() ([]*storagev1.StorageClass, error) {
+func (v *view) StorageClasses(_ context.Context) ([]*storagev1.StorageClass, error) {
 	var out []*storagev1.StorageClass
 	for _, name := range v.w.classes.names {
 		if c, ok := v.w.classes.at(name, v.pos); ok {
@@ -216,14 +217,14 @@ func (v *view) StorageClasses() ([]*storagev1.StorageClass, error) {
 	return out, nil
 }
 
-func (v *view) Namespace(name string) (*corev1.Namespace, error) {
+func (v *view) Namespace(_ context.Context, name string) (*corev1.Namespace, error) {
 	if n, ok := v.w.nss.at(name, v.pos); ok {
 		return n, nil
 	}
 	return nil, apierrors.NewNotFound(corev1.Resource("namespaces"), name)
 }
 
-func (v *view) PersistentVolumeClaims(namespace string) ([]*corev1.PersistentVolumeClaim, error) {
+func (v *view) PersistentVolumeClaims(_ context.Context, namespace string) ([]*corev1.PersistentVolumeClaim, error) {
 	if namespace != v.namespace {
 		return nil, v.other(namespace, "PersistentVolumeClaims")
 	}

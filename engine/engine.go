@@ -1,11 +1,12 @@
 package engine
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
-	"slices"
+	"regexp"
 
 	jsonpatchapply "github.com/evanphx/json-patch/v5"
 	"gomodules.xyz/jsonpatch/v2"
@@ -15,83 +16,129 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
-// Engine evaluates the registered rules and mutators under one Config. It is
+// Engine evaluates a registry of rules and mutators under one Config. It is
 // immutable and safe for concurrent use; build a new one to change the
-// policy.
+// policy. Admit is its one entry point.
 type Engine struct {
-	cfg          Config
+	cfg Config
+	// rules are the declarations in catalog order, exemption-invalid last.
+	rules        []Rule
+	byID         map[string]*Rule
 	statefulSets kindRules[*appsv1.StatefulSet]
 	services     kindRules[*corev1.Service]
 	secrets      kindRules[*corev1.Secret]
 }
 
-// kindRules are the rules and mutators of one kind, in the order they run.
+// kindRules are the checks and changes of one kind, in the order they run
+// (the registry's).
 type kindRules[T Object] struct {
-	kind     Kind
-	rules    []Rule[T]
-	mutators []Mutator[T]
+	checks   []kindCheck[T]
+	mutators []kindMutator[T]
 	copy     func(T) T
 }
 
-// New returns an engine with every built-in rule registered, configured by
-// cfg (start from DefaultConfig). It returns an error when cfg names a rule
-// that does not exist, gives a rule an action other than Deny, Warn, Audit
-// or Off, turns off something that is not a mutator, or lacks a pattern.
-func New(cfg Config) (*Engine, error) {
-	if err := checkConfig(&cfg); err != nil {
+type kindCheck[T Object] struct {
+	rule  *Rule
+	check CheckFunc[T]
+}
+
+type kindMutator[T Object] struct {
+	rule   *Rule
+	mutate MutateFunc[T]
+}
+
+// New returns an engine that runs the declarations of registry (in their
+// order; rules.All is stsguard's catalog) configured by cfg (start from
+// DefaultConfig). It returns an error when a declaration is malformed (an
+// ID declared twice or not kebab-case, a rule with no check, a mutator with
+// a check, an action that is not Deny, Warn, Audit or Mutate), or when cfg
+// names a rule that does not exist, gives a rule an action other than
+// Deny, Warn, Audit or Off, turns off something that is not a mutator, or
+// lacks a pattern.
+func New(cfg Config, registry []Rule) (*Engine, error) {
+	e := &Engine{cfg: cfg, byID: map[string]*Rule{}}
+	e.rules = append(append(make([]Rule, 0, len(registry)+1), registry...), exemptionInvalid)
+	var errs []error
+	for i := range e.rules {
+		r := &e.rules[i]
+		if err := checkDeclaration(r); err != nil {
+			errs = append(errs, err)
+		}
+		if _, dup := e.byID[r.ID]; dup {
+			errs = append(errs, fmt.Errorf("rule %q is declared twice", r.ID))
+		}
+		e.byID[r.ID] = r
+		if r.StatefulSet != nil {
+			e.statefulSets.checks = append(e.statefulSets.checks, kindCheck[*appsv1.StatefulSet]{r, r.StatefulSet})
+		}
+		if r.Service != nil {
+			e.services.checks = append(e.services.checks, kindCheck[*corev1.Service]{r, r.Service})
+		}
+		if r.Secret != nil {
+			e.secrets.checks = append(e.secrets.checks, kindCheck[*corev1.Secret]{r, r.Secret})
+		}
+		if r.MutateStatefulSet != nil {
+			e.statefulSets.mutators = append(e.statefulSets.mutators, kindMutator[*appsv1.StatefulSet]{r, r.MutateStatefulSet})
+		}
+		if r.MutateService != nil {
+			e.services.mutators = append(e.services.mutators, kindMutator[*corev1.Service]{r, r.MutateService})
+		}
+	}
+	e.statefulSets.copy = (*appsv1.StatefulSet).DeepCopy
+	e.services.copy = (*corev1.Service).DeepCopy
+	e.secrets.copy = (*corev1.Secret).DeepCopy
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("rule registry: %w", err)
+	}
+	if err := e.checkConfig(); err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg}
-	e.register()
 	return e, nil
 }
 
-func (e *Engine) register() {
-	cfg := &e.cfg
-	e.statefulSets = kindRules[*appsv1.StatefulSet]{
-		kind: KindStatefulSet,
-		rules: slices.Concat(pairingRules(), []Rule[*appsv1.StatefulSet]{
-			{ID: SecretRefMissing, Check: checkSecretRefMissing},
-			{ID: WeakPassword, Check: func(in *Input[*appsv1.StatefulSet], lk Lookup) field.ErrorList {
-				return checkStatefulSetWeakPassword(cfg, in, lk)
-			}},
-		}, storageRules(cfg), expansionRules(), workloadRules(cfg)),
-		mutators: []Mutator[*appsv1.StatefulSet]{
-			passwordSecretRefMutator(cfg),
-			terminationGracePeriodMutator(cfg),
-			rolloutPartitionMutator(),
-		},
-		copy: (*appsv1.StatefulSet).DeepCopy,
+var kebabCase = regexp.MustCompile(`^[a-z][a-z0-9]*(-[a-z0-9]+)*$`)
+
+// checkDeclaration reports what is malformed in one declaration.
+func checkDeclaration(r *Rule) error {
+	checks := r.StatefulSet != nil || r.Service != nil || r.Secret != nil
+	mutates := r.MutateStatefulSet != nil || r.MutateService != nil
+	switch {
+	case !kebabCase.MatchString(r.ID):
+		return fmt.Errorf("rule ID %q is not kebab-case", r.ID)
+	case r.Description == "":
+		return fmt.Errorf("rule %q has no description", r.ID)
+	case r.Action == Mutate && (checks || !mutates):
+		return fmt.Errorf("mutator %q must declare changes and no checks", r.ID)
+	case r.Action != Mutate && (mutates || (!checks && r.ID != ExemptionInvalid)):
+		return fmt.Errorf("rule %q must declare checks and no changes", r.ID)
+	case r.Action != Mutate && r.Action != Deny && r.Action != Warn && r.Action != Audit:
+		return fmt.Errorf("rule %q: default action %q is not one of Deny, Warn, Audit, Mutate", r.ID, r.Action)
 	}
-	e.services = kindRules[*corev1.Service]{
-		kind: KindService, rules: serviceRules(), mutators: serviceMutators(), copy: (*corev1.Service).DeepCopy,
-	}
-	e.secrets = kindRules[*corev1.Secret]{
-		kind: KindSecret, rules: secretRules(cfg), copy: (*corev1.Secret).DeepCopy,
-	}
+	return nil
 }
 
-func checkConfig(cfg *Config) error {
+func (e *Engine) checkConfig() error {
+	cfg := &e.cfg
 	var errs []error
 	for id, a := range cfg.Actions {
-		m, ok := lookupMeta(id)
+		r, ok := e.byID[id]
 		switch {
 		case !ok:
 			errs = append(errs, fmt.Errorf("unknown rule %q", id))
-		case m.Action == Mutate:
+		case r.IsMutator():
 			errs = append(errs, fmt.Errorf("%q is a mutation: turn it on or off under mutations, it has no action", id))
 		case a != Deny && a != Warn && a != Audit && a != Off:
 			errs = append(errs, fmt.Errorf("rule %q: action %q is not one of Deny, Warn, Audit, Off", id, a))
 		}
 	}
 	for id := range cfg.Mutations {
-		if m, ok := lookupMeta(id); !ok || m.Action != Mutate {
+		if r, ok := e.byID[id]; !ok || !r.IsMutator() {
 			errs = append(errs, fmt.Errorf("%q is not a mutation", id))
 		}
 	}
 	for _, ex := range cfg.Exemptions {
 		for _, id := range ex.Rules {
-			if _, ok := lookupMeta(id); !ok {
+			if _, ok := e.byID[id]; !ok {
 				errs = append(errs, fmt.Errorf("exemption names unknown rule %q", id))
 			}
 		}
@@ -102,58 +149,43 @@ func checkConfig(cfg *Config) error {
 	return errors.Join(errs...)
 }
 
-// Catalog returns the metadata of every rule and mutator in documentation
-// order, with the kinds each is registered for and its default action.
-// `stsguard rules` and docs/rules.md are generated from it.
-func Catalog() []Meta {
-	e := &Engine{cfg: DefaultConfig()}
-	e.register()
-	kinds := map[string][]Kind{}
-	add := func(id string, k Kind) {
-		if !slices.Contains(kinds[id], k) {
-			kinds[id] = append(kinds[id], k)
-		}
-	}
-	for _, r := range e.statefulSets.rules {
-		add(r.ID, KindStatefulSet)
-	}
-	for _, m := range e.statefulSets.mutators {
-		add(m.ID, KindStatefulSet)
-	}
-	for _, r := range e.services.rules {
-		add(r.ID, KindService)
-	}
-	for _, m := range e.services.mutators {
-		add(m.ID, KindService)
-	}
-	for _, r := range e.secrets.rules {
-		add(r.ID, KindSecret)
-	}
-	out := make([]Meta, 0, len(catalog))
-	for _, m := range catalog {
-		m.Kinds = kinds[m.ID]
-		if m.ID == ExemptionInvalid {
-			m.Kinds = []Kind{KindStatefulSet, KindService, KindSecret}
-		}
-		out = append(out, m)
+// Catalog returns the catalog entry of every rule and mutator the engine
+// runs, in documentation order (the registry's, exemption-invalid last),
+// with the kinds each judges and its default action. `stsguard rules` and
+// docs/rules.md are generated from it.
+func (e *Engine) Catalog() []Meta {
+	out := make([]Meta, 0, len(e.rules))
+	for i := range e.rules {
+		out = append(out, e.rules[i].Meta())
 	}
 	return out
 }
 
+// Known reports whether id is the ID of a rule or mutator of the engine.
+func (e *Engine) Known(id string) bool { _, ok := e.byID[id]; return ok }
+
 // Action returns the action rule id has under the engine's Config (its
-// default unless the policy overrides it); Mutate or Off for a mutator.
+// default unless the policy overrides it); Mutate or Off for a mutator; ""
+// for an unknown ID.
 func (e *Engine) Action(id string) Action {
-	m, _ := lookupMeta(id)
-	if m.Action == Mutate {
-		if e.cfg.mutationOn(id) {
-			return Mutate
-		}
+	r, ok := e.byID[id]
+	switch {
+	case !ok:
+		return ""
+	case r.IsMutator() && e.cfg.MutationOn(id):
+		return Mutate
+	case r.IsMutator():
 		return Off
 	}
-	return e.cfg.action(id, m.Action)
+	return e.cfg.action(id, r.Action)
 }
 
-// Result is the outcome of evaluating one object.
+// Config returns the configuration the engine runs under. Callers must not
+// modify it.
+func (e *Engine) Config() *Config { return &e.cfg }
+
+// Result is the outcome of one step (the mutators, or the checks) on one
+// object.
 type Result struct {
 	// Findings are the problems found, sorted by field path and rule ID,
 	// each with the action that applies to it (Deny, Warn or Audit).
@@ -161,52 +193,6 @@ type Result struct {
 	// Exemptions are the exemptions that suppressed at least one finding or
 	// change, one per rule.
 	Exemptions []Exemption
-}
-
-// ValidateStatefulSet runs the StatefulSet rules on in.Object.
-//
-// Every rule follows the same contract: a rule whose action is Off is not
-// run; an exempted rule's findings are dropped and reported in Exemptions;
-// on UPDATE a Deny finding that the stored object has too (judged as if it
-// were created now) is downgraded to Warn (ratcheting, as Kubernetes does
-// for validation that tightens: an existing problem must not block an
-// unrelated change such as a scale-down), where "the same problem" means
-// the same rule about the same thing, named rather than indexed (the
-// container and env var by name, the Service or Secret and key it refers
-// to; see findingKey), so that inserting an env var before an old problem
-// keeps it ratcheted and pointing at another bad referent does not; Lookup
-// failures and rule panics are Warn findings of type
-// field.ErrorTypeInternal (see Findings.Internal), so stsguard fails open.
-// An object being deleted (deletionTimestamp set) is not judged.
-func (e *Engine) ValidateStatefulSet(in *Input[*appsv1.StatefulSet], lk Lookup) Result {
-	return validate(e, &e.statefulSets, in, lk)
-}
-
-// ValidateService runs the Service rules on in (CREATE, UPDATE and DELETE,
-// whose Service is in.OldObject), as ValidateStatefulSet does.
-func (e *Engine) ValidateService(in *Input[*corev1.Service], lk Lookup) Result {
-	return validate(e, &e.services, in, lk)
-}
-
-// ValidateSecret runs the Secret rules on in (CREATE, UPDATE and DELETE,
-// whose Secret is in.OldObject), as ValidateStatefulSet does.
-func (e *Engine) ValidateSecret(in *Input[*corev1.Secret], lk Lookup) Result {
-	return validate(e, &e.secrets, in, lk)
-}
-
-// MutateStatefulSet runs every mutator that is on on a copy of in.Object and
-// returns the mutated copy, the mutation (JSON patch against in.Object,
-// changes, Secrets to write) and the mutators' findings. in.Object is not
-// modified. When a mutator reports a Deny finding the mutation is empty.
-// Validate the mutated copy with Mutation.Lookup(lk) to judge the object as
-// it would be stored.
-func (e *Engine) MutateStatefulSet(in *Input[*appsv1.StatefulSet], lk Lookup) (*appsv1.StatefulSet, *Mutation, Result) {
-	return mutate(e, &e.statefulSets, in, lk)
-}
-
-// MutateService runs the Service mutators, as MutateStatefulSet does.
-func (e *Engine) MutateService(in *Input[*corev1.Service], lk Lookup) (*corev1.Service, *Mutation, Result) {
-	return mutate(e, &e.services, in, lk)
 }
 
 // judged reports whether the engine evaluates the request at all: it carries
@@ -221,25 +207,40 @@ func judged[T Object](in *Input[T]) bool {
 	return in.Operation == admissionv1.Delete || s.GetDeletionTimestamp() == nil
 }
 
-func validate[T Object](e *Engine, ks *kindRules[T], in *Input[T], lk Lookup) Result {
+// validate runs the checks of kind ks on in.Object.
+//
+// Every rule follows the same contract: a rule whose action is Off is not
+// run; an exempted rule's findings are dropped and reported in Exemptions;
+// on UPDATE a Deny finding that the stored object has too (judged as if it
+// were created now) is downgraded to Warn (ratcheting, as Kubernetes does
+// for validation that tightens: an existing problem must not block an
+// unrelated change such as a scale-down), where "the same problem" means
+// the same rule about the same thing, named rather than indexed (the
+// container and env var by name, the Service or Secret and key it refers
+// to; see findingKey), so that inserting an env var before an old problem
+// keeps it ratcheted and pointing at another bad referent does not; Lookup
+// failures and rule panics are Warn findings of type
+// field.ErrorTypeInternal (see Findings.Internal), so stsguard fails open.
+// An object being deleted (deletionTimestamp set) is not judged.
+func validate[T Object](ctx context.Context, e *Engine, ks *kindRules[T], in *Input[T], lk Lookup) Result {
 	var res Result
 	if !judged(in) {
 		return res
 	}
-	ex := e.exemptions(in.Subject(), lk)
+	ex := e.exemptions(ctx, in.Subject(), lk)
 	views := ratchetViews[T]{in: in}
-	for i := range ks.rules {
-		r := &ks.rules[i]
-		meta, _ := lookupMeta(r.ID)
-		def := meta.Action
-		if r.Action != "" {
-			def = r.Action
+	for i := range ks.checks {
+		c := &ks.checks[i]
+		r := c.rule
+		def := r.Action
+		if r.ActionOnUpdate != "" && in.Operation == admissionv1.Update {
+			def = r.ActionOnUpdate
 		}
 		action := e.cfg.action(r.ID, def)
 		if action == Off {
 			continue
 		}
-		errs := safeCheck(r.ID, func() field.ErrorList { return r.Check(in, lk) })
+		errs := safeCheck(r.ID, func() field.ErrorList { return c.check(ctx, in, lk) })
 		if len(errs) == 0 {
 			continue
 		}
@@ -248,12 +249,12 @@ func validate[T Object](e *Engine, ks *kindRules[T], in *Input[T], lk Lookup) Re
 			continue
 		}
 		var stored map[string]bool // keys of the stored object's findings; see findingKey
-		if in.Operation == admissionv1.Update && action == Deny {
+		if in.Operation == admissionv1.Update && action == Deny && r.ActionOnUpdate == "" {
 			// The stored object's problems are those it would have if it
 			// were created now: judged as an UPDATE against itself, a rule
 			// that speaks only when the pod template changes would find none.
-			oldIn := &Input[T]{Operation: admissionv1.Create, Object: in.OldObject}
-			old := safeCheck(r.ID, func() field.ErrorList { return r.Check(oldIn, lk) })
+			oldIn := &Input[T]{Operation: admissionv1.Create, Object: in.OldObject, Config: in.Config}
+			old := safeCheck(r.ID, func() field.ErrorList { return c.check(ctx, oldIn, lk) })
 			stored = make(map[string]bool, len(old))
 			for _, err := range old {
 				stored[findingKey(views.old(), Finding{Rule: r.ID, Error: err})] = true
@@ -284,7 +285,11 @@ func validate[T Object](e *Engine, ks *kindRules[T], in *Input[T], lk Lookup) Re
 	return res
 }
 
-func mutate[T Object](e *Engine, ks *kindRules[T], in *Input[T], lk Lookup) (T, *Mutation, Result) {
+// mutate runs every mutator of kind ks that is on on a copy of in.Object
+// and returns the mutated copy, the mutation (JSON patch against in.Object,
+// changes, Secrets to write) and the mutators' findings. in.Object is not
+// modified. When a mutator reports a Deny finding the mutation is empty.
+func mutate[T Object](ctx context.Context, e *Engine, ks *kindRules[T], in *Input[T], lk Lookup) (T, *Mutation, Result) {
 	m := &Mutation{}
 	var res Result
 	if in.Operation == admissionv1.Delete || !judged(in) {
@@ -292,38 +297,39 @@ func mutate[T Object](e *Engine, ks *kindRules[T], in *Input[T], lk Lookup) (T, 
 	}
 	cp := *in
 	cp.Object = ks.copy(in.Object)
-	ex := e.exemptions(in.Object, lk)
-	recreate := isRecreate(in)
+	ex := e.exemptions(ctx, in.Object, lk)
+	recreate := IsRecreate(in)
 	for i := range ks.mutators {
 		mu := &ks.mutators[i]
-		if !e.cfg.mutationOn(mu.ID) {
+		r := mu.rule
+		if !e.cfg.MutationOn(r.ID) {
 			continue
 		}
-		x, ok := ex.exempts(mu.ID)
-		if !ok && recreate && mu.Default {
-			x, ok = recreateExemption(mu.ID, in.Object), true
+		x, ok := ex.exempts(r.ID)
+		if !ok && recreate && r.Default {
+			x, ok = recreateExemption(r.ID, in.Object), true
 		}
 		if ok {
 			// Run it on a scratch copy to learn whether the exemption is used.
 			scratch := cp
 			scratch.Object = ks.copy(cp.Object)
 			var step Mutation
-			safeCheck(mu.ID, func() field.ErrorList { return mu.Mutate(&scratch, lk, &step) })
+			safeCheck(r.ID, func() field.ErrorList { return mu.mutate(ctx, &scratch, lk, &step) })
 			if !step.Empty() {
 				res.Exemptions = appendExemption(res.Exemptions, x)
 			}
 			continue
 		}
 		var step Mutation
-		errs := safeCheck(mu.ID, func() field.ErrorList { return mu.Mutate(&cp, lk, &step) })
+		errs := safeCheck(r.ID, func() field.ErrorList { return mu.mutate(ctx, &cp, lk, &step) })
 		internal := false
 		for _, err := range errs {
-			action := mu.FindingAction
+			action := r.FindingAction
 			if err.Type == field.ErrorTypeInternal {
 				action, internal = Warn, true
 				err = withDetail(err, "stsguard could not apply this default, so the object was left as it was")
 			}
-			res.Findings = append(res.Findings, Finding{Rule: mu.ID, Action: action, Error: tagged(err, mu.ID)})
+			res.Findings = append(res.Findings, Finding{Rule: r.ID, Action: action, Error: tagged(err, r.ID)})
 		}
 		if internal {
 			// As the finding says: none of this mutator's changes, neither
@@ -334,16 +340,16 @@ func mutate[T Object](e *Engine, ks *kindRules[T], in *Input[T], lk Lookup) (T, 
 			continue
 		}
 		for _, err := range step.warnings {
-			res.Findings = append(res.Findings, Finding{Rule: mu.ID, Action: Warn, Error: tagged(err, mu.ID)})
+			res.Findings = append(res.Findings, Finding{Rule: r.ID, Action: Warn, Error: tagged(err, r.ID)})
 		}
 		if len(res.Findings.ByAction(Deny)) > 0 {
 			continue // a denied request gets no patch and writes nothing
 		}
 		m.patch = append(m.patch, step.patch...)
 		m.changes = append(m.changes, step.changes...)
-		m.secrets = append(m.secrets, step.secrets...)
-		for range step.secrets {
-			m.secretRules = append(m.secretRules, mu.ID)
+		for _, sr := range step.secrets {
+			sr.Rule = r.ID
+			m.secrets = append(m.secrets, sr)
 		}
 	}
 	if len(res.Findings.ByAction(Deny)) > 0 {

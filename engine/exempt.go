@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -67,6 +68,16 @@ func appendExemption(list []Exemption, x Exemption) []Exemption {
 	return append(list, x)
 }
 
+// ExemptionInvalid is the ID of the rule that reports an exemption
+// annotation the engine ignores. Its check is the engine's reading of the
+// annotations (exemptions below); it judges every kind.
+const ExemptionInvalid = "exemption-invalid"
+
+var exemptionInvalid = Rule{
+	ID: ExemptionInvalid, Area: AreaStsguard, Action: Warn,
+	Description: "The stsguard.io/exempt annotation names an unknown rule, or has no non-empty stsguard.io/exempt-reason beside it, so it is ignored.",
+}
+
 var (
 	exemptPath       = field.NewPath("metadata", "annotations").Key(ExemptAnnotation)
 	exemptReasonPath = field.NewPath("metadata", "annotations").Key(ExemptReasonAnnotation)
@@ -74,7 +85,7 @@ var (
 
 // exemptions collects what exempts obj: its annotations and the policy's
 // namespace exemptions.
-func (e *Engine) exemptions(obj metav1.Object, lk Lookup) exemptionSet {
+func (e *Engine) exemptions(ctx context.Context, obj metav1.Object, lk Lookup) exemptionSet {
 	var set exemptionSet
 	if raw, ok := obj.GetAnnotations()[ExemptAnnotation]; ok {
 		reason := strings.TrimSpace(obj.GetAnnotations()[ExemptReasonAnnotation])
@@ -84,7 +95,7 @@ func (e *Engine) exemptions(obj metav1.Object, lk Lookup) exemptionSet {
 			if id == "" {
 				continue
 			}
-			if _, known := lookupMeta(id); !known {
+			if !e.Known(id) {
 				unknown = append(unknown, id)
 				continue
 			}
@@ -118,11 +129,11 @@ func (e *Engine) exemptions(obj metav1.Object, lk Lookup) exemptionSet {
 		case x.NamespaceSelector != nil && !x.NamespaceSelector.Empty():
 			if !nsRead {
 				nsRead = true
-				n, err := lk.Namespace(ns)
+				n, err := lk.Namespace(ctx, ns)
 				switch {
 				case apierrors.IsNotFound(err):
 				case err != nil:
-					set.problems = append(set.problems, lookupFailed(field.NewPath("metadata", "namespace"), "Namespace "+ns+" for the policy's namespaceSelector exemptions", err))
+					set.problems = append(set.problems, LookupFailed(field.NewPath("metadata", "namespace"), "Namespace "+ns+" for the policy's namespaceSelector exemptions", err))
 				default:
 					nsLabels, nsFound = n.Labels, true
 				}

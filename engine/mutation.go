@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"sort"
 	"strings"
 
@@ -43,8 +44,6 @@ type Mutation struct {
 	patch   []jsonpatch.JsonPatchOperation
 	changes []Change
 	secrets []*SecretRequest
-	// secretRules[i] is the ID of the mutator that requested secrets[i].
-	secretRules []string
 	// warnings are problems a mutator reports as Warn findings whatever
 	// its FindingAction: a default it did not apply, and why.
 	warnings field.ErrorList
@@ -119,14 +118,14 @@ type plannedLookup struct {
 	secrets []*SecretRequest
 }
 
-func (p plannedLookup) Secret(namespace, name string) (*corev1.Secret, error) {
+func (p plannedLookup) Secret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
 	var out *corev1.Secret
 	for _, r := range p.secrets {
 		if r.Namespace != namespace || r.Name != name {
 			continue
 		}
 		if out == nil {
-			existing, err := p.Lookup.Secret(namespace, name)
+			existing, err := p.Lookup.Secret(ctx, namespace, name)
 			switch {
 			case err == nil:
 				out = existing.DeepCopy()
@@ -145,7 +144,7 @@ func (p plannedLookup) Secret(namespace, name string) (*corev1.Secret, error) {
 		}
 	}
 	if out == nil {
-		return p.Lookup.Secret(namespace, name)
+		return p.Lookup.Secret(ctx, namespace, name)
 	}
 	return out, nil
 }

@@ -3,148 +3,20 @@ package engine
 import (
 	"testing"
 
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
-	admissionv1 "k8s.io/api/admission/v1"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/stretchr/testify/assert"
+	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	"k8s.io/utils/ptr"
 )
-
-// TestRatchetingFollowsWhatAProblemIsAbout: on UPDATE a Deny finding is
-// downgraded to Warn when the stored object has the same problem. "The
-// same" is decided by what the problem is about (the rule, the container
-// and env var by name, the Service or Secret and key it refers to), never by
-// list indexes: inserting an env var or a container before an old problem
-// keeps it ratcheted, and pointing at another referent with the same problem
-// is a new problem.
-func TestRatchetingFollowsWhatAProblemIsAbout(t *testing.T) {
-	lit := func(n, v string) corev1.EnvVar { return corev1.EnvVar{Name: n, Value: v} }
-	probe := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"true"}}}}
-	container := func(name string, withProbe bool, env ...corev1.EnvVar) corev1.Container {
-		c := corev1.Container{Name: name, Image: "mysql:8.0", Env: env}
-		if withProbe {
-			c.ReadinessProbe = probe
-		}
-		return c
-	}
-	withContainers := func(serviceName string, cs ...corev1.Container) *appsv1.StatefulSet {
-		s := testStatefulSet(serviceName)
-		s.Spec.Template.Spec.Containers = cs
-		return s
-	}
-	nonHeadless := func(name string) *corev1.Service {
-		s := svc("10.0.0.1", map[string]string{"app": "web"})
-		s.Name = name
-		return s
-	}
-	weak := lit("MYSQL_ROOT_PASSWORD", "password")
-	weakRef := func(secretName, key string) corev1.EnvVar {
-		return keyRef("MYSQL_ROOT_PASSWORD", secretName, key, false)
-	}
-	envPath := func(c, e int) *field.Path { return podSpecPath.Child("containers").Index(c).Child("env").Index(e) }
-
-	type want struct {
-		field  string
-		action Action
-	}
-	cases := []struct {
-		name     string
-		rule     string
-		old, new *appsv1.StatefulSet
-		objs     []runtime.Object
-		want     []want
-	}{
-		// Same problem, list indexes shifted: still ratcheted.
-		{"env var inserted before a weak literal", WeakPassword,
-			withContainers("", container("db", true, weak)),
-			withContainers("", container("db", true, lit("TZ", "UTC"), weak)), nil,
-			[]want{{envPath(0, 1).Child("value").String(), Warn}}},
-		{"container inserted before", WeakPassword,
-			withContainers("", container("db", true, weak)),
-			withContainers("", container("sidecar", true), container("db", true, weak)), nil,
-			[]want{{envPath(1, 0).Child("value").String(), Warn}}},
-		{"env var inserted before a reference to a weak Secret", WeakPassword,
-			withContainers("", container("db", true, weakRef("db", "root"))),
-			withContainers("", container("db", true, lit("TZ", "UTC"), weakRef("db", "root"))),
-			[]runtime.Object{secret("db", map[string]string{"root": "changeme"})},
-			[]want{{envPath(0, 1).Child("valueFrom", "secretKeyRef").String(), Warn}}},
-		{"non-headless Service, unrelated change", HeadlessServiceNotHeadless,
-			withContainers("web", container("db", true)),
-			func() *appsv1.StatefulSet {
-				s := withContainers("web", container("db", true))
-				s.Spec.Replicas = ptr.To[int32](1)
-				return s
-			}(), []runtime.Object{nonHeadless("web")},
-			[]want{{"spec.serviceName", Warn}}},
-		{"container without probe after an inserted one that has none either", ReadinessProbeMissing,
-			withContainers("", container("db", false)),
-			withContainers("", container("sidecar", false), container("db", false)), nil,
-			[]want{
-				{podSpecPath.Child("containers").Index(0).Child("readinessProbe").String(), Deny}, // sidecar: new
-				{podSpecPath.Child("containers").Index(1).Child("readinessProbe").String(), Warn}, // db: stored already
-			}},
-
-		// Same field path, another referent: a new problem.
-		{"serviceName moved to another non-headless Service", HeadlessServiceNotHeadless,
-			withContainers("web", container("db", true)),
-			withContainers("web2", container("db", true)),
-			[]runtime.Object{nonHeadless("web"), nonHeadless("web2")},
-			[]want{{"spec.serviceName", Deny}}},
-		{"weak literal under another env var at the same index", WeakPassword,
-			withContainers("", container("db", true, lit("MYSQL_PASSWORD", "password"))),
-			withContainers("", container("db", true, weak)), nil,
-			[]want{{envPath(0, 0).Child("value").String(), Deny}}},
-		{"another weak literal in the same env var", WeakPassword,
-			withContainers("", container("db", true, weak)),
-			withContainers("", container("db", true, lit("MYSQL_ROOT_PASSWORD", "admin"))), nil,
-			[]want{{envPath(0, 0).Child("value").String(), Deny}}},
-		{"reference moved to another weak Secret key", WeakPassword,
-			withContainers("", container("db", true, weakRef("db", "root"))),
-			withContainers("", container("db", true, weakRef("other", "root"))),
-			[]runtime.Object{secret("db", map[string]string{"root": "changeme"}), secret("other", map[string]string{"root": "changeme"})},
-			[]want{{envPath(0, 0).Child("valueFrom", "secretKeyRef").String(), Deny}}},
-		{"weak literal in a renamed container", WeakPassword,
-			withContainers("", container("db", true, weak)),
-			withContainers("", container("mysql", true, weak)), nil,
-			[]want{{envPath(0, 0).Child("value").String(), Deny}}},
-		{"missing Secret replaced by another missing one", SecretRefMissing,
-			withContainers("", container("db", true, weakRef("gone", "root"))),
-			withContainers("", container("db", true, lit("TZ", "UTC"), weakRef("also-gone", "root"))), nil,
-			[]want{{envPath(0, 1).Child("valueFrom", "secretKeyRef").String(), Deny}}},
-		{"missing Secret, env var inserted before", SecretRefMissing,
-			withContainers("", container("db", true, weakRef("gone", "root"))),
-			withContainers("", container("db", true, lit("TZ", "UTC"), weakRef("gone", "root"))), nil,
-			[]want{{envPath(0, 1).Child("valueFrom", "secretKeyRef").String(), Warn}}},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg := only(testConfig(), tc.rule)
-			cfg.Actions[tc.rule] = Deny
-			e, err := New(cfg)
-			require.NoError(t, err)
-			got := e.ValidateStatefulSet(&Input[*appsv1.StatefulSet]{Operation: admissionv1.Update, Object: tc.new, OldObject: tc.old},
-				objects(tc.objs...)).Findings
-			var have []want
-			for _, f := range got {
-				have = append(have, want{f.Error.Field, f.Action})
-				if f.Action == Warn {
-					assert.Contains(t, f.Error.Detail, "has this problem already")
-				}
-			}
-			assert.Equal(t, tc.want, have)
-		})
-	}
-}
 
 // TestFindingKey: the identity of a finding names list elements by what
 // they are, and never holds a value from the object in clear.
 func TestFindingKey(t *testing.T) {
-	sts := withContainer("mysql", corev1.EnvVar{Name: "TZ", Value: "UTC"}, corev1.EnvVar{Name: "MYSQL_ROOT_PASSWORD", Value: "s3cr3t-Value"})
-	sts.Spec.Template.Spec.Containers[0].Name = "db"
-	f := Finding{Rule: WeakPassword, Error: field.Invalid(podSpecPath.Child("containers").Index(0).Child("env").Index(1).Child("value"), field.OmitValueType{}, "")}
+	sts := &appsv1.StatefulSet{}
+	sts.Spec.Template.Spec.Containers = []corev1.Container{{Name: "db", Image: "mysql",
+		Env: []corev1.EnvVar{{Name: "TZ", Value: "UTC"}, {Name: "MYSQL_ROOT_PASSWORD", Value: "s3cr3t-Value"}}}}
+	f := Finding{Rule: "weak-password", Error: field.Invalid(field.NewPath("spec", "template", "spec").Child("containers").Index(0).Child("env").Index(1).Child("value"), field.OmitValueType{}, "")}
 	key := findingKey(newRatchetView(sts), f)
 	assert.Contains(t, key, "containers[name=db].env[name=MYSQL_ROOT_PASSWORD].value")
 	assert.NotContains(t, key, "s3cr3t-Value")
@@ -152,9 +24,9 @@ func TestFindingKey(t *testing.T) {
 	assert.NotContains(t, key, "[1]")
 
 	// A path the object does not have (a missing probe) keeps its tail.
-	f = Finding{Rule: ReadinessProbeMissing, Error: field.Required(podSpecPath.Child("containers").Index(0).Child("readinessProbe"), "")}
+	f = Finding{Rule: "readiness-probe-missing", Error: field.Required(field.NewPath("spec", "template", "spec").Child("containers").Index(0).Child("readinessProbe"), "")}
 	assert.Contains(t, findingKey(newRatchetView(sts), f), "containers[name=db].readinessProbe")
 	// An index out of range is kept as it is.
-	f = Finding{Rule: ReadinessProbeMissing, Error: field.Required(podSpecPath.Child("containers").Index(3).Child("readinessProbe"), "")}
+	f = Finding{Rule: "readiness-probe-missing", Error: field.Required(field.NewPath("spec", "template", "spec").Child("containers").Index(3).Child("readinessProbe"), "")}
 	assert.Contains(t, findingKey(newRatchetView(sts), f), "containers[3].readinessProbe")
 }

@@ -12,7 +12,7 @@ import (
 // pods. Its value is the UID of the object replaced.
 //
 // On the CREATE of such an object the mutators that fill in defaults for a
-// new object (Mutator.Default: termination-grace-period, rollout-partition)
+// new object (Rule.Default: termination-grace-period, rollout-partition)
 // step aside, each recorded as an exemption (By "recreate"): the pods run
 // the template as stored, and a default applied to it now (a StatefulSet
 // admitted before stsguard was installed keeps the API default
@@ -34,8 +34,8 @@ func recreateExemption(rule string, obj metav1.Object) Exemption {
 	return Exemption{Rule: rule, By: "recreate", Reason: RecreateAnnotation + "=" + obj.GetAnnotations()[RecreateAnnotation]}
 }
 
-// isRecreate reports whether in is the CREATE of an object that carries
+// IsRecreate reports whether in is the CREATE of an object that carries
 // RecreateAnnotation.
-func isRecreate[T Object](in *Input[T]) bool {
+func IsRecreate[T Object](in *Input[T]) bool {
 	return in.Operation == admissionv1.Create && in.Object.GetAnnotations()[RecreateAnnotation] != ""
 }

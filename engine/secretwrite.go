@@ -19,13 +19,12 @@ import (
 func (m *Mutation) WithoutSecret(sr *SecretRequest, reason string) (*Mutation, Findings) {
 	rule := ""
 	out := &Mutation{warnings: m.warnings}
-	for i, s := range m.secrets {
+	for _, s := range m.secrets {
 		if s == sr {
-			rule = m.secretRules[i]
+			rule = s.Rule
 			continue
 		}
 		out.secrets = append(out.secrets, s)
-		out.secretRules = append(out.secretRules, m.secretRules[i])
 	}
 	if rule == "" || len(m.patch) != len(m.changes) {
 		return m, nil

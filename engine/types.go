@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -65,6 +66,10 @@ type Input[T Object] struct {
 	// DryRun is true for a request that must leave nothing behind
 	// (request.dryRun in admission.k8s.io/v1).
 	DryRun bool
+	// Config is the policy the request is judged under: the image
+	// profiles, credential patterns and weak passwords rules consult. Set
+	// by the engine; never nil in a check.
+	Config *Config
 }
 
 // Subject returns the object the request is about: Object, or OldObject on
@@ -76,92 +81,43 @@ func (in *Input[T]) Subject() T {
 	return in.Object
 }
 
-// Lookup reads the objects a rule references, from an informer cache in the
-// webhook and from the manifest set in the audit command. In the webhook, a
-// Service or Secret the cache does not have may be read live, at most once
-// per kind and request, under a negative cache and a rate limit
-// (lookup.Live). Besides these reads, the only API calls of a request are
-// the Secret writes of password-secret-ref (and their re-read after a
-// conflict), made by the webhook, not through Lookup.
+// Lookup reads the objects a rule references: from the informer cache in
+// the webhook (lookup.Reader; a Service or Secret the cache does not have is
+// read live, at most once per kind and request, under a negative cache and
+// a rate limit: lookup.Live), and from the manifest set or the live objects
+// in the audit command (lookup.Objects). Besides these reads, the only API
+// calls of an admission request are the Secret writes a Decision plans,
+// which the webhook makes, not the engine.
 //
-// A missing object is reported as an error for which
-// k8s.io/apimachinery/pkg/api/errors.IsNotFound is true. Returned objects are
-// shared with the cache: callers must not modify them.
+// ctx bounds a live read; an in-memory Lookup ignores it. A missing object
+// is reported as an error for which
+// k8s.io/apimachinery/pkg/api/errors.IsNotFound is true. Returned objects
+// are shared with the cache: callers must not modify them.
 type Lookup interface {
 	// Service returns the core/v1 Service namespace/name.
-	Service(namespace, name string) (*corev1.Service, error)
+	Service(ctx context.Context, namespace, name string) (*corev1.Service, error)
 	// Secret returns the core/v1 Secret namespace/name.
-	Secret(namespace, name string) (*corev1.Secret, error)
+	Secret(ctx context.Context, namespace, name string) (*corev1.Secret, error)
 	// StatefulSets returns the apps/v1 StatefulSets of namespace, in any
 	// order; an empty list (not an error) when there are none.
-	StatefulSets(namespace string) ([]*appsv1.StatefulSet, error)
+	StatefulSets(ctx context.Context, namespace string) ([]*appsv1.StatefulSet, error)
 	// StatefulSetsReferencingSecret returns the apps/v1 StatefulSets of
 	// namespace whose pod template references Secret secret (any
 	// reference podrefs.SecretNames reports, optional ones included), in any
 	// order; an empty list (not an error) when there are none. The webhook
 	// serves it from an informer cache index, so that a Secret review's cost
 	// does not grow with the number of StatefulSets in the namespace.
-	StatefulSetsReferencingSecret(namespace, secret string) ([]*appsv1.StatefulSet, error)
+	StatefulSetsReferencingSecret(ctx context.Context, namespace, secret string) ([]*appsv1.StatefulSet, error)
 	// StorageClass returns the cluster-scoped storage.k8s.io/v1 StorageClass name.
-	StorageClass(name string) (*storagev1.StorageClass, error)
+	StorageClass(ctx context.Context, name string) (*storagev1.StorageClass, error)
 	// StorageClasses returns every StorageClass, in any order.
-	StorageClasses() ([]*storagev1.StorageClass, error)
+	StorageClasses(ctx context.Context) ([]*storagev1.StorageClass, error)
 	// Namespace returns the Namespace name; used for namespaceSelector
 	// exemptions only.
-	Namespace(name string) (*corev1.Namespace, error)
+	Namespace(ctx context.Context, name string) (*corev1.Namespace, error)
 	// PersistentVolumeClaims returns the core/v1 PVCs of namespace, in any
 	// order; an empty list (not an error) when there are none.
-	PersistentVolumeClaims(namespace string) ([]*corev1.PersistentVolumeClaim, error)
-}
-
-// Meta describes a rule or mutator in the catalog. IDs are kebab-case and
-// stable: they are a public interface used in configuration, exemptions,
-// metrics and audit output.
-type Meta struct {
-	// ID is the rule's stable kebab-case identifier.
-	ID string
-	// Kinds are the kinds of object the rule evaluates, in the order
-	// StatefulSet, Service, Secret.
-	Kinds []Kind
-	// Action is the default action of the rule's findings; Mutate for a mutator.
-	Action Action
-	// Description says what the rule checks or changes, and why.
-	Description string
-}
-
-// Rule is a validating rule over objects of type T. Its metadata is the
-// catalog entry with the same ID.
-type Rule[T Object] struct {
-	// ID is the catalog ID of the rule.
-	ID string
-	// Check returns the problems it finds in in.Object, with field paths
-	// rooted at the object (spec.serviceName, ...). It must not modify in.
-	// A Lookup failure other than NotFound is returned as field.InternalError.
-	Check func(in *Input[T], lk Lookup) field.ErrorList
-	// Action, when set, is the default action of this check's findings in
-	// place of the catalog's, for a rule whose findings weigh more in one
-	// situation (storage-class-not-expandable: Warn on CREATE, Deny on a
-	// resize). A policy that sets the rule's action overrides both.
-	Action Action
-}
-
-// Mutator is a defaulting rule over objects of type T. Its metadata is the
-// catalog entry with the same ID.
-type Mutator[T Object] struct {
-	// ID is the catalog ID of the mutator.
-	ID string
-	// FindingAction is the action for problems the mutator reports (for
-	// example a Secret it must not overwrite).
-	FindingAction Action
-	// Mutate changes in.Object, which is the engine's private copy, recording
-	// every change in m. It sets a value only where it must, so that applying
-	// it to its own result changes nothing.
-	Mutate func(in *Input[T], lk Lookup, m *Mutation) field.ErrorList
-	// Default is true for a mutator that fills in a default for a new
-	// object. It steps aside on the CREATE of an object that re-creates one
-	// already running (RecreateAnnotation): its pods run the stored
-	// template, and any change to it would replace every pod.
-	Default bool
+	PersistentVolumeClaims(ctx context.Context, namespace string) ([]*corev1.PersistentVolumeClaim, error)
 }
 
 // Finding is one problem found by one rule.
@@ -237,8 +193,10 @@ func tagged(err *field.Error, id string) *field.Error {
 	return &e
 }
 
-// lookupFailed reports a Lookup error that is not NotFound: stsguard cannot
-// decide, which the webhook turns into an error response.
-func lookupFailed(path *field.Path, what string, err error) *field.Error {
+// LookupFailed reports a Lookup error that is not NotFound, reading what
+// ("Service ns/name"), at path: a field.InternalError, which the engine
+// turns into a Warn finding that says the rule could not be evaluated
+// (stsguard fails open).
+func LookupFailed(path *field.Path, what string, err error) *field.Error {
 	return field.InternalError(path, fmt.Errorf("reading %s: %w", what, err))
 }

@@ -28,6 +28,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stsguard/stsguard/rules"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -38,8 +40,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/stsguard/stsguard/lookup"
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/lookup"
 )
 
 // Options say what to expand.
@@ -163,12 +165,12 @@ func (r *run) do(ctx context.Context) error {
 	if live != nil {
 		planned = live
 	}
-	plan, err := engine.PlanResize(planned, r.o.Template, r.o.Size, lookup.Reader{Ctx: ctx, Cache: r.c})
+	plan, err := rules.PlanResize(ctx, planned, r.o.Template, r.o.Size, lookup.Reader{Cache: r.c})
 	if err != nil {
 		return fmt.Errorf("%w: %w", err, ErrRefused)
 	}
 	if state != nil && live == nil {
-		if q, _ := engine.StorageRequest(&target.Spec.VolumeClaimTemplates[engine.TemplateIndex(target, r.o.Template)]); q.Cmp(r.o.Size) != 0 {
+		if q, _ := rules.StorageRequest(&target.Spec.VolumeClaimTemplates[rules.TemplateIndex(target, r.o.Template)]); q.Cmp(r.o.Size) != 0 {
 			return fmt.Errorf("an earlier run was re-creating %s with %s; run it again with --size %s to finish it first: %w", what, q.String(), q.String(), ErrRefused)
 		}
 	}
@@ -245,7 +247,7 @@ func (r *run) load(ctx context.Context) (*appsv1.StatefulSet, *appsv1.StatefulSe
 			sec.Name, expandLabel, r.o.Name, ErrRefused)
 	}
 	state := &appsv1.StatefulSet{}
-	if err := json.Unmarshal(sec.Data[stateKey], state); err != nil || state.Name != r.o.Name || engine.TemplateIndex(state, r.o.Template) < 0 {
+	if err := json.Unmarshal(sec.Data[stateKey], state); err != nil || state.Name != r.o.Name || rules.TemplateIndex(state, r.o.Template) < 0 {
 		return nil, nil, fmt.Errorf("the Secret %s does not hold statefulset/%s with template %q; delete it if no expand is running: %w",
 			sec.Name, r.o.Name, r.o.Template, ErrRefused)
 	}
@@ -257,7 +259,7 @@ func (r *run) load(ctx context.Context) (*appsv1.StatefulSet, *appsv1.StatefulSe
 // managedFields or deletion finalizers), its spec with template grown to
 // size, no status. It is nil when sts has no such template.
 func recreated(sts *appsv1.StatefulSet, template string, size resource.Quantity) *appsv1.StatefulSet {
-	i := engine.TemplateIndex(sts, template)
+	i := rules.TemplateIndex(sts, template)
 	if i < 0 {
 		return nil
 	}
@@ -285,19 +287,19 @@ func recreated(sts *appsv1.StatefulSet, template string, size resource.Quantity)
 	if t.Spec.Resources.Requests == nil {
 		t.Spec.Resources.Requests = corev1.ResourceList{}
 	}
-	if have, ok := engine.StorageRequest(t); !ok || have.Cmp(size) < 0 {
+	if have, ok := rules.StorageRequest(t); !ok || have.Cmp(size) < 0 {
 		t.Spec.Resources.Requests[corev1.ResourceStorage] = size
 	}
 	return out
 }
 
 func templateHasSize(sts *appsv1.StatefulSet, template string, size resource.Quantity) bool {
-	i := engine.TemplateIndex(sts, template)
-	q, ok := engine.StorageRequest(&sts.Spec.VolumeClaimTemplates[i])
+	i := rules.TemplateIndex(sts, template)
+	q, ok := rules.StorageRequest(&sts.Spec.VolumeClaimTemplates[i])
 	return ok && q.Cmp(size) >= 0
 }
 
-func (r *run) printPlan(p *engine.ResizePlan) {
+func (r *run) printPlan(p *rules.ResizePlan) {
 	r.printf("plan: template %q %s -> %s; %d PVC(s):", p.Template, p.From.String(), p.To.String(), len(p.Claims)+p.MoreNotCreated)
 	for _, c := range p.Claims {
 		step := ""
@@ -308,7 +310,7 @@ func (r *run) printPlan(p *engine.ResizePlan) {
 			step = "created at " + p.To.String() + " when its pod first starts"
 		case c.NeedsResize(p.To):
 			step = "resize " + c.Request.String() + " -> " + p.To.String()
-		case !engine.Resized(c.PVC, p.To):
+		case !rules.Resized(c.PVC, p.To):
 			step = "requested " + p.To.String() + "; waiting for the volume to grow"
 		default:
 			step = "at " + p.To.String() + " already"
@@ -343,7 +345,7 @@ func (r *run) checkCreate(ctx context.Context, target *appsv1.StatefulSet) error
 	return nil
 }
 
-func (r *run) resizeClaims(ctx context.Context, p *engine.ResizePlan) error {
+func (r *run) resizeClaims(ctx context.Context, p *rules.ResizePlan) error {
 	size := p.To.String()
 	body, err := json.Marshal(map[string]any{"spec": map[string]any{"resources": map[string]any{"requests": map[string]string{"storage": size}}}})
 	if err != nil {
@@ -377,7 +379,7 @@ func (r *run) resizeClaims(ctx context.Context, p *engine.ResizePlan) error {
 	return nil
 }
 
-// waitResized polls PVC name until engine.Resized, printing each change of
+// waitResized polls PVC name until rules.Resized, printing each change of
 // its state.
 func (r *run) waitResized(ctx context.Context, name string, size resource.Quantity) error {
 	last := ""
@@ -390,7 +392,7 @@ func (r *run) waitResized(ctx context.Context, name string, size resource.Quanti
 			r.printf("%s: %s", name, now)
 			last = now
 		}
-		return engine.Resized(pvc, size), nil
+		return rules.Resized(pvc, size), nil
 	})
 	if err != nil && ctx.Err() != nil {
 		return fmt.Errorf("stopped waiting for PVC %s to reach %s (%s); %w: %w", name, size.String(), last, errResume, ctx.Err())

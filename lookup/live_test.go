@@ -187,14 +187,14 @@ func TestLiveReads(t *testing.T) {
 
 			for i, req := range tc.requests {
 				clk.SetTime(clk.Now().Add(req.after))
-				r := lookup.Reader{Ctx: context.Background(), Cache: cache, Live: live.ForRequest()}
+				r := lookup.Reader{Cache: cache, Live: live.ForRequest()}
 				for _, s := range req.steps {
 					var got metav1.Object
 					var err error
 					if s.kind == "Service" {
-						got, err = r.Service("a", s.name)
+						got, err = r.Service(context.Background(), "a", s.name)
 					} else {
-						got, err = r.Secret("a", s.name)
+						got, err = r.Secret(context.Background(), "a", s.name)
 					}
 					if s.found {
 						require.NoError(t, err, "request %d: %s %s", i, s.kind, s.name)
@@ -258,13 +258,13 @@ func TestForgetOnWrite(t *testing.T) {
 			cache := fake.NewClientBuilder().Build()
 			kind := "Secret"
 			lookupOf := func() error {
-				r := lookup.Reader{Ctx: ctx, Cache: cache, Live: live.ForRequest()}
+				r := lookup.Reader{Cache: cache, Live: live.ForRequest()}
 				if _, ok := tc.obj.(*corev1.Service); ok {
 					kind = "Service"
-					_, err := r.Service("a", "db")
+					_, err := r.Service(context.Background(), "a", "db")
 					return err
 				}
-				_, err := r.Secret("a", "db")
+				_, err := r.Secret(context.Background(), "a", "db")
 				return err
 			}
 			require.True(t, apierrors.IsNotFound(lookupOf()))
@@ -286,9 +286,9 @@ func TestLiveReadTimeout(t *testing.T) {
 	apiClient := &countingReader{Reader: fake.NewClientBuilder().Build(), block: true}
 	live, err := lookup.NewLive(apiClient, lookup.LiveOptions{Timeout: 20 * time.Millisecond})
 	require.NoError(t, err)
-	r := lookup.Reader{Ctx: context.Background(), Cache: fake.NewClientBuilder().Build(), Live: live.ForRequest()}
+	r := lookup.Reader{Cache: fake.NewClientBuilder().Build(), Live: live.ForRequest()}
 	start := time.Now()
-	_, err = r.Service("a", "slow")
+	_, err = r.Service(context.Background(), "a", "slow")
 	assert.True(t, apierrors.IsNotFound(err), "the cache's answer stands: %v", err)
 	assert.Less(t, time.Since(start), 5*time.Second, "the read was abandoned")
 	assert.Equal(t, []string{"a/slow"}, apiClient.Gets())
@@ -300,11 +300,11 @@ func TestNegativeCacheNeverHidesACachedObject(t *testing.T) {
 	cache := fake.NewClientBuilder().Build()
 	live, err := lookup.NewLive(&countingReader{Reader: fake.NewClientBuilder().Build()}, lookup.LiveOptions{})
 	require.NoError(t, err)
-	_, err = lookup.Reader{Ctx: context.Background(), Cache: cache, Live: live.ForRequest()}.Service("a", "web")
+	_, err = lookup.Reader{Cache: cache, Live: live.ForRequest()}.Service(context.Background(), "a", "web")
 	require.True(t, apierrors.IsNotFound(err))
 
 	require.NoError(t, cache.Create(context.Background(), svc("web")))
-	got, err := lookup.Reader{Ctx: context.Background(), Cache: cache, Live: live.ForRequest()}.Service("a", "web")
+	got, err := lookup.Reader{Cache: cache, Live: live.ForRequest()}.Service(context.Background(), "a", "web")
 	require.NoError(t, err)
 	assert.Equal(t, "web", got.Name)
 }
@@ -319,7 +319,7 @@ func TestLiveReadIsTransformed(t *testing.T) {
 	}
 	live, err := lookup.NewLive(fake.NewClientBuilder().WithObjects(s).Build(), lookup.LiveOptions{Transform: drop})
 	require.NoError(t, err)
-	got, err := lookup.Reader{Ctx: context.Background(), Cache: fake.NewClientBuilder().Build(), Live: live.ForRequest()}.Secret("a", "db")
+	got, err := lookup.Reader{Cache: fake.NewClientBuilder().Build(), Live: live.ForRequest()}.Secret(context.Background(), "a", "db")
 	require.NoError(t, err)
 	assert.Empty(t, got.Annotations)
 }
@@ -329,11 +329,11 @@ func TestLiveRequestIsSafeForConcurrentUse(t *testing.T) {
 	apiClient := &countingReader{Reader: fake.NewClientBuilder().WithObjects(svc("fresh")).Build()}
 	live, err := lookup.NewLive(apiClient, lookup.LiveOptions{})
 	require.NoError(t, err)
-	r := lookup.Reader{Ctx: context.Background(), Cache: fake.NewClientBuilder().Build(), Live: live.ForRequest()}
+	r := lookup.Reader{Cache: fake.NewClientBuilder().Build(), Live: live.ForRequest()}
 	var wg sync.WaitGroup
 	for range 16 {
 		wg.Go(func() {
-			got, err := r.Service("a", "fresh")
+			got, err := r.Service(context.Background(), "a", "fresh")
 			if assert.NoError(t, err) {
 				assert.Equal(t, "fresh", got.Name)
 			}
@@ -386,7 +386,7 @@ func TestNegativeCacheIgnoresAReadThatRacedAWrite(t *testing.T) {
 
 	done := make(chan error, 1)
 	go func() {
-		_, err := lookup.Reader{Ctx: ctx, Cache: cache, Live: live.ForRequest()}.Secret("a", "db")
+		_, err := lookup.Reader{Cache: cache, Live: live.ForRequest()}.Secret(context.Background(), "a", "db")
 		done <- err
 	}()
 	<-gated.started // the read is under way and will answer "not found"
@@ -397,7 +397,7 @@ func TestNegativeCacheIgnoresAReadThatRacedAWrite(t *testing.T) {
 	require.True(t, apierrors.IsNotFound(<-done))
 	require.NoError(t, api.Create(ctx, secret("db")))
 
-	_, err = lookup.Reader{Ctx: ctx, Cache: cache, Live: live.ForRequest()}.Secret("a", "db")
+	_, err = lookup.Reader{Cache: cache, Live: live.ForRequest()}.Secret(context.Background(), "a", "db")
 	require.NoError(t, err, "read live again, not answered by a negative entry from before the write")
 	assert.Len(t, gated.Gets(), 2)
 }

@@ -13,8 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
-	"github.com/stsguard/stsguard/lookup"
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/lookup"
 )
 
 var (
@@ -35,30 +35,30 @@ func TestObjects(t *testing.T) {
 	)
 	require.NoError(t, err)
 
-	svc, err := o.Service("a", "web")
+	svc, err := o.Service(context.Background(), "a", "web")
 	require.NoError(t, err)
 	assert.Equal(t, "web", svc.Name)
-	_, err = o.Service("b", "web")
+	_, err = o.Service(context.Background(), "b", "web")
 	assert.True(t, apierrors.IsNotFound(err))
-	_, err = o.Secret("a", "nope")
+	_, err = o.Secret(context.Background(), "a", "nope")
 	assert.True(t, apierrors.IsNotFound(err))
-	_, err = o.StorageClass("slow")
+	_, err = o.StorageClass(context.Background(), "slow")
 	assert.True(t, apierrors.IsNotFound(err))
-	_, err = o.Namespace("b")
+	_, err = o.Namespace(context.Background(), "b")
 	assert.True(t, apierrors.IsNotFound(err))
 
-	stss, err := o.StatefulSets("a")
+	stss, err := o.StatefulSets(context.Background(), "a")
 	require.NoError(t, err)
 	assert.Len(t, stss, 1)
 	replaced := &appsv1.StatefulSet{ObjectMeta: meta("a", "web"), Spec: appsv1.StatefulSetSpec{ServiceName: "new"}}
 	require.NoError(t, o.Add(replaced))
-	stss, _ = o.StatefulSets("a")
+	stss, _ = o.StatefulSets(context.Background(), "a")
 	require.Len(t, stss, 1, "the same name replaces")
 	assert.Equal(t, "new", stss[0].Spec.ServiceName)
-	none, err := o.StatefulSets("c")
+	none, err := o.StatefulSets(context.Background(), "c")
 	assert.NoError(t, err)
 	assert.Empty(t, none)
-	scs, _ := o.StorageClasses()
+	scs, _ := o.StorageClasses(context.Background())
 	assert.Len(t, scs, 1)
 
 	assert.ErrorContains(t, o.Add(&corev1.Pod{}), "*v1.Pod is not a kind the rules read")
@@ -73,26 +73,26 @@ func TestReaderCacheOnly(t *testing.T) {
 		&corev1.Namespace{ObjectMeta: meta("", "a")},
 		&corev1.Service{ObjectMeta: meta("a", "web")},
 	).Build()
-	r := lookup.Reader{Ctx: context.Background(), Cache: cache}
+	r := lookup.Reader{Cache: cache}
 
-	svc, err := r.Service("a", "web")
+	svc, err := r.Service(context.Background(), "a", "web")
 	require.NoError(t, err)
 	assert.Equal(t, "web", svc.Name)
-	_, err = r.Secret("a", "fresh")
+	_, err = r.Secret(context.Background(), "a", "fresh")
 	assert.True(t, apierrors.IsNotFound(err), "without Live a cache miss is final")
-	_, err = r.Service("a", "gone")
+	_, err = r.Service(context.Background(), "a", "gone")
 	assert.True(t, apierrors.IsNotFound(err))
 
-	stss, err := r.StatefulSets("a")
+	stss, err := r.StatefulSets(context.Background(), "a")
 	require.NoError(t, err)
 	assert.Len(t, stss, 1)
-	scs, err := r.StorageClasses()
+	scs, err := r.StorageClasses(context.Background())
 	require.NoError(t, err)
 	assert.Len(t, scs, 1)
-	_, err = r.StorageClass("fast")
+	_, err = r.StorageClass(context.Background(), "fast")
 	assert.NoError(t, err)
-	_, err = r.Namespace("a")
+	_, err = r.Namespace(context.Background(), "a")
 	assert.NoError(t, err)
-	_, err = r.StorageClass("slow")
+	_, err = r.StorageClass(context.Background(), "slow")
 	assert.True(t, apierrors.IsNotFound(err))
 }

@@ -1,4 +1,4 @@
-// Package lookup implements rules.Lookup, the read-only view of the objects
+// Package lookup implements engine.Lookup, the read-only view of the objects
 // that rules reference: over an in-memory set of objects (manifests, tests)
 // and over controller-runtime readers (the informer cache of the webhook
 // server, with a bounded live read, Live, when the cache may not have
@@ -6,6 +6,7 @@
 package lookup
 
 import (
+	"context"
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -95,7 +96,7 @@ func (o *Objects) Add(obj runtime.Object) error {
 }
 
 // Service returns the Service namespace/name or a NotFound error.
-func (o *Objects) Service(namespace, name string) (*corev1.Service, error) {
+func (o *Objects) Service(_ context.Context, namespace, name string) (*corev1.Service, error) {
 	if s, ok := o.services[namespace+"/"+name]; ok {
 		return s, nil
 	}
@@ -103,7 +104,7 @@ func (o *Objects) Service(namespace, name string) (*corev1.Service, error) {
 }
 
 // Secret returns the Secret namespace/name or a NotFound error.
-func (o *Objects) Secret(namespace, name string) (*corev1.Secret, error) {
+func (o *Objects) Secret(_ context.Context, namespace, name string) (*corev1.Secret, error) {
 	if s, ok := o.secrets[namespace+"/"+name]; ok {
 		return s, nil
 	}
@@ -111,7 +112,7 @@ func (o *Objects) Secret(namespace, name string) (*corev1.Secret, error) {
 }
 
 // StatefulSets returns the StatefulSets of namespace in the order added.
-func (o *Objects) StatefulSets(namespace string) ([]*appsv1.StatefulSet, error) {
+func (o *Objects) StatefulSets(_ context.Context, namespace string) ([]*appsv1.StatefulSet, error) {
 	return o.statefulSets[namespace], nil
 }
 
@@ -119,12 +120,12 @@ func (o *Objects) StatefulSets(namespace string) ([]*appsv1.StatefulSet, error) 
 // pod template references Secret secret, in the order added. It filters
 // the namespace's StatefulSets on every call: Objects holds a manifest set
 // or a test's objects, not a cluster's.
-func (o *Objects) StatefulSetsReferencingSecret(namespace, secret string) ([]*appsv1.StatefulSet, error) {
+func (o *Objects) StatefulSetsReferencingSecret(_ context.Context, namespace, secret string) ([]*appsv1.StatefulSet, error) {
 	return podrefs.StatefulSetsReferencing(o.statefulSets[namespace], secret), nil
 }
 
 // StorageClass returns the StorageClass name or a NotFound error.
-func (o *Objects) StorageClass(name string) (*storagev1.StorageClass, error) {
+func (o *Objects) StorageClass(_ context.Context, name string) (*storagev1.StorageClass, error) {
 	if s, ok := o.storageClasses[name]; ok {
 		return s, nil
 	}
@@ -132,7 +133,7 @@ func (o *Objects) StorageClass(name string) (*storagev1.StorageClass, error) {
 }
 
 // StorageClasses returns every StorageClass, in no particular order.
-func (o *Objects) StorageClasses() ([]*storagev1.StorageClass, error) {
+func (o *Objects) StorageClasses(_ context.Context) ([]*storagev1.StorageClass, error) {
 	out := make([]*storagev1.StorageClass, 0, len(o.storageClasses))
 	for _, s := range o.storageClasses {
 		out = append(out, s)
@@ -141,7 +142,7 @@ func (o *Objects) StorageClasses() ([]*storagev1.StorageClass, error) {
 }
 
 // Namespace returns the Namespace name or a NotFound error.
-func (o *Objects) Namespace(name string) (*corev1.Namespace, error) {
+func (o *Objects) Namespace(_ context.Context, name string) (*corev1.Namespace, error) {
 	if n, ok := o.namespaces[name]; ok {
 		return n, nil
 	}
@@ -149,6 +150,6 @@ func (o *Objects) Namespace(name string) (*corev1.Namespace, error) {
 }
 
 // PersistentVolumeClaims returns the PVCs of namespace in the order added.
-func (o *Objects) PersistentVolumeClaims(namespace string) ([]*corev1.PersistentVolumeClaim, error) {
+func (o *Objects) PersistentVolumeClaims(_ context.Context, namespace string) ([]*corev1.PersistentVolumeClaim, error) {
 	return o.claims[namespace], nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 
+	"github.com/stsguard/stsguard/engine"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -28,7 +30,6 @@ import (
 // A Reader is a value; copies share Live, so the request's one live read is
 // shared too.
 type Reader struct {
-	Ctx   context.Context
 	Cache client.Reader
 	// Live is this request's share of live reads, from Live.ForRequest; nil
 	// reads the cache alone.
@@ -36,8 +37,8 @@ type Reader struct {
 }
 
 // Service returns the Service namespace/name, or a NotFound error.
-func (r Reader) Service(namespace, name string) (*corev1.Service, error) {
-	obj, err := r.get("Service", namespace, name, func() client.Object { return &corev1.Service{} })
+func (r Reader) Service(ctx context.Context, namespace, name string) (*corev1.Service, error) {
+	obj, err := r.get(ctx, "Service", namespace, name, func() client.Object { return &corev1.Service{} })
 	if err != nil {
 		return nil, err
 	}
@@ -45,8 +46,8 @@ func (r Reader) Service(namespace, name string) (*corev1.Service, error) {
 }
 
 // Secret returns the Secret namespace/name, or a NotFound error.
-func (r Reader) Secret(namespace, name string) (*corev1.Secret, error) {
-	obj, err := r.get("Secret", namespace, name, func() client.Object { return &corev1.Secret{} })
+func (r Reader) Secret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
+	obj, err := r.get(ctx, "Secret", namespace, name, func() client.Object { return &corev1.Secret{} })
 	if err != nil {
 		return nil, err
 	}
@@ -54,15 +55,15 @@ func (r Reader) Secret(namespace, name string) (*corev1.Secret, error) {
 }
 
 // get reads kind namespace/name from Cache and, on NotFound, from Live.
-func (r Reader) get(kind, namespace, name string, newObj func() client.Object) (client.Object, error) {
+func (r Reader) get(ctx context.Context, kind, namespace, name string, newObj func() client.Object) (client.Object, error) {
 	key := types.NamespacedName{Namespace: namespace, Name: name}
 	obj := newObj()
-	err := r.Cache.Get(r.Ctx, key, obj)
+	err := r.Cache.Get(ctx, key, obj)
 	if err == nil {
 		return obj, nil
 	}
 	if apierrors.IsNotFound(err) && r.Live != nil {
-		if live := r.Live.get(r.Ctx, kind, key, newObj); live != nil {
+		if live := r.Live.get(ctx, kind, key, newObj); live != nil {
 			return live, nil
 		}
 	}
@@ -70,9 +71,9 @@ func (r Reader) get(kind, namespace, name string, newObj func() client.Object) (
 }
 
 // StatefulSets returns the StatefulSets of namespace from Cache.
-func (r Reader) StatefulSets(namespace string) ([]*appsv1.StatefulSet, error) {
+func (r Reader) StatefulSets(ctx context.Context, namespace string) ([]*appsv1.StatefulSet, error) {
 	list := &appsv1.StatefulSetList{}
-	if err := r.Cache.List(r.Ctx, list, client.InNamespace(namespace)); err != nil {
+	if err := r.Cache.List(ctx, list, client.InNamespace(namespace)); err != nil {
 		return nil, err
 	}
 	out := make([]*appsv1.StatefulSet, len(list.Items))
@@ -111,11 +112,11 @@ func statefulSetSecrets(obj client.Object) []string {
 // client, as the expand command passes, for which the index is an
 // unsupported field selector), it falls back to listing the namespace's
 // StatefulSets and keeping those that reference the Secret.
-func (r Reader) StatefulSetsReferencingSecret(namespace, secret string) ([]*appsv1.StatefulSet, error) {
+func (r Reader) StatefulSetsReferencingSecret(ctx context.Context, namespace, secret string) ([]*appsv1.StatefulSet, error) {
 	list := &appsv1.StatefulSetList{}
-	err := r.Cache.List(r.Ctx, list, client.InNamespace(namespace), client.MatchingFields{SecretIndex: secret})
+	err := r.Cache.List(ctx, list, client.InNamespace(namespace), client.MatchingFields{SecretIndex: secret})
 	if err != nil && noIndex(err) {
-		all, err := r.StatefulSets(namespace)
+		all, err := r.StatefulSets(ctx, namespace)
 		if err != nil {
 			return nil, err
 		}
@@ -140,18 +141,18 @@ func noIndex(err error) bool {
 }
 
 // StorageClass returns the StorageClass name from Cache, or a NotFound error.
-func (r Reader) StorageClass(name string) (*storagev1.StorageClass, error) {
+func (r Reader) StorageClass(ctx context.Context, name string) (*storagev1.StorageClass, error) {
 	sc := &storagev1.StorageClass{}
-	if err := r.Cache.Get(r.Ctx, types.NamespacedName{Name: name}, sc); err != nil {
+	if err := r.Cache.Get(ctx, types.NamespacedName{Name: name}, sc); err != nil {
 		return nil, err
 	}
 	return sc, nil
 }
 
 // StorageClasses returns every StorageClass from Cache.
-func (r Reader) StorageClasses() ([]*storagev1.StorageClass, error) {
+func (r Reader) StorageClasses(ctx context.Context) ([]*storagev1.StorageClass, error) {
 	list := &storagev1.StorageClassList{}
-	if err := r.Cache.List(r.Ctx, list); err != nil {
+	if err := r.Cache.List(ctx, list); err != nil {
 		return nil, err
 	}
 	out := make([]*storagev1.StorageClass, len(list.Items))
@@ -162,18 +163,18 @@ func (r Reader) StorageClasses() ([]*storagev1.StorageClass, error) {
 }
 
 // Namespace returns the Namespace name from Cache, or a NotFound error.
-func (r Reader) Namespace(name string) (*corev1.Namespace, error) {
+func (r Reader) Namespace(ctx context.Context, name string) (*corev1.Namespace, error) {
 	ns := &corev1.Namespace{}
-	if err := r.Cache.Get(r.Ctx, types.NamespacedName{Name: name}, ns); err != nil {
+	if err := r.Cache.Get(ctx, types.NamespacedName{Name: name}, ns); err != nil {
 		return nil, err
 	}
 	return ns, nil
 }
 
 // PersistentVolumeClaims returns the PVCs of namespace from Cache.
-func (r Reader) PersistentVolumeClaims(namespace string) ([]*corev1.PersistentVolumeClaim, error) {
+func (r Reader) PersistentVolumeClaims(ctx context.Context, namespace string) ([]*corev1.PersistentVolumeClaim, error) {
 	list := &corev1.PersistentVolumeClaimList{}
-	if err := r.Cache.List(r.Ctx, list, client.InNamespace(namespace)); err != nil {
+	if err := r.Cache.List(ctx, list, client.InNamespace(namespace)); err != nil {
 		return nil, err
 	}
 	out := make([]*corev1.PersistentVolumeClaim, len(list.Items))
@@ -182,3 +183,9 @@ func (r Reader) PersistentVolumeClaims(namespace string) ([]*corev1.PersistentVo
 	}
 	return out, nil
 }
+
+// Reader and Objects are engine.Lookups.
+var (
+	_ engine.Lookup = Reader{}
+	_ engine.Lookup = (*Objects)(nil)
+)

@@ -12,8 +12,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
-	"github.com/stsguard/stsguard/lookup"
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/lookup"
 )
 
 func pullingSts(ns, name string, secrets ...string) *appsv1.StatefulSet {
@@ -26,7 +26,7 @@ func pullingSts(ns, name string, secrets ...string) *appsv1.StatefulSet {
 
 func names(t *testing.T, lk engine.Lookup, ns, secret string) []string {
 	t.Helper()
-	stss, err := lk.StatefulSetsReferencingSecret(ns, secret)
+	stss, err := lk.StatefulSetsReferencingSecret(context.Background(), ns, secret)
 	require.NoError(t, err)
 	out := []string{}
 	for _, s := range stss {
@@ -54,8 +54,8 @@ func TestStatefulSetsReferencingSecret(t *testing.T) {
 	}
 	for name, lk := range map[string]engine.Lookup{
 		"Objects":                       o,
-		"Reader with IndexSecrets":      lookup.Reader{Ctx: context.Background(), Cache: registered.Build()},
-		"Reader without index (listed)": lookup.Reader{Ctx: context.Background(), Cache: fake.NewClientBuilder().WithObjects(objs...).Build()},
+		"Reader with IndexSecrets":      lookup.Reader{Cache: registered.Build()},
+		"Reader without index (listed)": lookup.Reader{Cache: fake.NewClientBuilder().WithObjects(objs...).Build()},
 	} {
 		t.Run(name, func(t *testing.T) {
 			assert.Equal(t, []string{"one", "two"}, names(t, lk, "a", "db"))

@@ -11,12 +11,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/stsguard/stsguard/rules"
+
 	"github.com/fsnotify/fsnotify"
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/stsguard/stsguard/internal/promutil"
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/internal/promutil"
 )
 
 // DefaultPollInterval is how often Holder re-reads the policy file besides
@@ -78,7 +80,7 @@ func NewHolder(path string, base engine.Config, pollInterval time.Duration, reg 
 		}
 		sum = sha256.Sum256(data)
 	}
-	e, err := engine.New(cfg)
+	e, err := rules.New(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +112,7 @@ func (h *Holder) Reload() error {
 		var cfg engine.Config
 		if cfg, err = Parse(data); err == nil {
 			var e *engine.Engine
-			if e, err = engine.New(cfg); err == nil {
+			if e, err = rules.New(cfg); err == nil {
 				h.engine.Store(e)
 				h.loaded = sum
 				h.reloads.Inc()

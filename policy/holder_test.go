@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stsguard/stsguard/rules"
+
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -31,11 +33,11 @@ func TestHolderReload(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	h, err := NewHolder(path, engine.DefaultConfig(), time.Hour, reg, logr.Discard())
 	require.NoError(t, err)
-	assert.Equal(t, engine.Deny, h.Engine().Action(engine.HeadlessServiceDelete))
+	assert.Equal(t, engine.Deny, h.Engine().Action(rules.HeadlessServiceDelete))
 
 	writePolicy(t, path, "rules:\n  headless-service-delete: Audit\n")
 	require.NoError(t, h.Reload())
-	assert.Equal(t, engine.Audit, h.Engine().Action(engine.HeadlessServiceDelete))
+	assert.Equal(t, engine.Audit, h.Engine().Action(rules.HeadlessServiceDelete))
 	assert.Equal(t, 1.0, testutil.ToFloat64(h.reloads))
 
 	before := h.Engine()
@@ -73,7 +75,7 @@ func TestHolderWatchesTheFile(t *testing.T) {
 	// The watch starts asynchronously: rewrite until the change is seen.
 	err = wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
 		writePolicy(t, path, "rules:\n  weak-password: Warn\n")
-		return h.Engine().Action(engine.WeakPassword) == engine.Warn, nil
+		return h.Engine().Action(rules.WeakPassword) == engine.Warn, nil
 	})
 	require.NoError(t, err)
 }

@@ -21,6 +21,8 @@ import (
 	"regexp"
 	"slices"
 
+	"github.com/stsguard/stsguard/rules"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/yaml"
@@ -173,7 +175,7 @@ func Parse(data []byte) (engine.Config, error) {
 	if len(errs) > 0 {
 		return engine.Config{}, errs.ToAggregate()
 	}
-	if _, err := engine.New(cfg); err != nil {
+	if _, err := rules.New(cfg); err != nil {
 		return engine.Config{}, err
 	}
 	return cfg, nil
@@ -189,7 +191,7 @@ func (p *Policy) config() (engine.Config, field.ErrorList) {
 		errs = append(errs, field.NotSupported(field.NewPath("kind"), p.Kind, []string{Kind}))
 	}
 	catalog := map[string]engine.Meta{}
-	for _, m := range engine.Catalog() {
+	for _, m := range rules.Catalog() {
 		catalog[m.ID] = m
 	}
 	unknown := func(path *field.Path, id string) *field.Error {

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/stsguard/stsguard/rules"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"k8s.io/apimachinery/pkg/labels"
@@ -17,11 +19,11 @@ const header = "apiVersion: config.stsguard.io/v1alpha1\nkind: Policy\n"
 func TestParseExample(t *testing.T) {
 	cfg, err := Load(filepath.Join("..", "examples", "policy.yaml"))
 	require.NoError(t, err)
-	e, err := engine.New(cfg)
+	e, err := rules.New(cfg)
 	require.NoError(t, err)
-	assert.Equal(t, engine.Deny, e.Action(engine.HeadlessServiceDelete))
-	assert.Equal(t, engine.Audit, e.Action(engine.ReadinessProbeMissing))
-	assert.Equal(t, engine.Deny, e.Action(engine.WeakPassword), "unset rules keep their default")
+	assert.Equal(t, engine.Deny, e.Action(rules.HeadlessServiceDelete))
+	assert.Equal(t, engine.Audit, e.Action(rules.ReadinessProbeMissing))
+	assert.Equal(t, engine.Deny, e.Action(rules.WeakPassword), "unset rules keep their default")
 	require.Len(t, cfg.Exemptions, 2)
 	assert.Equal(t, []string{"sandbox"}, cfg.Exemptions[0].Namespaces)
 	assert.True(t, cfg.Exemptions[1].NamespaceSelector.Matches(labels.Set{"stsguard.io/enforcement": "off"}))
@@ -35,20 +37,20 @@ func TestParseExample(t *testing.T) {
 func TestParseUnquotedOnOff(t *testing.T) {
 	cfg, err := Parse([]byte(header + "rules:\n  weak-password: Off\n  readiness-probe-missing: \"Off\"\nmutations:\n  rollout-partition: Off\n  termination-grace-period: On\n"))
 	require.NoError(t, err)
-	e, err := engine.New(cfg)
+	e, err := rules.New(cfg)
 	require.NoError(t, err)
-	assert.Equal(t, engine.Off, e.Action(engine.WeakPassword))
-	assert.Equal(t, engine.Off, e.Action(engine.ReadinessProbeMissing))
-	assert.Equal(t, engine.Off, e.Action(engine.RolloutPartition))
-	assert.Equal(t, engine.Mutate, e.Action(engine.TerminationGracePeriod))
+	assert.Equal(t, engine.Off, e.Action(rules.WeakPassword))
+	assert.Equal(t, engine.Off, e.Action(rules.ReadinessProbeMissing))
+	assert.Equal(t, engine.Off, e.Action(rules.RolloutPartition))
+	assert.Equal(t, engine.Mutate, e.Action(rules.TerminationGracePeriod))
 }
 
 func TestParseEmptyPolicyIsTheDefault(t *testing.T) {
 	cfg, err := Parse([]byte(header))
 	require.NoError(t, err)
-	e, err := engine.New(cfg)
+	e, err := rules.New(cfg)
 	require.NoError(t, err)
-	for _, m := range engine.Catalog() {
+	for _, m := range rules.Catalog() {
 		want := m.Action
 		assert.Equal(t, want, e.Action(m.ID), m.ID)
 	}

@@ -13,9 +13,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -35,10 +33,10 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/stsguard/stsguard/certs"
+	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/lookup"
 	"github.com/stsguard/stsguard/policy"
 	"github.com/stsguard/stsguard/webhook"
-	"github.com/stsguard/stsguard/engine"
 )
 
 // Options configure the server. The zero value of each field means its
@@ -244,11 +242,11 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
 	}
-	// Register the informers the rules read before the cache starts: the
-	// Lookup of package rules, kind by kind.
-	for _, obj := range []client.Object{&corev1.Service{}, &corev1.Secret{}, &appsv1.StatefulSet{}, &storagev1.StorageClass{}, &corev1.Namespace{}, &corev1.PersistentVolumeClaim{}} {
-		if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
-			return fmt.Errorf("registering informer for %T: %w", obj, err)
+	// Register the informers of every kind the rules read (engine.Kinds)
+	// before the cache starts.
+	for _, k := range engine.Kinds {
+		if _, err := mgr.GetCache().GetInformer(ctx, k.New()); err != nil {
+			return fmt.Errorf("registering the informer of %s: %w", k.Kind, err)
 		}
 	}
 	// The Secret rules read the StatefulSets referencing a Secret from an
@@ -293,8 +291,8 @@ func Run(ctx context.Context, o Options) error {
 
 	handlers := &webhook.Handlers{
 		Engine: holder.Engine,
-		Lookup: func(ctx context.Context) engine.Lookup {
-			return lookup.Reader{Ctx: ctx, Cache: mgr.GetCache(), Live: liveReads.ForRequest()}
+		Lookup: func() engine.Lookup {
+			return lookup.Reader{Cache: mgr.GetCache(), Live: liveReads.ForRequest()}
 		},
 		// Writing a Secret drops its negative cache entry, so that the
 		// validating webhook reads the Secret the mutating one just wrote.

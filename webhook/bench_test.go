@@ -2,7 +2,6 @@ package webhook_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -11,6 +10,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/stsguard/stsguard/rules"
 
 	"github.com/stretchr/testify/require"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -24,9 +25,9 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/lookup"
 	"github.com/stsguard/stsguard/webhook"
-	"github.com/stsguard/stsguard/engine"
 )
 
 // seedStatefulSet loads a StatefulSet from examples/ and applies the API
@@ -94,12 +95,12 @@ func review(tb testing.TB, op admissionv1.Operation, gvk metav1.GroupVersionKind
 // policy.
 func handlers(tb testing.TB, objs ...runtime.Object) map[string]*admission.Webhook {
 	tb.Helper()
-	e, err := engine.New(engine.DefaultConfig())
+	e, err := rules.New(engine.DefaultConfig())
 	require.NoError(tb, err)
 	lk := lookup.MustObjects(objs...)
 	h := &webhook.Handlers{
 		Engine: func() *engine.Engine { return e },
-		Lookup: func(context.Context) engine.Lookup { return lk },
+		Lookup: func() engine.Lookup { return lk },
 	}
 	return h.Webhooks()
 }

@@ -2,20 +2,21 @@ package webhook_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/stsguard/stsguard/rules"
+
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
+	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/lookup"
 	"github.com/stsguard/stsguard/webhook"
-	"github.com/stsguard/stsguard/engine"
 )
 
 // FuzzAdmissionPaths posts arbitrary bodies, and AdmissionReviews carrying
@@ -30,14 +31,14 @@ func FuzzAdmissionPaths(f *testing.F) {
 	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1","operation":"UPDATE"}}`), "")
 	f.Add([]byte(`{}`), `{"kind":"Scale","apiVersion":"autoscaling/v1","spec":{"replicas":-1}}`)
 	f.Add([]byte(`not json`), `{"kind":"StatefulSet","apiVersion":"apps/v1","spec":{"template":{"spec":{"containers":[{"env":[{"name":"X_PASSWORD","value":"a"}]}]}}}}`)
-	e, err := engine.New(engine.DefaultConfig())
+	e, err := rules.New(engine.DefaultConfig())
 	if err != nil {
 		f.Fatal(err)
 	}
 	lk := lookup.MustObjects(objs...)
 	h := (&webhook.Handlers{
 		Engine:  func() *engine.Engine { return e },
-		Lookup:  func(context.Context) engine.Lookup { return lk },
+		Lookup:  func() engine.Lookup { return lk },
 		Secrets: fake.NewClientBuilder().Build(), // as in the server: password-secret-ref writes
 	}).Webhooks()
 	kinds := []metav1.GroupVersionKind{

@@ -4,13 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -38,8 +37,9 @@ type Handlers struct {
 	// that a reloaded policy takes effect on the next request. Required.
 	Engine func() *engine.Engine
 	// Lookup returns the rules' view of the cluster for one request: in the
-	// server a lookup.Reader over the informer cache. Required.
-	Lookup func(ctx context.Context) engine.Lookup
+	// server a lookup.Reader over the informer cache, with the request's
+	// share of live reads. Required.
+	Lookup func() engine.Lookup
 	// Secrets writes the Secrets a mutation relies on and re-reads them after
 	// a write conflict; it must read live, not from the cache. Required by
 	// the mutating StatefulSet webhook only.
@@ -56,156 +56,144 @@ type Handlers struct {
 
 // Webhooks returns every handler by the path it is served on.
 func (h *Handlers) Webhooks() map[string]*admission.Webhook {
+	statefulSets := newKind(engine.KindStatefulSet, statefulSetScale)
+	services := newKind(engine.KindService, nil)
+	secrets := newKind(engine.KindSecret, nil)
 	return map[string]*admission.Webhook{
-		MutateStatefulSetPath:   mutating(h, &statefulSets),
-		ValidateStatefulSetPath: validating(h, &statefulSets),
-		MutateServicePath:       mutating(h, &services),
-		ValidateServicePath:     validating(h, &services),
-		ValidateSecretPath:      validating(h, &secrets),
+		MutateStatefulSetPath:   h.webhook(statefulSets, engine.Mutating),
+		ValidateStatefulSetPath: h.webhook(statefulSets, engine.Validating),
+		MutateServicePath:       h.webhook(services, engine.Mutating),
+		ValidateServicePath:     h.webhook(services, engine.Validating),
+		ValidateSecretPath:      h.webhook(secrets, engine.Validating),
 	}
 }
 
-func validating[T engine.Object](h *Handlers, k *kind[T]) *admission.Webhook {
+func (h *Handlers) webhook(k *kind, stage engine.Stage) *admission.Webhook {
 	return &admission.Webhook{Handler: admission.HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
+		if stage == engine.Mutating {
+			return mutate(ctx, h, k, req)
+		}
 		return validate(ctx, h, k, req)
 	})}
 }
 
-func mutating[T engine.Object](h *Handlers, k *kind[T]) *admission.Webhook {
-	return &admission.Webhook{Handler: admission.HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
-		return mutate(ctx, h, k, req)
-	})}
-}
-
-// kind describes how one kind is decoded and judged.
-type kind[T engine.Object] struct {
-	name     engine.Kind
-	gvk      metav1.GroupVersionKind
-	gk       schema.GroupKind
-	new      func() T
-	validate func(*engine.Engine, *engine.Input[T], engine.Lookup) engine.Result
-	mutate   func(*engine.Engine, *engine.Input[T], engine.Lookup) (T, *engine.Mutation, engine.Result)
-	// onDelete is true when the kind's rules judge DELETE (the object is
-	// then request.oldObject).
-	onDelete bool
+// kind describes how one admitted kind is decoded: its entry of
+// engine.Kinds, in the forms an AdmissionReview and a Status use.
+type kind struct {
+	engine.KindInfo
+	gvk metav1.GroupVersionKind
+	gk  schema.GroupKind
 	// scale turns an UPDATE of the kind's scale subresource into the update
 	// of the object it amounts to; nil for a kind without one.
-	scale func(req admission.Request, lk engine.Lookup) (*engine.Input[T], error)
+	scale func(ctx context.Context, req admission.Request, lk engine.Lookup) (*engine.Request, error)
 }
 
-var (
-	statefulSets = kind[*appsv1.StatefulSet]{
-		name:     engine.KindStatefulSet,
-		gvk:      metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "StatefulSet"},
-		gk:       schema.GroupKind{Group: "apps", Kind: "StatefulSet"},
-		new:      func() *appsv1.StatefulSet { return &appsv1.StatefulSet{} },
-		validate: (*engine.Engine).ValidateStatefulSet,
-		mutate:   (*engine.Engine).MutateStatefulSet,
-		scale:    statefulSetScale,
+func newKind(name engine.Kind, scale func(context.Context, admission.Request, engine.Lookup) (*engine.Request, error)) *kind {
+	info, ok := engine.LookupKind(name)
+	if !ok || !info.Admitted {
+		panic(fmt.Sprintf("engine.Kinds admits no kind %q", name))
 	}
-	services = kind[*corev1.Service]{
-		name:     engine.KindService,
-		gvk:      metav1.GroupVersionKind{Version: "v1", Kind: "Service"},
-		gk:       schema.GroupKind{Kind: "Service"},
-		new:      func() *corev1.Service { return &corev1.Service{} },
-		validate: (*engine.Engine).ValidateService,
-		mutate:   (*engine.Engine).MutateService,
-		onDelete: true,
-	}
-	secrets = kind[*corev1.Secret]{
-		name:     engine.KindSecret,
-		gvk:      metav1.GroupVersionKind{Version: "v1", Kind: "Secret"},
-		gk:       schema.GroupKind{Kind: "Secret"},
-		new:      func() *corev1.Secret { return &corev1.Secret{} },
-		validate: (*engine.Engine).ValidateSecret,
-		onDelete: true,
-	}
-)
+	g := info.GroupVersionKind
+	return &kind{KindInfo: info, scale: scale,
+		gvk: metav1.GroupVersionKind{Group: g.Group, Version: g.Version, Kind: g.Kind}, gk: g.GroupKind()}
+}
 
-func validate[T engine.Object](ctx context.Context, h *Handlers, k *kind[T], req admission.Request) admission.Response {
+// validate is the validating webhook of kind k: decode, Admit (stage
+// Validating), answer.
+func validate(ctx context.Context, h *Handlers, k *kind, req admission.Request) admission.Response {
 	start := time.Now()
-	lk := h.Lookup(ctx)
-	var in *engine.Input[T]
+	lk := h.Lookup()
+	var r *engine.Request
 	var bad *admission.Response
 	if req.SubResource != "" {
-		in, bad = decodeSubresource(ctx, k, req, lk)
+		r, bad = decodeSubresource(ctx, k, req, lk)
 	} else {
-		in, bad = decode(k, req)
+		r, bad = decode(k, req)
 	}
 	if bad != nil {
-		h.Metrics.errored(k.name, reasonBadRequest)
+		h.Metrics.errored(k.Kind, reasonBadRequest)
 		return *bad
 	}
-	if in == nil {
+	if r == nil {
 		return admission.Allowed("")
 	}
-	defer h.Metrics.observe(k.name, in.Operation, "validating", start)
+	defer h.Metrics.observe(k.Kind, r.Operation, "validating", start)
 	log := logf.FromContext(ctx)
-	res := k.validate(h.Engine(), in, lk)
-	record(h, log, k, in, res)
-	if len(res.Findings.ByAction(engine.Deny)) > 0 {
-		return denied(log, k, in, res.Findings)
+	r.Stage = engine.Validating
+	d, err := h.Engine().Admit(ctx, r, lk)
+	if err != nil {
+		return internalError(h, log, k, err)
+	}
+	record(h, log, k, r, d.Findings, d.Exemptions)
+	if d.Denied() {
+		return denied(log, k, r, d.Findings)
 	}
 	resp := admission.Allowed("")
-	resp.Warnings = warnings(res.Findings)
-	resp.AuditAnnotations = auditAnnotations(res.Findings)
+	resp.Warnings = warnings(d.Findings)
+	resp.AuditAnnotations = auditAnnotations(d.Findings)
 	return resp
 }
 
-func mutate[T engine.Object](ctx context.Context, h *Handlers, k *kind[T], req admission.Request) admission.Response {
+// mutate is the mutating webhook of kind k: decode, Admit (stage
+// Mutating), execute the Secret writes the decision plans, answer with
+// the patch.
+func mutate(ctx context.Context, h *Handlers, k *kind, req admission.Request) admission.Response {
 	start := time.Now()
-	in, bad := decode(k, req)
+	r, bad := decode(k, req)
 	if bad != nil {
-		h.Metrics.errored(k.name, reasonBadRequest)
+		h.Metrics.errored(k.Kind, reasonBadRequest)
 		return *bad
 	}
-	if in == nil || in.Operation == admissionv1.Delete {
+	if r == nil || r.Operation == admissionv1.Delete {
 		return admission.Allowed("")
 	}
-	defer h.Metrics.observe(k.name, in.Operation, "mutating", start)
-	e, lk := h.Engine(), h.Lookup(ctx)
+	defer h.Metrics.observe(k.Kind, r.Operation, "mutating", start)
 	log := logf.FromContext(ctx)
-
-	mutated, m, mres := k.mutate(e, in, lk)
-	record(h, log, k, in, mres)
-	if len(mres.Findings.ByAction(engine.Deny)) > 0 {
-		return denied(log, k, in, mres.Findings)
+	r.Stage = engine.Mutating
+	d, err := h.Engine().Admit(ctx, r, h.Lookup())
+	if err != nil {
+		return internalError(h, log, k, err)
 	}
-	// Judge the object as it would be stored, in the world the mutation
-	// would leave (its Secrets written): a request the validating webhook
-	// would deny gets no patch and writes nothing.
-	vres := k.validate(e, &engine.Input[T]{Operation: in.Operation, Object: mutated, OldObject: in.OldObject, DryRun: in.DryRun}, m.Lookup(lk))
-	if len(vres.Findings.ByAction(engine.Deny)) > 0 {
-		// The validating webhook will not see this request: account for it here.
-		record(h, log, k, in, vres)
-		return denied(log, k, in, append(vres.Findings, mres.Findings...))
+	record(h, log, k, r, d.Findings, d.Exemptions)
+	if d.Denied() {
+		return denied(log, k, r, d.Findings)
 	}
-	if !in.DryRun {
-		var deny *admission.Response
-		if m, deny = writeSecrets(ctx, h, log, k, in, m, &mres); deny != nil {
+	if !r.DryRun {
+		if deny := writeSecrets(ctx, h, log, k, r, d); deny != nil {
 			return *deny
 		}
 	}
+	m := d.Mutation
 	resp := admission.Patched("", m.Patch()...)
-	resp.Warnings = warnings(mres.Findings)
-	resp.AuditAnnotations = auditAnnotations(mres.Findings)
+	resp.Warnings = warnings(d.Findings)
+	resp.AuditAnnotations = auditAnnotations(d.Findings)
 	for _, c := range m.Changes() {
 		resp.Warnings = append(resp.Warnings, c.Warning())
 	}
 	if len(m.Patch()) > 0 {
-		log.Info("mutated", "rules", changeRules(m.Changes()), "dryRun", in.DryRun)
-		if !in.DryRun {
+		log.Info("mutated", "rules", changeRules(m.Changes()), "dryRun", r.DryRun)
+		if !r.DryRun {
 			h.Metrics.mutated(m.Changes())
 		}
 	}
 	return resp
 }
 
+// internalError answers a request the engine refused to decide (a kind
+// or object type it does not admit: a bug of stsguard's, never of the
+// request) with an HTTP 500, which the webhook's failurePolicy then
+// decides.
+func internalError(h *Handlers, log logr.Logger, k *kind, err error) admission.Response {
+	log.Error(err, "the engine could not decide the request")
+	h.Metrics.errored(k.Kind, reasonInternal)
+	return admission.Errored(http.StatusInternalServerError, err)
+}
+
 // denied answers with the Deny findings as an apierrors.NewInvalid status
 // and the Warn findings as warnings.
-func denied[T engine.Object](log logr.Logger, k *kind[T], in *engine.Input[T], fs engine.Findings) admission.Response {
-	log.Info("denied", "rules", ruleIDs(fs.ByAction(engine.Deny)), "dryRun", in.DryRun)
-	resp := invalid(k.gk, objectName(in.Subject()), fs)
+func denied(log logr.Logger, k *kind, r *engine.Request, fs engine.Findings) admission.Response {
+	log.Info("denied", "rules", ruleIDs(fs.ByAction(engine.Deny)), "dryRun", r.DryRun)
+	resp := invalid(k.gk, objectName(r.Subject()), fs)
 	resp.AuditAnnotations = auditAnnotations(fs)
 	return resp
 }
@@ -222,28 +210,28 @@ func objectName(o metav1.Object) string {
 // record logs and counts what a result holds: internal failures (for the
 // person paged), Audit findings (for the audit trail), used exemptions, and
 // every finding by rule, action, kind and operation.
-func record[T engine.Object](h *Handlers, log logr.Logger, k *kind[T], in *engine.Input[T], res engine.Result) {
-	for _, f := range res.Findings {
+func record(h *Handlers, log logr.Logger, k *kind, r *engine.Request, fs engine.Findings, xs []engine.Exemption) {
+	for _, f := range fs {
 		switch {
 		case f.Error.Type == field.ErrorTypeInternal:
 			log.Error(errors.New(f.Error.Detail), "rule could not be evaluated; request not blocked", "rule", f.Rule)
 		case f.Action == engine.Audit:
-			log.Info("audit finding", "rule", f.Rule, "field", f.Error.Field, "message", f.Error.ErrorBody(), "dryRun", in.DryRun)
+			log.Info("audit finding", "rule", f.Rule, "field", f.Error.Field, "message", f.Error.ErrorBody(), "dryRun", r.DryRun)
 		}
-		h.Metrics.finding(f, k.name, in.Operation)
+		h.Metrics.finding(f, k.Kind, r.Operation)
 	}
-	for _, x := range res.Exemptions {
-		log.Info("exemption used", "rule", x.Rule, "by", x.By, "reason", x.Reason, "dryRun", in.DryRun)
+	for _, x := range xs {
+		log.Info("exemption used", "rule", x.Rule, "by", x.By, "reason", x.Reason, "dryRun", r.DryRun)
 		h.Metrics.exempted(x)
 	}
 }
 
-// decode reads the request's objects. It returns a nil input for a request
-// stsguard does not judge (CONNECT, or DELETE of a kind without DELETE
-// rules) and a 400 response for a request it cannot read: a wrong kind, a
-// missing or undecodable object.
-func decode[T engine.Object](k *kind[T], req admission.Request) (*engine.Input[T], *admission.Response) {
-	fail := func(format string, args ...any) (*engine.Input[T], *admission.Response) {
+// decode reads the request's objects into an engine.Request of k's kind.
+// It returns nil for a request stsguard does not judge (CONNECT, or DELETE
+// of a kind without DELETE rules) and a 400 response for a request it
+// cannot read: a wrong kind, a missing or undecodable object.
+func decode(k *kind, req admission.Request) (*engine.Request, *admission.Response) {
+	fail := func(format string, args ...any) (*engine.Request, *admission.Response) {
 		r := badRequest(fmt.Sprintf(format, args...))
 		return nil, &r
 	}
@@ -251,17 +239,16 @@ func decode[T engine.Object](k *kind[T], req admission.Request) (*engine.Input[T
 	if req.Kind != k.gvk {
 		return fail("this stsguard webhook admits %s, not %s; check the rules of the webhook configuration", what, gvkString(req.Kind))
 	}
-	in := &engine.Input[T]{Operation: req.Operation, DryRun: ptr.Deref(req.DryRun, false)}
-	obj := func(raw []byte, field string) (T, *admission.Response) {
-		var zero T
+	r := &engine.Request{Kind: k.Kind, Operation: req.Operation, DryRun: ptr.Deref(req.DryRun, false)}
+	obj := func(raw []byte, field string) (metav1.Object, *admission.Response) {
 		if len(raw) == 0 {
 			_, r := fail("request.%s is empty: a %s request must carry the %s", field, req.Operation, k.gvk.Kind)
-			return zero, r
+			return nil, r
 		}
-		o := k.new()
+		o := k.New()
 		if err := decodeObject(raw, o, k.gvk); err != nil {
 			_, r := fail("request.%s is not a valid %s: %v", field, what, err)
-			return zero, r
+			return nil, r
 		}
 		if o.GetNamespace() == "" {
 			o.SetNamespace(req.Namespace)
@@ -271,16 +258,16 @@ func decode[T engine.Object](k *kind[T], req admission.Request) (*engine.Input[T
 	var bad *admission.Response
 	switch req.Operation {
 	case admissionv1.Create:
-		in.Object, bad = obj(req.Object.Raw, "object")
+		r.Object, bad = obj(req.Object.Raw, "object")
 	case admissionv1.Update:
-		if in.Object, bad = obj(req.Object.Raw, "object"); bad == nil {
-			in.OldObject, bad = obj(req.OldObject.Raw, "oldObject")
+		if r.Object, bad = obj(req.Object.Raw, "object"); bad == nil {
+			r.OldObject, bad = obj(req.OldObject.Raw, "oldObject")
 		}
 	case admissionv1.Delete:
-		if !k.onDelete {
+		if !k.JudgedOnDelete {
 			return nil, nil
 		}
-		in.OldObject, bad = obj(req.OldObject.Raw, "oldObject")
+		r.OldObject, bad = obj(req.OldObject.Raw, "oldObject")
 	case admissionv1.Connect:
 		return nil, nil
 	default:
@@ -289,7 +276,7 @@ func decode[T engine.Object](k *kind[T], req admission.Request) (*engine.Input[T
 	if bad != nil {
 		return nil, bad
 	}
-	return in, nil
+	return r, nil
 }
 
 // decodeObject decodes an object the apiserver sent with sigs.k8s.io/json,

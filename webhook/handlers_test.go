@@ -1,9 +1,10 @@
 package webhook_test
 
 import (
-	"context"
 	"encoding/json"
 	"testing"
+
+	"github.com/stsguard/stsguard/rules"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -14,9 +15,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/lookup"
 	"github.com/stsguard/stsguard/webhook"
-	"github.com/stsguard/stsguard/engine"
 )
 
 var (
@@ -113,14 +114,14 @@ func TestServiceAndSecretReviews(t *testing.T) {
 
 func TestAuditActionAndMetrics(t *testing.T) {
 	cfg := engine.DefaultConfig()
-	cfg.Actions = map[string]engine.Action{engine.WeakPassword: engine.Audit}
-	e, err := engine.New(cfg)
+	cfg.Actions = map[string]engine.Action{rules.WeakPassword: engine.Audit}
+	e, err := rules.New(cfg)
 	require.NoError(t, err)
 	reg := prometheus.NewRegistry()
 	m, err := webhook.NewMetrics(reg)
 	require.NoError(t, err)
 	lk := lookup.MustObjects()
-	h := (&webhook.Handlers{Engine: func() *engine.Engine { return e }, Lookup: func(context.Context) engine.Lookup { return lk }, Metrics: m}).Webhooks()
+	h := (&webhook.Handlers{Engine: func() *engine.Engine { return e }, Lookup: func() engine.Lookup { return lk }, Metrics: m}).Webhooks()
 
 	sec := &corev1.Secret{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "app"}, Data: map[string][]byte{"password": []byte("changeme")}}

@@ -6,8 +6,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	admissionv1 "k8s.io/api/admission/v1"
 
-	"github.com/stsguard/stsguard/internal/promutil"
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/internal/promutil"
 )
 
 // Metrics are stsguard's Prometheus metrics, beside controller-runtime's
@@ -100,6 +100,9 @@ func (m *Metrics) exempted(x engine.Exemption) {
 const (
 	reasonBadRequest  = "bad-request"
 	reasonSecretWrite = "secret-write"
+	// reasonInternal: the engine refused a request the webhook decoded (a
+	// bug of stsguard's); answered with a 500.
+	reasonInternal = "internal"
 )
 
 func (m *Metrics) errored(k engine.Kind, reason string) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	admissionv1 "k8s.io/api/admission/v1"
-	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -27,11 +26,11 @@ var scaleGVK = metav1.GroupVersionKind{Group: "autoscaling", Version: "v1", Kind
 // the failurePolicy. Such a scale request is logged, and counted as a bad
 // request (stsguard_admission_errors_total{reason="bad-request"}), so that
 // it is seen.
-func decodeSubresource[T engine.Object](ctx context.Context, k *kind[T], req admission.Request, lk engine.Lookup) (*engine.Input[T], *admission.Response) {
+func decodeSubresource(ctx context.Context, k *kind, req admission.Request, lk engine.Lookup) (*engine.Request, *admission.Response) {
 	if req.SubResource != "scale" || k.scale == nil || req.Operation != admissionv1.Update {
 		return nil, nil
 	}
-	in, err := k.scale(req, lk)
+	r, err := k.scale(ctx, req, lk)
 	if err != nil {
 		// Usually a StatefulSet created a moment ago that the cache has not
 		// seen: not an error of stsguard's, but counted, so it is seen.
@@ -40,7 +39,7 @@ func decodeSubresource[T engine.Object](ctx context.Context, k *kind[T], req adm
 		resp.Warnings = []string{fmt.Sprintf("stsguard could not judge this scale of %s %s/%s, so it did not block it: %v", k.gvk.Kind, req.Namespace, req.Name, err)}
 		return nil, &resp
 	}
-	return in, nil
+	return r, nil
 }
 
 // statefulSetScale returns the UPDATE that an UPDATE of statefulsets/scale
@@ -48,7 +47,7 @@ func decodeSubresource[T engine.Object](ctx context.Context, k *kind[T], req adm
 // and a copy with spec.replicas set to the Scale's spec.replicas (Object).
 // It returns an error when the body is not an autoscaling/v1 Scale or the
 // StatefulSet is not in the cache.
-func statefulSetScale(req admission.Request, lk engine.Lookup) (*engine.Input[*appsv1.StatefulSet], error) {
+func statefulSetScale(ctx context.Context, req admission.Request, lk engine.Lookup) (*engine.Request, error) {
 	if req.Kind != scaleGVK {
 		return nil, fmt.Errorf("request.kind is %s, not %s", gvkString(req.Kind), gvkString(scaleGVK))
 	}
@@ -56,7 +55,7 @@ func statefulSetScale(req admission.Request, lk engine.Lookup) (*engine.Input[*a
 	if err := decodeObject(req.Object.Raw, scale, scaleGVK); err != nil {
 		return nil, fmt.Errorf("request.object is not a valid %s: %w", gvkString(scaleGVK), err)
 	}
-	list, err := lk.StatefulSets(req.Namespace)
+	list, err := lk.StatefulSets(ctx, req.Namespace)
 	if err != nil {
 		return nil, fmt.Errorf("listing StatefulSets: %w", err)
 	}
@@ -66,7 +65,7 @@ func statefulSetScale(req admission.Request, lk engine.Lookup) (*engine.Input[*a
 		}
 		scaled := sts.DeepCopy()
 		scaled.Spec.Replicas = ptr.To(scale.Spec.Replicas)
-		return &engine.Input[*appsv1.StatefulSet]{
+		return &engine.Request{Kind: engine.KindStatefulSet,
 			Operation: admissionv1.Update, Object: scaled, OldObject: sts, DryRun: ptr.Deref(req.DryRun, false),
 		}, nil
 	}

@@ -34,9 +34,9 @@ func (h *Handlers) secretWriteTimeout() time.Duration {
 	return DefaultSecretWriteTimeout
 }
 
-// writeSecrets writes the Secrets mutation m relies on (password-secret-ref's
+// writeSecrets executes the Secret writes decision d plans (password-secret-ref's
 // <statefulset>-credentials), all of them within SecretWriteTimeout, and
-// returns the mutation to answer with. It denies only when it learns that a
+// leaves in d the mutation and findings to answer with. It denies only when it learns that a
 // Secret holds a different value (or is not stsguard's and lacks keys):
 // that is a decision, the same one the mutator makes when the cache already
 // shows it.
@@ -64,32 +64,32 @@ func (h *Handlers) secretWriteTimeout() time.Duration {
 //
 // No secret value reaches a warning, a log line, a metric or an error:
 // reasons are stripped of every value the request would have written.
-func writeSecrets[T engine.Object](ctx context.Context, h *Handlers, log logr.Logger, k *kind[T], in *engine.Input[T], m *engine.Mutation, mres *engine.Result) (*engine.Mutation, *admission.Response) {
-	if len(m.Secrets()) == 0 {
-		return m, nil
+func writeSecrets(ctx context.Context, h *Handlers, log logr.Logger, k *kind, r *engine.Request, d *engine.Decision) *admission.Response {
+	if len(d.Mutation.Secrets()) == 0 {
+		return nil
 	}
 	timeout := h.secretWriteTimeout()
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	for _, sr := range append([]*engine.SecretRequest(nil), m.Secrets()...) {
+	for _, sr := range append([]*engine.SecretRequest(nil), d.Mutation.Secrets()...) {
 		deny, err := h.writeSecret(wctx, sr)
 		if deny != nil {
-			record(h, log, k, in, engine.Result{Findings: engine.Findings{*deny}})
-			resp := invalid(k.gk, objectName(in.Subject()), append(engine.Findings{*deny}, mres.Findings...))
-			return m, &resp
+			record(h, log, k, r, engine.Findings{*deny}, nil)
+			resp := invalid(k.gk, objectName(r.Subject()), append(engine.Findings{*deny}, d.Findings...))
+			return &resp
 		}
 		if err == nil {
 			log.Info("wrote Secret for moved credentials", "secret", sr.String())
 			continue
 		}
 		reason := redact(writeFailure(wctx, err, timeout), sr)
-		h.Metrics.errored(k.name, reasonSecretWrite)
+		h.Metrics.errored(k.Kind, reasonSecretWrite)
 		var fs engine.Findings
-		m, fs = m.WithoutSecret(sr, reason)
-		record(h, log, k, in, engine.Result{Findings: fs})
-		mres.Findings = append(mres.Findings, fs...)
+		d.Mutation, fs = d.Mutation.WithoutSecret(sr, reason)
+		record(h, log, k, r, fs, nil)
+		d.Findings = append(d.Findings, fs...)
 	}
-	return m, nil
+	return nil
 }
 
 // writeSecret executes one SecretRequest: it creates the Secret or adds the
@@ -118,8 +118,8 @@ func (h *Handlers) writeSecret(ctx context.Context, sr *engine.SecretRequest) (*
 		next, ferr := sr.Plan(live, sr.Field)
 		if ferr != nil {
 			tagged := *ferr
-			tagged.Detail += " [rule: " + engine.PasswordSecretRef + "]"
-			return &engine.Finding{Rule: engine.PasswordSecretRef, Action: engine.Deny, Error: &tagged}, nil
+			tagged.Detail += " [rule: " + sr.Rule + "]"
+			return &engine.Finding{Rule: sr.Rule, Action: engine.Deny, Error: &tagged}, nil
 		}
 		if next == nil {
 			return nil, nil // someone else wrote exactly what we need

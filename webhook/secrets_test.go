@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stsguard/stsguard/rules"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -22,9 +24,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
+	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/lookup"
 	"github.com/stsguard/stsguard/webhook"
-	"github.com/stsguard/stsguard/engine"
 )
 
 // movedPassword is the literal password the tests' MySQL StatefulSet
@@ -132,7 +134,7 @@ func TestSecretWriteFailureAdmitsWithoutTheMove(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			e, err := engine.New(engine.DefaultConfig())
+			e, err := rules.New(engine.DefaultConfig())
 			require.NoError(t, err)
 			reg := prometheus.NewRegistry()
 			metrics, err := webhook.NewMetrics(reg)
@@ -141,7 +143,7 @@ func TestSecretWriteFailureAdmitsWithoutTheMove(t *testing.T) {
 				Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Selector: map[string]string{"app": "mysql"}}})
 			h := (&webhook.Handlers{
 				Engine:             func() *engine.Engine { return e },
-				Lookup:             func(context.Context) engine.Lookup { return lk },
+				Lookup:             func() engine.Lookup { return lk },
 				Secrets:            fake.NewClientBuilder().WithInterceptorFuncs(tc.funcs).Build(),
 				Metrics:            metrics,
 				SecretWriteTimeout: 100 * time.Millisecond,

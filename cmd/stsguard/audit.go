@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/stsguard/stsguard/rules"
+
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -13,9 +15,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stsguard/stsguard/audit"
+	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/manifest"
 	"github.com/stsguard/stsguard/policy"
-	"github.com/stsguard/stsguard/engine"
 )
 
 // exitError ends the command with a status code; an empty message prints
@@ -110,7 +112,7 @@ be read (the others are still audited and reported).`,
 					return usageError("%v", err)
 				}
 			}
-			eng, err := engine.New(cfg)
+			eng, err := rules.New(cfg)
 			if err != nil {
 				return usageError("%v", err)
 			}

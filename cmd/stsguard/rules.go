@@ -6,10 +6,12 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/stsguard/stsguard/rules"
+
 	"github.com/spf13/cobra"
 
-	"github.com/stsguard/stsguard/policy"
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/policy"
 )
 
 func newRulesCommand() *cobra.Command {
@@ -30,7 +32,7 @@ otherwise the defaults. -o markdown prints the table of docs/rules.md.`,
 					return err
 				}
 			}
-			e, err := engine.New(cfg)
+			e, err := rules.New(cfg)
 			if err != nil {
 				return err
 			}
@@ -61,7 +63,7 @@ func kindList(ks []engine.Kind) string {
 func printRulesTable(w io.Writer, e *engine.Engine) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tKINDS\tACTION\tDESCRIPTION")
-	for _, m := range engine.Catalog() {
+	for _, m := range rules.Catalog() {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.ID, kindList(m.Kinds), e.Action(m.ID), m.Description)
 	}
 	return tw.Flush()
@@ -84,7 +86,7 @@ records the finding in the apiserver audit log only, **Off** does not run the ru
 | ID | Kinds | Default | Description |
 | --- | --- | --- | --- |
 `)
-	for _, m := range engine.Catalog() {
+	for _, m := range rules.Catalog() {
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", m.ID, strings.ReplaceAll(kindList(m.Kinds), ",", ", "), m.Action,
 			strings.ReplaceAll(m.Description, "|", `\|`))
 	}

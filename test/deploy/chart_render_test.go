@@ -29,10 +29,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/policy"
 	"github.com/stsguard/stsguard/server"
 	"github.com/stsguard/stsguard/test/harness"
-	"github.com/stsguard/stsguard/engine"
 )
 
 // helm lint --strict passes on the chart as shipped and with every values

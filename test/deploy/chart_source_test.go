@@ -10,14 +10,16 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/stsguard/stsguard/rules"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	"github.com/stsguard/stsguard/test/harness"
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/test/harness"
 )
 
 // The chart is the one source of truth: the manifests of deploy/ that it
@@ -139,7 +141,7 @@ func TestChartSchemaMatchesTheCatalog(t *testing.T) {
 		defs[name] = d
 	}
 	var wantRules, wantMutations []string
-	for _, m := range engine.Catalog() {
+	for _, m := range rules.Catalog() {
 		if m.Action == engine.Mutate {
 			wantMutations = append(wantMutations, m.ID)
 		} else {

@@ -20,11 +20,11 @@ import (
 	_ "sigs.k8s.io/controller-runtime/pkg/webhook" // registers controller_runtime_webhook_* in metrics.Registry
 
 	"github.com/stsguard/stsguard/certs"
+	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/lookup"
 	"github.com/stsguard/stsguard/policy"
 	"github.com/stsguard/stsguard/test/harness"
 	"github.com/stsguard/stsguard/webhook"
-	"github.com/stsguard/stsguard/engine"
 )
 
 // Shared by the alert rules and the dashboard: which metrics exist, and a

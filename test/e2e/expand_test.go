@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stsguard/stsguard/rules"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
@@ -17,9 +19,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/expand"
 	"github.com/stsguard/stsguard/test/harness"
-	"github.com/stsguard/stsguard/engine"
 )
 
 // runExpand grows template data of statefulset/db to size, with a client
@@ -102,7 +104,7 @@ func TestExpandResizesEveryPVCAndRecreatesTheStatefulSet(t *testing.T) {
 	assert.Equal(t, old.Spec.Template.Spec.Containers[0].Image, sts.Spec.Template.Spec.Containers[0].Image)
 	assert.Equal(t, pods, podUIDs(t, c, ns), "no pod was replaced")
 	assert.True(t, stateSecretGone(t, c, ns, "db"))
-	assert.NotContains(t, strings.Join(w.Take(), "\n"), engine.PVCSmallerThanTemplate, "the re-create finds PVCs at the new size")
+	assert.NotContains(t, strings.Join(w.Take(), "\n"), rules.PVCSmallerThanTemplate, "the re-create finds PVCs at the new size")
 	assertNoRestart(t, c, ns, before)
 
 	for _, want := range []string{
@@ -362,7 +364,7 @@ func TestExpandRefusesARecreateThatAdmissionWouldChange(t *testing.T) {
 	assert.Equal(t, []string{"1Gi/1Gi", "1Gi/1Gi", "1Gi/1Gi"}, claimSizes(t, c, ns))
 	assert.Equal(t, old.UID, getStatefulSet(t, c, ns, "db").UID)
 	assert.Equal(t, pods, podUIDs(t, c, ns))
-	err = c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: engine.CredentialsSecretName("db")}, &corev1.Secret{})
+	err = c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: rules.CredentialsSecretName("db")}, &corev1.Secret{})
 	assert.True(t, apierrors.IsNotFound(err), "the dry run wrote no Secret: %v", err)
 }
 

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stsguard/stsguard/rules"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
@@ -15,8 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/stsguard/stsguard/test/harness"
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/test/harness"
 )
 
 // literalPassword is the root password of examples/mysql-literal-password,
@@ -61,7 +63,7 @@ func assertMoved(t *testing.T, ns string) *appsv1.StatefulSet {
 	require.NotNil(t, env.ValueFrom, "env %s", env.Name)
 	assert.Equal(t, "mysql-credentials", env.ValueFrom.SecretKeyRef.Name)
 	assert.Empty(t, env.Value)
-	if la, ok := sts.Annotations[engine.LastAppliedAnnotation]; ok {
+	if la, ok := sts.Annotations[rules.LastAppliedAnnotation]; ok {
 		assert.Contains(t, la, `"secretKeyRef":{"key":"mysql-root-password","name":"mysql-credentials"}`, "kubectl's last-applied says what the object says")
 	}
 	return sts
@@ -91,7 +93,7 @@ func TestMovedPasswordLeavesNoCopyWhateverKubectlDoes(t *testing.T) {
 			assert.Contains(t, res.Stderr, "Warning: spec.template.spec.containers[0].env[0]: changed by stsguard: moved the literal value of MYSQL_ROOT_PASSWORD")
 			assert.NotContains(t, res.Stdout+res.Stderr, literalPassword)
 			sts := assertMoved(t, ns)
-			_, hasLastApplied := sts.Annotations[engine.LastAppliedAnnotation]
+			_, hasLastApplied := sts.Annotations[rules.LastAppliedAnnotation]
 			assert.Equal(t, tc.lastApplied, hasLastApplied)
 			require.Len(t, credentialSecrets(t, c, ns), 1)
 			before := waitRolledOut(t, c, ns, "mysql")

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stsguard/stsguard/rules"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
@@ -14,7 +16,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stsguard/stsguard/test/harness"
-	"github.com/stsguard/stsguard/engine"
 )
 
 // canaryWeb is a headless Service and a 3-replica StatefulSet annotated for
@@ -45,7 +46,7 @@ spec:
       - name: web
         image: nginx:1.26
         readinessProbe: {tcpSocket: {port: 80}}
-`, ns, engine.CanaryAnnotation)
+`, ns, rules.CanaryAnnotation)
 }
 
 // images returns the image each pod of web runs, by pod name, and the

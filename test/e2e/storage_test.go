@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stsguard/stsguard/rules"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
@@ -20,7 +22,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stsguard/stsguard/test/harness"
-	"github.com/stsguard/stsguard/engine"
 )
 
 // Every object here is acted on by the real controllers: the StatefulSet
@@ -149,7 +150,7 @@ func (r *resizer) reconcile(ctx context.Context) {
 	for i := range pvcs.Items {
 		pvc := &pvcs.Items[i]
 		want := pvc.Spec.Resources.Requests[corev1.ResourceStorage]
-		if pvc.Status.Phase != corev1.ClaimBound || engine.Resized(pvc, want) {
+		if pvc.Status.Phase != corev1.ClaimBound || rules.Resized(pvc, want) {
 			continue
 		}
 		if r.fsPending[pvc.Name] {
@@ -192,13 +193,13 @@ func TestVolumeClaimTemplateResizeIsDeniedWithAPlan(t *testing.T) {
 	sts, _ := database(t, c, ns, class)
 
 	err := updateTemplate(t, c, sts, setSize("5Gi"), "data-db-2")
-	fields := harness.InvalidCauses(t, err, engine.VolumeClaimTemplateResize)
+	fields := harness.InvalidCauses(t, err, rules.VolumeClaimTemplateResize)
 	assert.Equal(t, []string{"spec.volumeClaimTemplates[0].spec.resources.requests[storage]"}, fields)
 	msg := err.Error()
 	assert.Contains(t, msg, `StatefulSet.apps "db" is invalid: spec.volumeClaimTemplates[0].spec.resources.requests[storage]: Forbidden:`)
 	assert.Contains(t, msg, "run: stsguard expand statefulset/db -n "+ns+" --template data --size 5Gi")
 	for i := range 3 {
-		assert.Contains(t, msg, engine.ClaimName("data", "db", i)+` (1Gi, StorageClass "`+class+`", can expand)`)
+		assert.Contains(t, msg, rules.ClaimName("data", "db", i)+` (1Gi, StorageClass "`+class+`", can expand)`)
 	}
 	assert.NotContains(t, msg, "refuse")
 }
@@ -210,16 +211,16 @@ func TestVolumeClaimTemplateShrinkAndOtherChangesAreDenied(t *testing.T) {
 	sts := withStorage(harness.StatefulSet(ns, "db", "", "nginx"), class, "10Gi")
 	require.NoError(t, c.Create(context.Background(), sts))
 
-	err := updateTemplate(t, c, sts, setSize("5Gi"), engine.VolumeClaimTemplateShrink)
-	assert.Equal(t, []string{"spec.volumeClaimTemplates[0].spec.resources.requests[storage]"}, harness.InvalidCauses(t, err, engine.VolumeClaimTemplateShrink))
+	err := updateTemplate(t, c, sts, setSize("5Gi"), rules.VolumeClaimTemplateShrink)
+	assert.Equal(t, []string{"spec.volumeClaimTemplates[0].spec.resources.requests[storage]"}, harness.InvalidCauses(t, err, rules.VolumeClaimTemplateShrink))
 	assert.Contains(t, err.Error(), `Invalid value: "5Gi": volumeClaimTemplate "data" was created with 10Gi: a PVC can never shrink`)
 
 	err = updateTemplate(t, c, sts, func(s *appsv1.StatefulSet) {
 		s.Spec.VolumeClaimTemplates[0].Spec.StorageClassName = ptr.To("other")
 		s.Spec.VolumeClaimTemplates[0].Spec.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOncePod}
-	}, engine.VolumeClaimTemplateImmutable)
+	}, rules.VolumeClaimTemplateImmutable)
 	assert.Equal(t, []string{"spec.volumeClaimTemplates[0].spec.accessModes[0]", "spec.volumeClaimTemplates[0].spec.storageClassName"},
-		harness.InvalidCauses(t, err, engine.VolumeClaimTemplateImmutable))
+		harness.InvalidCauses(t, err, rules.VolumeClaimTemplateImmutable))
 	assert.Contains(t, err.Error(), "kubectl delete statefulset db -n "+ns+" --cascade=orphan")
 }
 
@@ -230,7 +231,7 @@ func TestVolumeClaimTemplateResizeOnAClassThatCannotExpandIsDenied(t *testing.T)
 	sts, _ := database(t, c, ns, class)
 
 	err := updateTemplate(t, c, sts, setSize("5Gi"), "data-db-2")
-	fields := harness.InvalidCauses(t, err, engine.StorageClassNotExpandable)
+	fields := harness.InvalidCauses(t, err, rules.StorageClassNotExpandable)
 	assert.ElementsMatch(t, []string{
 		"spec.volumeClaimTemplates[0].spec.resources.requests[storage]", // the PVCs
 		"spec.volumeClaimTemplates[0].spec.resources.requests[storage]", // the plan
@@ -286,7 +287,7 @@ func readClaimSizes(ctx context.Context, c client.Client, ns string) ([]string, 
 	var out []string
 	for i := range 3 {
 		pvc := &corev1.PersistentVolumeClaim{}
-		err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: engine.ClaimName("data", "db", i)}, pvc)
+		err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: rules.ClaimName("data", "db", i)}, pvc)
 		switch {
 		case apierrors.IsNotFound(err):
 			out = append(out, "missing")

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stsguard/stsguard/rules"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
@@ -22,9 +24,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stsguard/stsguard/audit"
+	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/manifest"
 	"github.com/stsguard/stsguard/test/harness"
-	"github.com/stsguard/stsguard/engine"
 )
 
 // TestAuditCluster runs `stsguard audit --cluster` against the envtest
@@ -99,7 +101,7 @@ spec:
 `
 	objs, errs := manifest.Parse("web.yaml", []byte(manifestYAML), ns)
 	require.Empty(t, errs)
-	e, err := engine.New(engine.DefaultConfig())
+	e, err := rules.New(engine.DefaultConfig())
 	require.NoError(t, err)
 	r := audit.Apply(e, objs, live)
 	assert.Empty(t, r.Findings, "the live headless Service pairs with the manifest's StatefulSet")
@@ -185,7 +187,7 @@ spec:
 		{"a reference to that Secret before it is written", []string{reader, example("mysql-literal-password", "mysql.yaml")}, nil},
 		{"a generated password and a raised grace period", []string{example("postgres", "postgres.yaml")}, nil},
 	}
-	e, err := engine.New(engine.DefaultConfig())
+	e, err := rules.New(engine.DefaultConfig())
 	require.NoError(t, err)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/stsguard/stsguard/rules"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
@@ -13,7 +15,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stsguard/stsguard/test/harness"
-	"github.com/stsguard/stsguard/engine"
 )
 
 // A dryRun request (kubectl apply --dry-run=server) gets the decisions and
@@ -27,8 +28,8 @@ func TestDryRunGetsTheSameAnswerAndLeavesNothing(t *testing.T) {
 	require.NoError(t, c.Create(ctx, objs[0])) // the headless Service
 	waitForCachedService(t, c, ns, objs[0].GetName())
 	mutations := func() float64 {
-		return srv.Metric(t, "stsguard_mutations_total", map[string]string{"rule": engine.PasswordSecretRef}) +
-			srv.Metric(t, "stsguard_mutations_total", map[string]string{"rule": engine.TerminationGracePeriod})
+		return srv.Metric(t, "stsguard_mutations_total", map[string]string{"rule": rules.PasswordSecretRef}) +
+			srv.Metric(t, "stsguard_mutations_total", map[string]string{"rule": rules.TerminationGracePeriod})
 	}
 
 	before := mutations()

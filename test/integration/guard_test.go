@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stsguard/stsguard/rules"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
@@ -18,7 +20,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stsguard/stsguard/test/harness"
-	"github.com/stsguard/stsguard/engine"
 )
 
 // denied asserts that err is a 422 Invalid status for kind naming rule, with
@@ -70,14 +71,14 @@ func TestNonHeadlessServiceForStatefulSetIsDenied(t *testing.T) {
 	svc := harness.Service(ns, "web", "", map[string]string{"app": "web"})
 	svc.Spec.Type = corev1.ServiceTypeNodePort
 	err := c.Create(context.Background(), svc)
-	denied(t, err, "Service", engine.HeadlessServiceNotHeadless, "spec.type")
+	denied(t, err, "Service", rules.HeadlessServiceNotHeadless, "spec.type")
 	assert.Contains(t, err.Error(), `StatefulSet "web" names Service "web" as its spec.serviceName`)
 
 	// With the mutation off, a Service without clusterIP gets one allocated,
 	// and the validating webhook denies it.
 	srv.SetPolicy(t, "mutations:\n  headless-service-default: Off\n")
 	err = c.Create(context.Background(), harness.Service(ns, "web", "", map[string]string{"app": "web"}))
-	denied(t, err, "Service", engine.HeadlessServiceNotHeadless, "spec.clusterIP")
+	denied(t, err, "Service", rules.HeadlessServiceNotHeadless, "spec.clusterIP")
 }
 
 // headlessPair creates the headless Service web and its StatefulSet and
@@ -107,7 +108,7 @@ func TestServiceSelectorChangeIsDenied(t *testing.T) {
 	changed := svc.DeepCopy()
 	changed.Spec.Selector = map[string]string{"app": "frontend"}
 	err := c.Update(ctx, changed)
-	denied(t, err, "Service", engine.HeadlessServiceSelectorChange, "spec.selector")
+	denied(t, err, "Service", rules.HeadlessServiceSelectorChange, "spec.selector")
 	assert.Contains(t, err.Error(), `no longer selects the pods of StatefulSet "web" (pod template labels app=web)`)
 
 	// A selector that still selects the pods is fine.
@@ -126,7 +127,7 @@ func TestGoverningServiceDeleteWarnsOrIsDenied(t *testing.T) {
 	// Deny is a policy choice: the Service stays.
 	srv.SetPolicy(t, "rules:\n  headless-service-delete: Deny\n")
 	err := c.Delete(ctx, svc)
-	denied(t, err, "Service", engine.HeadlessServiceDelete, "metadata.name")
+	denied(t, err, "Service", rules.HeadlessServiceDelete, "metadata.name")
 	require.NoError(t, c.Get(ctx, client.ObjectKeyFromObject(svc), &corev1.Service{}))
 
 	// Warn, the default: deleted, with a warning.
@@ -168,7 +169,7 @@ func TestSecretKeyRemovedIsDenied(t *testing.T) {
 	dropped := sec.DeepCopy()
 	delete(dropped.Data, "root-password")
 	err := c.Update(ctx, dropped)
-	denied(t, err, "Secret", engine.SecretKeyRemoved, "data[root-password]")
+	denied(t, err, "Secret", rules.SecretKeyRemoved, "data[root-password]")
 	assert.Contains(t, err.Error(), `key "root-password" is used by StatefulSet "mysql" (spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef)`)
 	assertNoLeak(t, err.Error(), strongPassword)
 
@@ -197,13 +198,13 @@ func TestWeakPasswordSecretIsDenied(t *testing.T) {
 	ctx := context.Background()
 	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app"}, Data: map[string][]byte{"password": []byte("changeme")}}
 	err := c.Create(ctx, sec)
-	denied(t, err, "Secret", engine.WeakPassword, "data[password]")
+	denied(t, err, "Secret", rules.WeakPassword, "data[password]")
 	assert.Contains(t, err.Error(), "is a well-known default password")
 	assert.NotContains(t, err.Error(), "changeme")
 
 	// stringData is merged into data before admission: judged the same.
 	withStringData := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app"}, StringData: map[string]string{"db-password": ""}}
-	denied(t, c.Create(ctx, withStringData), "Secret", engine.WeakPassword, "data[db-password]")
+	denied(t, c.Create(ctx, withStringData), "Secret", rules.WeakPassword, "data[db-password]")
 
 	strong := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app"}, StringData: map[string]string{"password": strongPassword}}
 	require.NoError(t, c.Create(ctx, strong))

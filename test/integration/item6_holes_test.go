@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stsguard/stsguard/rules"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
@@ -20,8 +22,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/stsguard/stsguard/test/harness"
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/test/harness"
 )
 
 // exempt marks o as exempt from ids, as an object admitted before stsguard
@@ -55,7 +57,7 @@ func TestItem6PasswordIsNotGeneratedOnUpdate(t *testing.T) {
 	ctx := context.Background()
 	sts := harness.StatefulSet(ns, "pg", "", "postgres:16")
 	sts.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "PGDATA", Value: "/var/lib/postgresql/data/pgdata"}}
-	exempt(sts, engine.PasswordSecretRef)
+	exempt(sts, rules.PasswordSecretRef)
 	require.NoError(t, c.Create(ctx, sts))
 	require.Len(t, sts.Spec.Template.Spec.Containers[0].Env, 1, "exempted: nothing generated")
 	w.Take()
@@ -107,9 +109,9 @@ func weakRefStatefulSet(t *testing.T, c client.Client, ns string) *appsv1.Statef
 		err := c.Create(ctx, probe, client.DryRunAll)
 		probe.Spec.Template.Spec.Containers[0].Env[0].ValueFrom.SecretKeyRef.Name = "db2"
 		err2 := c.Create(ctx, probe, client.DryRunAll)
-		return err != nil && strings.Contains(err.Error(), engine.WeakPassword) && err2 != nil && strings.Contains(err2.Error(), engine.WeakPassword)
+		return err != nil && strings.Contains(err.Error(), rules.WeakPassword) && err2 != nil && strings.Contains(err2.Error(), rules.WeakPassword)
 	})
-	exempt(sts, engine.WeakPassword)
+	exempt(sts, rules.WeakPassword)
 	require.NoError(t, c.Create(ctx, sts))
 	unexempt(sts)
 	return sts
@@ -127,7 +129,7 @@ func TestItem6RatchetingDeniesANewReferentAtTheSamePath(t *testing.T) {
 	moved := sts.DeepCopy()
 	moved.Spec.Template.Spec.Containers[0].Env[0].ValueFrom.SecretKeyRef.Name = "db2"
 	err := c.Update(context.Background(), moved)
-	assert.Equal(t, []string{"spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef"}, harness.InvalidCauses(t, err, engine.WeakPassword))
+	assert.Equal(t, []string{"spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef"}, harness.InvalidCauses(t, err, rules.WeakPassword))
 	assert.Contains(t, err.Error(), `reads Secret "db2" key "root"`)
 	assert.NotContains(t, err.Error(), "changeme")
 }
@@ -227,14 +229,14 @@ func TestItem6MinioCredentialsAreRecognised(t *testing.T) {
 
 	// The manifest public examples copy: denied, without the value.
 	err := c.Create(ctx, minio("minio123"))
-	assert.Equal(t, []string{"spec.template.spec.containers[0].env[1].value"}, harness.InvalidCauses(t, err, engine.WeakPassword))
+	assert.Equal(t, []string{"spec.template.spec.containers[0].env[1].value"}, harness.InvalidCauses(t, err, rules.WeakPassword))
 	assert.Contains(t, err.Error(), "the password in MINIO_SECRET_KEY is a well-known default password")
 	assertNoLeak(t, err.Error(), "minio123")
 
 	// The same in a Secret: denied too.
 	err = c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "mlpipeline-minio-artifact"},
 		StringData: map[string]string{"accesskey": "minio", "secretkey": "minio123"}})
-	denied(t, err, "Secret", engine.WeakPassword, "data[secretkey]")
+	denied(t, err, "Secret", rules.WeakPassword, "data[secretkey]")
 	w.Take()
 
 	// A strong secret key: moved, with the access key; the file pointer stays.

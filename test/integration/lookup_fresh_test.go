@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/stsguard/stsguard/rules"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 
 	"github.com/stsguard/stsguard/test/harness"
-	"github.com/stsguard/stsguard/engine"
 )
 
 // What the live read after a cache miss is kept for (issue 12, item 5): an
@@ -33,7 +34,7 @@ func TestLookupObjectCreatedJustBeforeIsJudged(t *testing.T) {
 			name := fmt.Sprintf("web-%d", i)
 			require.NoError(t, c.Create(ctx, harness.Service(ns, name, "", map[string]string{"app": name})))
 			err := c.Create(ctx, harness.StatefulSet(ns, name, name, "nginx"))
-			assert.Equal(t, []string{"spec.serviceName"}, harness.InvalidCauses(t, err, engine.HeadlessServiceNotHeadless), "round %d", i)
+			assert.Equal(t, []string{"spec.serviceName"}, harness.InvalidCauses(t, err, rules.HeadlessServiceNotHeadless), "round %d", i)
 		},
 	}, {
 		// The validating webhook reads the Secret the mutating webhook wrote
@@ -47,8 +48,8 @@ func TestLookupObjectCreatedJustBeforeIsJudged(t *testing.T) {
 			sts.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "MYSQL_ROOT_PASSWORD", Value: rand.String(24)}}
 			require.NoError(t, c.Create(ctx, sts))
 			got := joined(w.Take())
-			assert.Contains(t, got, "[rule: "+engine.PasswordSecretRef+"]", "round %d", i)
-			assert.NotContains(t, got, engine.SecretRefMissing, "round %d", i)
+			assert.Contains(t, got, "[rule: "+rules.PasswordSecretRef+"]", "round %d", i)
+			assert.NotContains(t, got, rules.SecretRefMissing, "round %d", i)
 		},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/stsguard/stsguard/rules"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
@@ -12,9 +14,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/test/harness"
 	"github.com/stsguard/stsguard/webhook"
-	"github.com/stsguard/stsguard/engine"
 )
 
 // calls returns how many AdmissionReviews stsguard has served on path.
@@ -56,9 +58,9 @@ func TestUpdatesThatChangeNothingJudgedAreNotSent(t *testing.T) {
 		{"StatefulSet: the spec", []string{webhook.MutateStatefulSetPath, webhook.ValidateStatefulSetPath},
 			func() { merge(sts, `{"spec":{"replicas":2}}`) }, true},
 		{"StatefulSet: stsguard's annotation", []string{webhook.MutateStatefulSetPath, webhook.ValidateStatefulSetPath},
-			func() { merge(sts, `{"metadata":{"annotations":{"`+engine.CanaryAnnotation+`":"1"}}}`) }, true},
+			func() { merge(sts, `{"metadata":{"annotations":{"`+rules.CanaryAnnotation+`":"1"}}}`) }, true},
 		{"StatefulSet: stsguard's annotation removed", []string{webhook.MutateStatefulSetPath, webhook.ValidateStatefulSetPath},
-			func() { merge(sts, `{"metadata":{"annotations":{"`+engine.CanaryAnnotation+`":null}}}`) }, true},
+			func() { merge(sts, `{"metadata":{"annotations":{"`+rules.CanaryAnnotation+`":null}}}`) }, true},
 		{"StatefulSet: the scale subresource", []string{webhook.ValidateStatefulSetPath}, func() {
 			scale := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: sts.Name}, Spec: autoscalingv1.ScaleSpec{Replicas: 4}}
 			require.NoError(t, c.SubResource("scale").Update(ctx, &appsv1.StatefulSet{ObjectMeta: scale.ObjectMeta}, client.WithSubResourceBody(scale)))

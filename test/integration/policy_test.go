@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stsguard/stsguard/rules"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
@@ -12,8 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/stsguard/stsguard/test/harness"
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/test/harness"
 )
 
 // weakSecret is a Secret weak-password denies by default.
@@ -29,7 +31,7 @@ func TestActionModes(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("Deny", func(t *testing.T) {
-		denied(t, c.Create(ctx, weakSecret(ns)), "Secret", engine.WeakPassword, "data[password]")
+		denied(t, c.Create(ctx, weakSecret(ns)), "Secret", rules.WeakPassword, "data[password]")
 	})
 	t.Run("Warn", func(t *testing.T) {
 		srv.SetPolicy(t, "rules:\n  weak-password: Warn\n")
@@ -39,12 +41,12 @@ func TestActionModes(t *testing.T) {
 	})
 	t.Run("Audit", func(t *testing.T) {
 		srv.SetPolicy(t, "rules:\n  weak-password: Audit\n")
-		before := srv.Metric(t, "stsguard_findings_total", map[string]string{"rule": engine.WeakPassword, "action": "Audit", "kind": "Secret", "operation": "CREATE"})
+		before := srv.Metric(t, "stsguard_findings_total", map[string]string{"rule": rules.WeakPassword, "action": "Audit", "kind": "Secret", "operation": "CREATE"})
 		w.Take()
 		s := weakSecret(ns)
 		require.NoError(t, c.Create(ctx, s))
 		assert.Empty(t, w.Take(), "Audit findings never reach the user")
-		assert.Equal(t, before+1, srv.Metric(t, "stsguard_findings_total", map[string]string{"rule": engine.WeakPassword, "action": "Audit", "kind": "Secret", "operation": "CREATE"}))
+		assert.Equal(t, before+1, srv.Metric(t, "stsguard_findings_total", map[string]string{"rule": rules.WeakPassword, "action": "Audit", "kind": "Secret", "operation": "CREATE"}))
 		logged(t, `"msg":"audit finding"`, `"name":"`+s.Name+`"`, `"rule":"weak-password","field":"data[password]"`)
 		assert.False(t, strings.Contains(logs.String(), "letmein"), "the value is never logged")
 	})
@@ -62,18 +64,18 @@ func TestExemptionAnnotation(t *testing.T) {
 	ctx := context.Background()
 
 	without := weakSecret(ns)
-	without.Annotations = map[string]string{engine.ExemptAnnotation: engine.WeakPassword}
+	without.Annotations = map[string]string{engine.ExemptAnnotation: rules.WeakPassword}
 	w.Take()
-	denied(t, c.Create(ctx, without), "Secret", engine.WeakPassword, "data[password]")
+	denied(t, c.Create(ctx, without), "Secret", rules.WeakPassword, "data[password]")
 	assert.Contains(t, joined(w.Take()), "metadata.annotations[stsguard.io/exempt-reason]: Required value: stsguard.io/exempt is ignored, so rules weak-password still apply: set stsguard.io/exempt-reason")
 
-	before := srv.Metric(t, "stsguard_exemptions_total", map[string]string{"rule": engine.WeakPassword})
+	before := srv.Metric(t, "stsguard_exemptions_total", map[string]string{"rule": rules.WeakPassword})
 	with := weakSecret(ns)
-	with.Annotations = map[string]string{engine.ExemptAnnotation: engine.WeakPassword, engine.ExemptReasonAnnotation: "OPS-42: fixture for a vendor test suite"}
+	with.Annotations = map[string]string{engine.ExemptAnnotation: rules.WeakPassword, engine.ExemptReasonAnnotation: "OPS-42: fixture for a vendor test suite"}
 	w.Take()
 	require.NoError(t, c.Create(ctx, with))
 	assert.Empty(t, w.Take())
-	assert.Equal(t, before+1, srv.Metric(t, "stsguard_exemptions_total", map[string]string{"rule": engine.WeakPassword}))
+	assert.Equal(t, before+1, srv.Metric(t, "stsguard_exemptions_total", map[string]string{"rule": rules.WeakPassword}))
 	logged(t, `"msg":"exemption used"`, `"name":"`+with.Name+`"`, `"rule":"weak-password","by":"annotation","reason":"OPS-42: fixture for a vendor test suite"`)
 }
 
@@ -89,7 +91,7 @@ func TestNamespaceExemption(t *testing.T) {
 		return c.Create(ctx, weakSecret(sandbox.Name), client.DryRunAll) == nil
 	})
 	require.NoError(t, c.Create(ctx, weakSecret(sandbox.Name)))
-	denied(t, c.Create(ctx, weakSecret(other)), "Secret", engine.WeakPassword, "data[password]")
+	denied(t, c.Create(ctx, weakSecret(other)), "Secret", rules.WeakPassword, "data[password]")
 }
 
 // A policy file that becomes invalid keeps the policy in force, and says so
@@ -114,10 +116,10 @@ func TestMetricsAreExposed(t *testing.T) {
 	c, _ := newClient(t)
 	ns := harness.Namespace(t, c)
 	ctx := context.Background()
-	before := srv.Metric(t, "stsguard_mutations_total", map[string]string{"rule": engine.TerminationGracePeriod})
+	before := srv.Metric(t, "stsguard_mutations_total", map[string]string{"rule": rules.TerminationGracePeriod})
 	require.NoError(t, c.Create(ctx, harness.StatefulSet(ns, "cassandra", "", "cassandra:4.0")))
-	assert.Equal(t, before+1, srv.Metric(t, "stsguard_mutations_total", map[string]string{"rule": engine.TerminationGracePeriod}))
-	assert.Positive(t, srv.Metric(t, "stsguard_findings_total", map[string]string{"rule": engine.ServiceNameEmpty, "action": "Warn", "kind": "StatefulSet", "operation": "CREATE"}))
+	assert.Equal(t, before+1, srv.Metric(t, "stsguard_mutations_total", map[string]string{"rule": rules.TerminationGracePeriod}))
+	assert.Positive(t, srv.Metric(t, "stsguard_findings_total", map[string]string{"rule": rules.ServiceNameEmpty, "action": "Warn", "kind": "StatefulSet", "operation": "CREATE"}))
 	assert.Positive(t, srv.Metric(t, "stsguard_evaluation_duration_seconds", map[string]string{"kind": "StatefulSet", "operation": "CREATE", "webhook": "validating"}))
 	assert.Positive(t, srv.Metric(t, "stsguard_evaluation_duration_seconds", map[string]string{"kind": "StatefulSet", "operation": "CREATE", "webhook": "mutating"}))
 	families := srv.Scrape(t)

@@ -66,10 +66,10 @@ func TestReaderStatefulSetsReferencingSecret(t *testing.T) {
 	want := map[string][]string{"db": {"env-db", "vol-db-tls"}, "tls": {"env-tls", "vol-db-tls"}, "other": {}}
 	for what, r := range map[string]client.Reader{"informer cache": informers, "live client": c} {
 		t.Run(what, func(t *testing.T) {
-			lk := lookup.Reader{Ctx: ctx, Cache: r}
+			lk := lookup.Reader{Cache: r}
 			for secret, names := range want {
 				harness.Eventually(t, "the StatefulSets referencing "+secret, func() bool {
-					got, err := lk.StatefulSetsReferencingSecret(ns, secret)
+					got, err := lk.StatefulSetsReferencingSecret(ctx, ns, secret)
 					require.NoError(t, err)
 					have := []string{}
 					for _, s := range got {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stsguard/stsguard/rules"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
@@ -19,8 +21,8 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/stsguard/stsguard/test/harness"
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/test/harness"
 )
 
 func TestStatefulSetWithoutServiceIsCreatedWithWarning(t *testing.T) {
@@ -40,7 +42,7 @@ func TestStatefulSetWithClusterIPServiceIsDenied(t *testing.T) {
 	ctx := context.Background()
 	require.NoError(t, c.Create(ctx, harness.Service(ns, "web", "", map[string]string{"app": "web"})))
 	err := c.Create(ctx, harness.StatefulSet(ns, "web", "web", "nginx"))
-	fields := harness.InvalidCauses(t, err, engine.HeadlessServiceNotHeadless)
+	fields := harness.InvalidCauses(t, err, rules.HeadlessServiceNotHeadless)
 	assert.Equal(t, []string{"spec.serviceName"}, fields)
 	assert.Contains(t, err.Error(), `StatefulSet.apps "web" is invalid: spec.serviceName: Invalid value: "web"`)
 	assert.Contains(t, err.Error(), "clusterIP: None")
@@ -55,7 +57,7 @@ func TestStatefulSetWithSelectorMismatchIsDenied(t *testing.T) {
 	ctx := context.Background()
 	require.NoError(t, c.Create(ctx, harness.Service(ns, "web", corev1.ClusterIPNone, map[string]string{"app": "frontend"})))
 	err := c.Create(ctx, harness.StatefulSet(ns, "web", "web", "nginx"))
-	assert.Equal(t, []string{"spec.serviceName"}, harness.InvalidCauses(t, err, engine.HeadlessServiceSelectorMismatch))
+	assert.Equal(t, []string{"spec.serviceName"}, harness.InvalidCauses(t, err, rules.HeadlessServiceSelectorMismatch))
 	assert.Contains(t, err.Error(), "selects app=frontend, which does not match the pod template labels app=web")
 }
 
@@ -80,7 +82,7 @@ func TestExistingProblemDoesNotBlockUpdate(t *testing.T) {
 	// exemption lets it in now (as if it predated stsguard).
 	svc := harness.Service(ns, "web", "", map[string]string{"app": "web"})
 	svc.Annotations = map[string]string{
-		engine.ExemptAnnotation:       engine.HeadlessServiceDefault + "," + engine.HeadlessServiceNotHeadless,
+		engine.ExemptAnnotation:       rules.HeadlessServiceDefault + "," + rules.HeadlessServiceNotHeadless,
 		engine.ExemptReasonAnnotation: "test: a Service that predates stsguard",
 	}
 	require.NoError(t, c.Create(ctx, svc))
@@ -96,7 +98,7 @@ func TestExistingProblemDoesNotBlockUpdate(t *testing.T) {
 
 	// A new StatefulSet with the same pairing is still denied.
 	err := c.Create(ctx, harness.StatefulSet(ns, "web2", "web", "nginx"))
-	harness.InvalidCauses(t, err, engine.HeadlessServiceNotHeadless)
+	harness.InvalidCauses(t, err, rules.HeadlessServiceNotHeadless)
 }
 
 // waitForCachedService waits until stsguard's cache has the Service, seen as
@@ -108,7 +110,7 @@ func waitForCachedService(t *testing.T, c client.Client, ns, name string) {
 		probe := harness.StatefulSet(ns, "probe-"+name, name, "nginx")
 		_ = cl.Create(ctx, probe, client.DryRunAll)
 		for _, msg := range w.Take() {
-			if strings.Contains(msg, engine.HeadlessServiceMissing) {
+			if strings.Contains(msg, rules.HeadlessServiceMissing) {
 				return false, nil
 			}
 		}
@@ -146,7 +148,7 @@ func TestSeedPlaintextPasswordIsDenied(t *testing.T) {
 	objs := loadExample(t, "mysql-plaintext-password", ns)
 	require.NoError(t, c.Create(ctx, objs[0]))
 	err := c.Create(ctx, objs[1])
-	assert.Equal(t, []string{"spec.template.spec.containers[0].env[0].value"}, harness.InvalidCauses(t, err, engine.WeakPassword))
+	assert.Equal(t, []string{"spec.template.spec.containers[0].env[0].value"}, harness.InvalidCauses(t, err, rules.WeakPassword))
 	assert.Contains(t, err.Error(), "the password in MYSQL_ROOT_PASSWORD is a well-known default password")
 	assertNoLeak(t, err.Error(), "password")
 	var secret corev1.Secret
@@ -235,7 +237,7 @@ func TestPlaintextPasswordConflictingSecretIsDenied(t *testing.T) {
 	require.NoError(t, c.Create(ctx, objs[0]))
 
 	err := c.Create(ctx, objs[1])
-	fields := harness.InvalidCauses(t, err, engine.PasswordSecretRef)
+	fields := harness.InvalidCauses(t, err, rules.PasswordSecretRef)
 	assert.Equal(t, []string{"spec.template.spec.containers[0].env[0]"}, fields)
 	assert.Contains(t, err.Error(), `already holds a different value under key "mysql-root-password"`)
 	assertNoLeak(t, err.Error(), strongPassword)
@@ -287,7 +289,7 @@ func TestCanaryAnnotationStagesRollout(t *testing.T) {
 	ctx := context.Background()
 	require.NoError(t, c.Create(ctx, harness.Service(ns, "web", corev1.ClusterIPNone, map[string]string{"app": "web"})))
 	sts := harness.StatefulSet(ns, "web", "web", "nginx:1.26")
-	sts.Annotations = map[string]string{engine.CanaryAnnotation: "1"}
+	sts.Annotations = map[string]string{rules.CanaryAnnotation: "1"}
 	require.NoError(t, c.Create(ctx, sts))
 	assert.Equal(t, int32(0), *sts.Spec.UpdateStrategy.RollingUpdate.Partition, "a CREATE is not a rollout")
 

@@ -1,0 +1,90 @@
+package engine
+
+import (
+	"reflect"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// The kinds stsguard reads as context: Lookup serves them, no rule judges
+// them.
+const (
+	// KindStorageClass is storage.k8s.io/v1 StorageClass (cluster-scoped).
+	KindStorageClass Kind = "StorageClass"
+	// KindNamespace is core/v1 Namespace, read for namespaceSelector exemptions.
+	KindNamespace Kind = "Namespace"
+	// KindPersistentVolumeClaim is core/v1 PersistentVolumeClaim.
+	KindPersistentVolumeClaim Kind = "PersistentVolumeClaim"
+)
+
+// APIObject is a typed API object: what controller-runtime calls a
+// client.Object.
+type APIObject interface {
+	metav1.Object
+	runtime.Object
+}
+
+// KindInfo describes one kind stsguard reads.
+type KindInfo struct {
+	// Kind is the kind's name, as "StatefulSet".
+	Kind Kind
+	// GroupVersionKind is the version stsguard reads (apps/v1 StatefulSet).
+	GroupVersionKind schema.GroupVersionKind
+	// Namespaced is false for a cluster-scoped kind.
+	Namespaced bool
+	// Admitted is true for the kinds stsguard's webhooks admit and its
+	// rules judge (Admit's Request.Kind); false for those read as context.
+	Admitted bool
+	// JudgedOnDelete is true for an admitted kind whose rules judge DELETE
+	// (the object is then the request's oldObject).
+	JudgedOnDelete bool
+	// New returns an empty object of the kind's Go type.
+	New func() APIObject
+	// NewList returns an empty list of the kind (for List calls).
+	NewList func() runtime.Object
+}
+
+// Kinds is every kind stsguard reads, admitted kinds first: the one table
+// the server's informers, audit --cluster's listing and the in-memory
+// Lookup (lookup.Objects) are built from.
+var Kinds = []KindInfo{
+	{Kind: KindStatefulSet, GroupVersionKind: appsv1.SchemeGroupVersion.WithKind("StatefulSet"), Namespaced: true, Admitted: true,
+		New: func() APIObject { return &appsv1.StatefulSet{} }, NewList: func() runtime.Object { return &appsv1.StatefulSetList{} }},
+	{Kind: KindService, GroupVersionKind: corev1.SchemeGroupVersion.WithKind("Service"), Namespaced: true, Admitted: true, JudgedOnDelete: true,
+		New: func() APIObject { return &corev1.Service{} }, NewList: func() runtime.Object { return &corev1.ServiceList{} }},
+	{Kind: KindSecret, GroupVersionKind: corev1.SchemeGroupVersion.WithKind("Secret"), Namespaced: true, Admitted: true, JudgedOnDelete: true,
+		New: func() APIObject { return &corev1.Secret{} }, NewList: func() runtime.Object { return &corev1.SecretList{} }},
+	{Kind: KindPersistentVolumeClaim, GroupVersionKind: corev1.SchemeGroupVersion.WithKind("PersistentVolumeClaim"), Namespaced: true,
+		New: func() APIObject { return &corev1.PersistentVolumeClaim{} }, NewList: func() runtime.Object { return &corev1.PersistentVolumeClaimList{} }},
+	{Kind: KindStorageClass, GroupVersionKind: storagev1.SchemeGroupVersion.WithKind("StorageClass"),
+		New: func() APIObject { return &storagev1.StorageClass{} }, NewList: func() runtime.Object { return &storagev1.StorageClassList{} }},
+	{Kind: KindNamespace, GroupVersionKind: corev1.SchemeGroupVersion.WithKind("Namespace"),
+		New: func() APIObject { return &corev1.Namespace{} }, NewList: func() runtime.Object { return &corev1.NamespaceList{} }},
+}
+
+// KindOf returns the entry of Kinds for obj's Go type (*appsv1.StatefulSet,
+// ...), and false for a type stsguard does not read.
+func KindOf(obj any) (KindInfo, bool) {
+	for _, k := range Kinds {
+		if reflect.TypeOf(k.New()) == reflect.TypeOf(obj) {
+			return k, true
+		}
+	}
+	return KindInfo{}, false
+}
+
+// LookupKind returns the entry of Kinds named kind, and false for a kind
+// stsguard does not read.
+func LookupKind(kind Kind) (KindInfo, bool) {
+	for _, k := range Kinds {
+		if k.Kind == kind {
+			return k, true
+		}
+	}
+	return KindInfo{}, false
+}

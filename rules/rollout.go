@@ -1,0 +1,32 @@
+package rules
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/stsguard/stsguard/engine"
+)
+
+// CanaryAnnotation asks for a staged rollout: its value N is the number of
+// pods (the N highest ordinals) that take a new pod template first.
+const CanaryAnnotation = "stsguard.io/canary"
+
+var (
+	canaryPath    = field.NewPath("metadata", "annotations").Key(CanaryAnnotation)
+	partitionPath = field.NewPath("spec", "updateStrategy", "rollingUpdate", "partition")
+)
+
+// templateChanged reports whether an UPDATE changes the pod template, the
+// only change that rolls the pods (compared with equality.Semantic, as the
+// StatefulSet controller's revision hash would differ).
+func templateChanged(in *engine.Input[*appsv1.StatefulSet]) bool {
+	return !equality.Semantic.DeepEqual(in.Object.Spec.Template, in.OldObject.Spec.Template)
+}
+
+func partitionOf(s appsv1.StatefulSetUpdateStrategy) *int32 {
+	if s.RollingUpdate == nil {
+		return nil
+	}
+	return s.RollingUpdate.Partition
+}

@@ -1,0 +1,42 @@
+package rules
+
+import (
+	"context"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
+
+	"github.com/stsguard/stsguard/engine"
+)
+
+// TerminationGracePeriodShort is the ID of rule termination-grace-period-short.
+const TerminationGracePeriodShort = "termination-grace-period-short"
+
+var terminationGracePeriodShort = engine.Rule{
+	ID: TerminationGracePeriodShort, Area: engine.AreaRollout, Action: engine.Warn,
+
+	Description: "terminationGracePeriodSeconds is below the image profile's value and termination-grace-period did not raise it (the mutation is Off, or the value was set explicitly).",
+	StatefulSet: checkGracePeriodShort,
+}
+
+func checkGracePeriodShort(_ context.Context, in *engine.Input[*appsv1.StatefulSet], _ engine.Lookup) field.ErrorList {
+	cfg := in.Config
+	if !createOrTemplateChanged(in) {
+		return nil
+	}
+	pod := &in.Object.Spec.Template.Spec
+	want, profile := profileGracePeriod(cfg, pod)
+	cur := ptr.Deref(pod.TerminationGracePeriodSeconds, DefaultTerminationGracePeriodSeconds)
+	if want == 0 || cur >= want {
+		return nil
+	}
+	if cfg.MutationOn(TerminationGracePeriod) && cur == DefaultTerminationGracePeriodSeconds {
+		return nil // termination-grace-period raises it
+	}
+	return field.ErrorList{field.Invalid(podSpecPath.Child("terminationGracePeriodSeconds"), cur, fmt.Sprintf(
+		"is below the %ds a %s pod needs to flush and leave its cluster cleanly: on every rolling update and node drain the kubelet kills it mid-shutdown, which risks a crash recovery or lost writes; set it to %d",
+		want, profile, want))}
+}
