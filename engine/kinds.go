@@ -35,6 +35,8 @@ type KindInfo struct {
 	Kind Kind
 	// GroupVersionKind is the version stsguard reads (apps/v1 StatefulSet).
 	GroupVersionKind schema.GroupVersionKind
+	// Resource is the kind's resource (plural, lower case: "statefulsets").
+	Resource string
 	// Namespaced is false for a cluster-scoped kind.
 	Namespaced bool
 	// Admitted is true for the kinds stsguard's webhooks admit and its
@@ -53,18 +55,24 @@ type KindInfo struct {
 // the server's informers, audit --cluster's listing and the in-memory
 // Lookup (lookup.Objects) are built from.
 var Kinds = []KindInfo{
-	{Kind: KindStatefulSet, GroupVersionKind: appsv1.SchemeGroupVersion.WithKind("StatefulSet"), Namespaced: true, Admitted: true,
+	{Kind: KindStatefulSet, Resource: "statefulsets", GroupVersionKind: appsv1.SchemeGroupVersion.WithKind("StatefulSet"), Namespaced: true, Admitted: true,
 		New: func() APIObject { return &appsv1.StatefulSet{} }, NewList: func() runtime.Object { return &appsv1.StatefulSetList{} }},
-	{Kind: KindService, GroupVersionKind: corev1.SchemeGroupVersion.WithKind("Service"), Namespaced: true, Admitted: true, JudgedOnDelete: true,
+	{Kind: KindService, Resource: "services", GroupVersionKind: corev1.SchemeGroupVersion.WithKind("Service"), Namespaced: true, Admitted: true, JudgedOnDelete: true,
 		New: func() APIObject { return &corev1.Service{} }, NewList: func() runtime.Object { return &corev1.ServiceList{} }},
-	{Kind: KindSecret, GroupVersionKind: corev1.SchemeGroupVersion.WithKind("Secret"), Namespaced: true, Admitted: true, JudgedOnDelete: true,
+	{Kind: KindSecret, Resource: "secrets", GroupVersionKind: corev1.SchemeGroupVersion.WithKind("Secret"), Namespaced: true, Admitted: true, JudgedOnDelete: true,
 		New: func() APIObject { return &corev1.Secret{} }, NewList: func() runtime.Object { return &corev1.SecretList{} }},
-	{Kind: KindPersistentVolumeClaim, GroupVersionKind: corev1.SchemeGroupVersion.WithKind("PersistentVolumeClaim"), Namespaced: true,
+	{Kind: KindPersistentVolumeClaim, Resource: "persistentvolumeclaims", GroupVersionKind: corev1.SchemeGroupVersion.WithKind("PersistentVolumeClaim"), Namespaced: true,
 		New: func() APIObject { return &corev1.PersistentVolumeClaim{} }, NewList: func() runtime.Object { return &corev1.PersistentVolumeClaimList{} }},
-	{Kind: KindStorageClass, GroupVersionKind: storagev1.SchemeGroupVersion.WithKind("StorageClass"),
+	{Kind: KindStorageClass, Resource: "storageclasses", GroupVersionKind: storagev1.SchemeGroupVersion.WithKind("StorageClass"),
 		New: func() APIObject { return &storagev1.StorageClass{} }, NewList: func() runtime.Object { return &storagev1.StorageClassList{} }},
-	{Kind: KindNamespace, GroupVersionKind: corev1.SchemeGroupVersion.WithKind("Namespace"),
+	{Kind: KindNamespace, Resource: "namespaces", GroupVersionKind: corev1.SchemeGroupVersion.WithKind("Namespace"),
 		New: func() APIObject { return &corev1.Namespace{} }, NewList: func() runtime.Object { return &corev1.NamespaceList{} }},
+}
+
+// GroupResource returns the kind's group and resource, as NotFound errors
+// name them.
+func (k *KindInfo) GroupResource() schema.GroupResource {
+	return schema.GroupResource{Group: k.GroupVersionKind.Group, Resource: k.Resource}
 }
 
 // KindOf returns the entry of Kinds for obj's Go type (*appsv1.StatefulSet,

@@ -9,6 +9,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/stsguard/stsguard/engine"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -18,27 +20,25 @@ import (
 	"github.com/stsguard/stsguard/internal/podrefs"
 )
 
-// Objects is a Lookup over an in-memory set of objects. Build it with
-// NewObjects; it is not safe for concurrent Add.
+// Objects is a Lookup over an in-memory set of objects of the kinds the
+// rules read (engine.Kinds). Build it with NewObjects; it is not safe for
+// concurrent Add.
 type Objects struct {
-	services       map[string]*corev1.Service
-	secrets        map[string]*corev1.Secret
-	statefulSets   map[string][]*appsv1.StatefulSet // by namespace
-	storageClasses map[string]*storagev1.StorageClass
-	namespaces     map[string]*corev1.Namespace
-	claims         map[string][]*corev1.PersistentVolumeClaim // by namespace
+	// byKind holds each kind's objects by namespace ("" for a
+	// cluster-scoped kind).
+	byKind map[engine.Kind]map[string]*namespaceObjects
+}
+
+// namespaceObjects are the objects of one kind in one namespace, in the
+// order added.
+type namespaceObjects struct {
+	list   []engine.APIObject
+	byName map[string]int // index into list
 }
 
 // NewObjects returns a Lookup over objs (see Add).
 func NewObjects(objs ...runtime.Object) (*Objects, error) {
-	o := &Objects{
-		services:       map[string]*corev1.Service{},
-		secrets:        map[string]*corev1.Secret{},
-		statefulSets:   map[string][]*appsv1.StatefulSet{},
-		storageClasses: map[string]*storagev1.StorageClass{},
-		namespaces:     map[string]*corev1.Namespace{},
-		claims:         map[string][]*corev1.PersistentVolumeClaim{},
-	}
+	o := &Objects{byKind: map[engine.Kind]map[string]*namespaceObjects{}}
 	for _, obj := range objs {
 		if err := o.Add(obj); err != nil {
 			return nil, err
@@ -56,64 +56,78 @@ func MustObjects(objs ...runtime.Object) *Objects {
 	return o
 }
 
-// Add adds a typed *corev1.Service, *corev1.Secret, *appsv1.StatefulSet,
-// *storagev1.StorageClass, *corev1.Namespace or
-// *corev1.PersistentVolumeClaim; an object with the same
-// namespace and name replaces the earlier one. Any other type is an error.
-// The objects are kept, not copied.
+// Add adds a typed object of a kind of engine.Kinds (*appsv1.StatefulSet,
+// *corev1.Service, *corev1.Secret, *corev1.PersistentVolumeClaim,
+// *storagev1.StorageClass, *corev1.Namespace); an object with the same
+// kind, namespace and name replaces the earlier one, in its place. Any
+// other type is an error. The objects are kept, not copied.
 func (o *Objects) Add(obj runtime.Object) error {
-	switch v := obj.(type) {
-	case *corev1.Service:
-		o.services[v.Namespace+"/"+v.Name] = v
-	case *corev1.Secret:
-		o.secrets[v.Namespace+"/"+v.Name] = v
-	case *appsv1.StatefulSet:
-		list := o.statefulSets[v.Namespace]
-		for i, have := range list {
-			if have.Name == v.Name {
-				list[i] = v
-				return nil
-			}
-		}
-		o.statefulSets[v.Namespace] = append(list, v)
-	case *storagev1.StorageClass:
-		o.storageClasses[v.Name] = v
-	case *corev1.Namespace:
-		o.namespaces[v.Name] = v
-	case *corev1.PersistentVolumeClaim:
-		list := o.claims[v.Namespace]
-		for i, have := range list {
-			if have.Name == v.Name {
-				list[i] = v
-				return nil
-			}
-		}
-		o.claims[v.Namespace] = append(list, v)
-	default:
+	k, ok := engine.KindOf(obj)
+	if !ok {
 		return fmt.Errorf("lookup: %T is not a kind the rules read", obj)
 	}
+	a := obj.(engine.APIObject)
+	byNS := o.byKind[k.Kind]
+	if byNS == nil {
+		byNS = map[string]*namespaceObjects{}
+		o.byKind[k.Kind] = byNS
+	}
+	ns := a.GetNamespace()
+	if !k.Namespaced {
+		ns = ""
+	}
+	objs := byNS[ns]
+	if objs == nil {
+		objs = &namespaceObjects{byName: map[string]int{}}
+		byNS[ns] = objs
+	}
+	if i, ok := objs.byName[a.GetName()]; ok {
+		objs.list[i] = a
+		return nil
+	}
+	objs.byName[a.GetName()] = len(objs.list)
+	objs.list = append(objs.list, a)
 	return nil
+}
+
+// get returns the object of kind namespace/name, or a NotFound error.
+func get[T engine.APIObject](o *Objects, kind engine.Kind, namespace, name string) (T, error) {
+	if objs := o.byKind[kind][namespace]; objs != nil {
+		if i, ok := objs.byName[name]; ok {
+			return objs.list[i].(T), nil
+		}
+	}
+	var zero T
+	k, _ := engine.LookupKind(kind)
+	return zero, apierrors.NewNotFound(k.GroupResource(), name)
+}
+
+// list returns the objects of kind in namespace, in the order added.
+func list[T engine.APIObject](o *Objects, kind engine.Kind, namespace string) []T {
+	objs := o.byKind[kind][namespace]
+	if objs == nil {
+		return nil
+	}
+	out := make([]T, len(objs.list))
+	for i, obj := range objs.list {
+		out[i] = obj.(T)
+	}
+	return out
 }
 
 // Service returns the Service namespace/name or a NotFound error.
 func (o *Objects) Service(_ context.Context, namespace, name string) (*corev1.Service, error) {
-	if s, ok := o.services[namespace+"/"+name]; ok {
-		return s, nil
-	}
-	return nil, apierrors.NewNotFound(corev1.Resource("services"), name)
+	return get[*corev1.Service](o, engine.KindService, namespace, name)
 }
 
 // Secret returns the Secret namespace/name or a NotFound error.
 func (o *Objects) Secret(_ context.Context, namespace, name string) (*corev1.Secret, error) {
-	if s, ok := o.secrets[namespace+"/"+name]; ok {
-		return s, nil
-	}
-	return nil, apierrors.NewNotFound(corev1.Resource("secrets"), name)
+	return get[*corev1.Secret](o, engine.KindSecret, namespace, name)
 }
 
 // StatefulSets returns the StatefulSets of namespace in the order added.
 func (o *Objects) StatefulSets(_ context.Context, namespace string) ([]*appsv1.StatefulSet, error) {
-	return o.statefulSets[namespace], nil
+	return list[*appsv1.StatefulSet](o, engine.KindStatefulSet, namespace), nil
 }
 
 // StatefulSetsReferencingSecret returns the StatefulSets of namespace whose
@@ -121,35 +135,25 @@ func (o *Objects) StatefulSets(_ context.Context, namespace string) ([]*appsv1.S
 // the namespace's StatefulSets on every call: Objects holds a manifest set
 // or a test's objects, not a cluster's.
 func (o *Objects) StatefulSetsReferencingSecret(_ context.Context, namespace, secret string) ([]*appsv1.StatefulSet, error) {
-	return podrefs.StatefulSetsReferencing(o.statefulSets[namespace], secret), nil
+	return podrefs.StatefulSetsReferencing(list[*appsv1.StatefulSet](o, engine.KindStatefulSet, namespace), secret), nil
 }
 
 // StorageClass returns the StorageClass name or a NotFound error.
 func (o *Objects) StorageClass(_ context.Context, name string) (*storagev1.StorageClass, error) {
-	if s, ok := o.storageClasses[name]; ok {
-		return s, nil
-	}
-	return nil, apierrors.NewNotFound(storagev1.Resource("storageclasses"), name)
+	return get[*storagev1.StorageClass](o, engine.KindStorageClass, "", name)
 }
 
-// StorageClasses returns every StorageClass, in no particular order.
+// StorageClasses returns every StorageClass, in the order added.
 func (o *Objects) StorageClasses(_ context.Context) ([]*storagev1.StorageClass, error) {
-	out := make([]*storagev1.StorageClass, 0, len(o.storageClasses))
-	for _, s := range o.storageClasses {
-		out = append(out, s)
-	}
-	return out, nil
+	return list[*storagev1.StorageClass](o, engine.KindStorageClass, ""), nil
 }
 
 // Namespace returns the Namespace name or a NotFound error.
 func (o *Objects) Namespace(_ context.Context, name string) (*corev1.Namespace, error) {
-	if n, ok := o.namespaces[name]; ok {
-		return n, nil
-	}
-	return nil, apierrors.NewNotFound(corev1.Resource("namespaces"), name)
+	return get[*corev1.Namespace](o, engine.KindNamespace, "", name)
 }
 
 // PersistentVolumeClaims returns the PVCs of namespace in the order added.
 func (o *Objects) PersistentVolumeClaims(_ context.Context, namespace string) ([]*corev1.PersistentVolumeClaim, error) {
-	return o.claims[namespace], nil
+	return list[*corev1.PersistentVolumeClaim](o, engine.KindPersistentVolumeClaim, namespace), nil
 }
