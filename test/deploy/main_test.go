@@ -190,20 +190,5 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // its metrics in-process); 0 when there are none.
 func sample(t *testing.T, name, label, value string) float64 {
 	t.Helper()
-	mfs, err := metrics.Registry.Gather()
-	require.NoError(t, err)
-	var n float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					n += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-				}
-			}
-		}
-	}
-	return n
+	return harness.Value(t, metrics.Registry, name, map[string]string{label: value})
 }
