@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -152,7 +153,7 @@ func setWebhooks(t *testing.T, f func(*admissionregistrationv1.WebhookClientConf
 	require.NoError(t, c.Update(ctx, vwc))
 	t.Cleanup(func() {
 		for _, restore := range []client.Object{origM, origV} {
-			err := retryOnConflict(func() error {
+			err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 				cur := restore.DeepCopyObject().(client.Object)
 				if err := c.Get(ctx, client.ObjectKeyFromObject(restore), cur); err != nil {
 					return err
@@ -163,14 +164,6 @@ func setWebhooks(t *testing.T, f func(*admissionregistrationv1.WebhookClientConf
 			require.NoError(t, err)
 		}
 	})
-}
-
-func retryOnConflict(f func() error) error {
-	for {
-		if err := f(); !apierrors.IsConflict(err) {
-			return err
-		}
-	}
 }
 
 func failurePolicy(p admissionregistrationv1.FailurePolicyType) func(*admissionregistrationv1.WebhookClientConfig, **admissionregistrationv1.FailurePolicyType) {
