@@ -1,10 +1,9 @@
 package podrefs
 
 import (
-	"sort"
-
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 )
@@ -117,16 +116,11 @@ func SecretNames(pod *corev1.PodSpec) []string {
 	if len(refs) == 0 {
 		return nil
 	}
-	seen := make(map[string]bool, len(refs))
-	var out []string
+	names := sets.New[string]()
 	for _, r := range refs {
-		if !seen[r.Secret] {
-			seen[r.Secret] = true
-			out = append(out, r.Secret)
-		}
+		names.Insert(r.Secret)
 	}
-	sort.Strings(out)
-	return out
+	return sets.List(names)
 }
 
 // References reports whether pod references Secret secret (any reference

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/client-go/util/cert"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/stsguard/stsguard/certs"
 	"github.com/stsguard/stsguard/server"
@@ -33,12 +35,15 @@ const (
 	testCertValidity = 4 * time.Second
 )
 
-// gauge returns the value of the gauge name{certificate=cert}, 0 when
-// there is none.
-func gauge(t *testing.T, name, cert string) float64 {
-	t.Helper()
-	return sample(t, name, "certificate", cert)
-}
+// expiryMetric is stsguard_certificate_expiry_timestamp_seconds as served
+// with --manage-certs, given the CA's and the serving certificate's
+// NotAfter in Unix seconds.
+const expiryMetric = `
+# HELP stsguard_certificate_expiry_timestamp_seconds NotAfter of the certificate stsguard serves with (certificate=serving) and of the CA that signed it when stsguard manages it (certificate=ca), in seconds since the Unix epoch.
+# TYPE stsguard_certificate_expiry_timestamp_seconds gauge
+stsguard_certificate_expiry_timestamp_seconds{certificate="ca"} %d
+stsguard_certificate_expiry_timestamp_seconds{certificate="serving"} %d
+`
 
 // rotations follows the managed Secret: every serving certificate and every
 // signing CA it has held.
@@ -212,18 +217,25 @@ func TestManageCertsRotatesWithoutAFailedRequest(t *testing.T) {
 	})
 	assert.Equal(t, corev1.SecretTypeTLS, s.Type)
 
-	// The expiry metric follows the certificates in use (still rotating).
-	eventually(t, "stsguard_certificate_expiry_timestamp_seconds follows the Secret", func() bool {
+	// The expiry metric follows the certificates in use (still rotating):
+	// exactly the CA's and the serving certificate's NotAfter.
+	var mismatch error
+	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		now := &corev1.Secret{}
 		if c.Get(ctx, key, now) != nil {
-			return false
+			return false, nil
 		}
 		leaf, err1 := cert.ParseCertsPEM(now.Data[certs.CertFile])
 		cas, err2 := cert.ParseCertsPEM(now.Data[certs.CAFile])
-		return err1 == nil && err2 == nil &&
-			gauge(t, "stsguard_certificate_expiry_timestamp_seconds", "serving") == float64(leaf[0].NotAfter.Unix()) &&
-			gauge(t, "stsguard_certificate_expiry_timestamp_seconds", "ca") == float64(cas[0].NotAfter.Unix())
+		if err1 != nil || err2 != nil {
+			return false, nil
+		}
+		mismatch = testutil.GatherAndCompare(metrics.Registry,
+			strings.NewReader(fmt.Sprintf(expiryMetric, cas[0].NotAfter.Unix(), leaf[0].NotAfter.Unix())),
+			"stsguard_certificate_expiry_timestamp_seconds")
+		return mismatch == nil, nil
 	})
+	require.NoError(t, err, "stsguard_certificate_expiry_timestamp_seconds follows the Secret: %v", mismatch)
 	for _, secretValue := range []string{string(s.Data[certs.KeyFile]), string(s.Data[certs.CAKeyFile])} {
 		assert.NotContains(t, logs.String(), strings.TrimSpace(secretValue)[40:80], "no key material in the logs")
 	}

@@ -24,6 +24,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/cert"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -243,7 +244,7 @@ func (h *chartRelease) upgrade(prev string, found bool) {
 	wctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		for wctx.Err() == nil {
+		wait.UntilWithContext(wctx, func(context.Context) {
 			now := h.certState()
 			d := &appsv1.Deployment{}
 			err := h.c.Get(ctx, client.ObjectKey{Namespace: h.namespace, Name: h.name}, d)
@@ -256,8 +257,7 @@ func (h *chartRelease) upgrade(prev string, found bool) {
 				problems = append(problems, fmt.Sprintf("no available replica (%v)", err))
 			}
 			mu.Unlock()
-			time.Sleep(20 * time.Millisecond)
-		}
+		}, 20*time.Millisecond)
 	})
 	h.helm("upgrade", h.name, chartDir(), "--namespace", h.namespace, "--values", valuesFile(t, h.values), "--wait", "--timeout", "2m")
 	stop()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,7 +70,7 @@ func TestChartEqualsKustomize(t *testing.T) {
 			require.NotNil(t, ns, "deploy/%s has the Namespace", c.dir)
 			delete(kustomize, "Namespace//stsguard-system")
 			assert.Equal(t, "restricted", ns.GetLabels()["pod-security.kubernetes.io/enforce"])
-			assert.ElementsMatch(t, keys(chart), keys(kustomize), "the same objects")
+			assert.ElementsMatch(t, slices.Sorted(maps.Keys(chart)), slices.Sorted(maps.Keys(kustomize)), "the same objects")
 			for k, want := range chart {
 				withoutHelmLabels(want)
 				if got, ok := kustomize[k]; ok {
@@ -99,15 +100,6 @@ func byKey(t *testing.T, objs []client.Object) map[string]client.Object {
 		m[k] = o
 	}
 	return m
-}
-
-func keys(m map[string]client.Object) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
 
 // toMap is o as JSON data, so that a difference is shown field by field.

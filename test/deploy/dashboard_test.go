@@ -1,8 +1,11 @@
 package deploy
 
 import (
+	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,6 +17,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/util/sets"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
@@ -161,42 +166,46 @@ func substitute(t *testing.T, where, expr string, defined []string) string {
 // metrics with.
 func stsguardWebhookNames(t *testing.T) []string {
 	t.Helper()
-	var names []string
+	names := sets.New[string]()
 	err := filepath.WalkDir(filepath.Join(harness.Root(), "deploy"), func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".yaml") {
 			return err
 		}
-		raw, err := os.ReadFile(path)
+		f, err := os.Open(path)
 		if err != nil {
 			return err
 		}
-		for _, doc := range yamlDocument.Split(string(raw), -1) {
+		defer f.Close()
+		docs := utilyaml.NewYAMLReader(bufio.NewReader(f))
+		for {
+			doc, err := docs.Read()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
 			var obj struct {
 				Kind     string `json:"kind"`
 				Webhooks []struct {
 					Name string `json:"name"`
 				} `json:"webhooks"`
 			}
-			if yaml.Unmarshal([]byte(doc), &obj) != nil { // not an object: a JSON patch, ...
+			if yaml.Unmarshal(doc, &obj) != nil { // not an object: a JSON patch, ...
 				continue
 			}
 			if obj.Kind != "MutatingWebhookConfiguration" && obj.Kind != "ValidatingWebhookConfiguration" {
 				continue
 			}
 			for _, w := range obj.Webhooks {
-				if !slices.Contains(names, w.Name) {
-					names = append(names, w.Name)
-				}
+				names.Insert(w.Name)
 			}
 		}
-		return nil
 	})
 	require.NoError(t, err)
 	require.NotEmpty(t, names, "webhook configurations in deploy/")
-	return names
+	return sets.List(names)
 }
-
-var yamlDocument = regexp.MustCompile(`(?m)^---\s*$`)
 
 // checkDashboardExpr checks one PromQL expression of the dashboard (after
 // substitute): the metrics (checkPromQL), and that each selects the right

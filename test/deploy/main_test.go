@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -152,7 +153,7 @@ func setWebhooks(t *testing.T, f func(*admissionregistrationv1.WebhookClientConf
 	require.NoError(t, c.Update(ctx, vwc))
 	t.Cleanup(func() {
 		for _, restore := range []client.Object{origM, origV} {
-			err := retryOnConflict(func() error {
+			err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 				cur := restore.DeepCopyObject().(client.Object)
 				if err := c.Get(ctx, client.ObjectKeyFromObject(restore), cur); err != nil {
 					return err
@@ -163,14 +164,6 @@ func setWebhooks(t *testing.T, f func(*admissionregistrationv1.WebhookClientConf
 			require.NoError(t, err)
 		}
 	})
-}
-
-func retryOnConflict(f func() error) error {
-	for {
-		if err := f(); !apierrors.IsConflict(err) {
-			return err
-		}
-	}
 }
 
 func failurePolicy(p admissionregistrationv1.FailurePolicyType) func(*admissionregistrationv1.WebhookClientConfig, **admissionregistrationv1.FailurePolicyType) {
@@ -190,20 +183,5 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // its metrics in-process); 0 when there are none.
 func sample(t *testing.T, name, label, value string) float64 {
 	t.Helper()
-	mfs, err := metrics.Registry.Gather()
-	require.NoError(t, err)
-	var n float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					n += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-				}
-			}
-		}
-	}
-	return n
+	return harness.Value(t, metrics.Registry, name, map[string]string{label: value})
 }

@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/sets"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -241,10 +242,7 @@ func checkWebhooks(t *testing.T, r *rendered, d *appsv1.Deployment) {
 	svc := one[*corev1.Service](t, r, "stsguard")
 	sa := d.Spec.Template.Spec.ServiceAccountName
 	self := fmt.Sprintf("'system:serviceaccount:%s:%s'", d.Namespace, sa)
-	served := map[string]bool{}
-	for p := range (&webhook.Handlers{}).Webhooks() {
-		served[p] = true
-	}
+	served := sets.KeySet((&webhook.Handlers{}).Webhooks())
 	type common struct {
 		name       string
 		cc         admissionregistrationv1.WebhookClientConfig
@@ -271,7 +269,7 @@ func checkWebhooks(t *testing.T, r *rendered, d *appsv1.Deployment) {
 			assert.Equal(t, svc.Name, h.cc.Service.Name)
 			assert.Equal(t, svc.Namespace, h.cc.Service.Namespace)
 			assert.Equal(t, svc.Spec.Ports[0].Port, *h.cc.Service.Port)
-			assert.True(t, served[*h.cc.Service.Path], "stsguard serves no %s", *h.cc.Service.Path)
+			assert.True(t, served.Has(*h.cc.Service.Path), "stsguard serves no %s", *h.cc.Service.Path)
 			require.NotNil(t, h.timeout)
 			assert.LessOrEqual(t, *h.timeout, int32(5))
 			assert.NotNil(t, h.failure, "failurePolicy must be stated")

@@ -6,8 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"slices"
 	"strings"
 	"testing"
 
@@ -30,39 +28,27 @@ type decision struct {
 	Mutations []string `json:"mutations"`
 }
 
-var ruleTag = regexp.MustCompile(`\[rule: ([a-z0-9-]+)\]`)
-
 // fromKubectl reads a decision off what `kubectl apply` printed for one
 // object: a non-zero exit is a denial whose [rule: X] tags are the Deny
 // rules; "Warning:" lines are warnings, or mutations when stsguard says it
 // changed something.
 func fromKubectl(t *testing.T, res harness.KubectlResult) (denied bool, deny, warn, mutations []string) {
 	t.Helper()
-	add := func(list []string, line string) []string {
-		for _, m := range ruleTag.FindAllStringSubmatch(line, -1) {
-			if !slices.Contains(list, m[1]) {
-				list = append(list, m[1])
-			}
-		}
-		return list
-	}
+	var denials, warnings, changes []string
 	for _, line := range strings.Split(res.Stderr, "\n") {
 		switch w, ok := strings.CutPrefix(line, "Warning: "); {
 		case ok && strings.Contains(w, "changed by stsguard"):
-			mutations = add(mutations, w)
+			changes = append(changes, w)
 		case ok:
-			warn = add(warn, w)
+			warnings = append(warnings, w)
 		default:
-			deny = add(deny, line)
+			denials = append(denials, line)
 		}
 	}
 	if res.ExitCode != 0 {
 		require.Regexp(t, `is invalid: .*\[rule: `, res.Stderr, "kubectl failed for another reason than a denial")
 	}
-	slices.Sort(deny)
-	slices.Sort(warn)
-	slices.Sort(mutations)
-	return res.ExitCode != 0, deny, warn, mutations
+	return res.ExitCode != 0, harness.RuleIDs(denials...), harness.RuleIDs(warnings...), harness.RuleIDs(changes...)
 }
 
 // stsguard audit replays admission in the order kubectl applies objects;

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -116,16 +117,7 @@ func startResizer(t *testing.T, c client.Client, ns string) *resizer {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-cctx.Done():
-				return
-			case <-tick.C:
-				r.reconcile(cctx)
-			}
-		}
+		wait.UntilWithContext(cctx, r.reconcile, 50*time.Millisecond)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	return r
@@ -334,18 +326,8 @@ func waitUntil(t *testing.T, cond func(ctx context.Context) bool) context.Contex
 	t.Cleanup(func() { cancel(); <-done })
 	go func() {
 		defer close(done)
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				if cond(ctx) {
-					cancel()
-					return
-				}
-			}
+		if wait.PollUntilContextCancel(ctx, 20*time.Millisecond, false, func(ctx context.Context) (bool, error) { return cond(ctx), nil }) == nil {
+			cancel()
 		}
 	}()
 	return ctx

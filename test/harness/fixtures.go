@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -157,4 +159,22 @@ func BuildStsguard(t testing.TB) string {
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	return bin
+}
+
+// ruleTag finds the "[rule: ID]" tags of stsguard's messages.
+var ruleTag = regexp.MustCompile(`\[rule: ([a-z0-9-]+)\]`)
+
+// RuleIDs returns the rule IDs tagged in msgs, sorted, each once; nil for
+// none.
+func RuleIDs(msgs ...string) []string {
+	ids := sets.New[string]()
+	for _, m := range msgs {
+		for _, sub := range ruleTag.FindAllStringSubmatch(m, -1) {
+			ids.Insert(sub[1])
+		}
+	}
+	if ids.Len() == 0 {
+		return nil
+	}
+	return sets.List(ids)
 }

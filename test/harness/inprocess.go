@@ -3,15 +3,12 @@ package harness
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/stsguard/stsguard/server"
@@ -129,45 +126,16 @@ func (s *InProcess) WritePolicy(t *testing.T, body string) {
 	require.NoError(t, os.Rename(tmp, s.PolicyFile))
 }
 
-// Scrape returns stsguard's /metrics.
-func (s *InProcess) Scrape(t testing.TB) map[string]*dto.MetricFamily {
-	t.Helper()
-	resp, err := http.Get("http://" + s.MetricsAddr + "/metrics")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	require.NoError(t, err)
-	return families
+// Metrics returns stsguard's /metrics, scraped over HTTP on every Gather:
+// read it with Metric or client_golang's testutil.
+func (s *InProcess) Metrics() prometheus.Gatherer {
+	return MetricsEndpoint("http://" + s.MetricsAddr + "/metrics")
 }
 
-// Metric returns the sum of the counters (or of the histograms' sample
-// counts) named name whose labels include want; 0 when there is none.
-func (s *InProcess) Metric(t *testing.T, name string, want map[string]string) float64 {
+// Metric returns Value(name, want) of stsguard's /metrics: the sum of the
+// counters (or of the histograms' sample counts) named name whose labels
+// include want; 0 when there is none.
+func (s *InProcess) Metric(t testing.TB, name string, want map[string]string) float64 {
 	t.Helper()
-	f, ok := s.Scrape(t)[name]
-	if !ok {
-		return 0
-	}
-	var sum float64
-next:
-	for _, m := range f.GetMetric() {
-		have := map[string]string{}
-		for _, l := range m.GetLabel() {
-			have[l.GetName()] = l.GetValue()
-		}
-		for k, v := range want {
-			if have[k] != v {
-				continue next
-			}
-		}
-		switch {
-		case m.GetCounter() != nil:
-			sum += m.GetCounter().GetValue()
-		case m.GetHistogram() != nil:
-			sum += float64(m.GetHistogram().GetSampleCount())
-		}
-	}
-	return sum
+	return Value(t, s.Metrics(), name, want)
 }

@@ -8,8 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"sort"
 	"strings"
 	"testing"
 
@@ -108,30 +106,11 @@ spec:
 	assert.Equal(t, 1, r.Summary.Objects)
 }
 
-// ruleTag finds the "[rule: ID]" tags of stsguard's messages.
-var ruleTag = regexp.MustCompile(`\[rule: ([a-z0-9-]+)\]`)
-
 // observed is what the apiserver answered to one create: the same fields
 // as an audit.Decision.
 type observed struct {
 	Denied               bool
 	Deny, Warn, Mutation []string
-}
-
-// ruleSet returns the rule IDs tagged in msgs, sorted, each once; nil for none.
-func ruleSet(msgs []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, m := range msgs {
-		for _, sub := range ruleTag.FindAllStringSubmatch(m, -1) {
-			if !seen[sub[1]] {
-				seen[sub[1]] = true
-				out = append(out, sub[1])
-			}
-		}
-	}
-	sort.Strings(out)
-	return out
 }
 
 // TestAuditReplayMatchesTheWebhooks creates the objects of each manifest
@@ -226,9 +205,9 @@ spec:
 						warns = append(warns, msg)
 					}
 				}
-				ob.Warn, ob.Mutation = ruleSet(warns), ruleSet(changes)
+				ob.Warn, ob.Mutation = harness.RuleIDs(warns...), harness.RuleIDs(changes...)
 				if err != nil {
-					ob.Denied, ob.Deny = true, ruleSet([]string{err.Error()})
+					ob.Denied, ob.Deny = true, harness.RuleIDs(err.Error())
 				}
 				got = append(got, fmt.Sprintf("%s/%s %+v", o.GVK.Kind, o.Name, ob))
 				if sts, ok := obj.(*appsv1.StatefulSet); ok && err == nil {
