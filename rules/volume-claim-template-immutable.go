@@ -4,13 +4,14 @@ import (
 	"context"
 	"fmt"
 	"reflect"
-	"sort"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/stsguard/stsguard/engine"
 )
@@ -41,8 +42,8 @@ func checkTemplateImmutable(ctx context.Context, in *engine.Input[*appsv1.Statef
 }
 
 // changedPaths returns the JSON field paths at which a and b differ, below
-// base, by walking their unstructured (JSON) forms. A list whose length
-// changed is reported as one path.
+// base, comparing their unstructured (JSON) forms with go-cmp. A list whose
+// length changed is reported as one path; status is left out.
 func changedPaths(base *field.Path, a, b *corev1.PersistentVolumeClaim) []*field.Path {
 	ua, errA := runtime.DefaultUnstructuredConverter.ToUnstructured(a)
 	ub, errB := runtime.DefaultUnstructuredConverter.ToUnstructured(b)
@@ -51,47 +52,59 @@ func changedPaths(base *field.Path, a, b *corev1.PersistentVolumeClaim) []*field
 	}
 	delete(ua, "status")
 	delete(ub, "status")
-	var out []*field.Path
-	walkDiff(base, ua, ub, &out)
-	if len(out) == 0 { // only a status or formatting difference
-		out = append(out, base)
+	r := &pathReporter{base: base}
+	cmp.Equal(ua, ub, cmp.Reporter(r))
+	if len(r.paths) == 0 { // only a status or formatting difference
+		r.paths = append(r.paths, base)
 	}
-	return out
+	return r.paths
 }
 
-func walkDiff(p *field.Path, a, b any, out *[]*field.Path) {
-	switch av := a.(type) {
-	case map[string]any:
-		bv, ok := b.(map[string]any)
-		if !ok {
-			*out = append(*out, p)
-			return
-		}
-		keys := make([]string, 0, len(av)+len(bv))
-		for k := range av {
-			keys = append(keys, k)
-		}
-		for k := range bv {
-			if _, ok := av[k]; !ok {
-				keys = append(keys, k)
+// pathReporter is a go-cmp reporter that collects the field path of each
+// difference, in the order go-cmp finds them (map keys sorted).
+type pathReporter struct {
+	base  *field.Path
+	steps cmp.Path
+	paths []*field.Path
+}
+
+func (r *pathReporter) PushStep(s cmp.PathStep) { r.steps = append(r.steps, s) }
+func (r *pathReporter) PopStep()                { r.steps = r.steps[:len(r.steps)-1] }
+
+func (r *pathReporter) Report(res cmp.Result) {
+	if res.Equal() {
+		return
+	}
+	p := r.base
+	for i, s := range r.steps {
+		switch s := s.(type) {
+		case cmp.MapIndex:
+			p = p.Child(fmt.Sprint(s.Key().Interface()))
+		case cmp.SliceIndex:
+			if x, y := r.steps[i-1].Values(); lenOf(x) != lenOf(y) {
+				r.add(p) // the list's length changed: the list is the change
+				return
 			}
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			walkDiff(p.Child(k), av[k], bv[k], out)
-		}
-	case []any:
-		bv, ok := b.([]any)
-		if !ok || len(av) != len(bv) {
-			*out = append(*out, p)
-			return
-		}
-		for i := range av {
-			walkDiff(p.Index(i), av[i], bv[i], out)
-		}
-	default:
-		if !reflect.DeepEqual(a, b) {
-			*out = append(*out, p)
+			p = p.Index(s.Key())
 		}
 	}
+	r.add(p)
+}
+
+// add records p once.
+func (r *pathReporter) add(p *field.Path) {
+	if n := len(r.paths); n == 0 || r.paths[n-1].String() != p.String() {
+		r.paths = append(r.paths, p)
+	}
+}
+
+// lenOf is the length of a slice held directly or in an interface.
+func lenOf(v reflect.Value) int {
+	if v.Kind() == reflect.Interface {
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Slice {
+		return -1
+	}
+	return v.Len()
 }
