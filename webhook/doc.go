@@ -1,8 +1,11 @@
-// Package webhook adapts admission.k8s.io/v1 AdmissionReviews to the rule
-// engine in package rules: it decodes the typed objects, runs the engine
-// against a Lookup over the informer cache, writes the Secrets a mutation
-// relies on (never on a dry run), and turns findings into the response:
+// Package webhook adapts admission.k8s.io/v1 AdmissionReviews to the engine:
+// it decodes the typed objects into an engine.Request (the scale
+// subresource into the StatefulSet update it amounts to), calls
+// engine.Admit against a Lookup over the informer cache, executes the Secret
+// writes the decision plans (never on a dry run, within a deadline shorter
+// than the webhook's timeout), and turns the decision into the response:
 // Deny findings as an apierrors.NewInvalid status that kubectl prints like
 // built-in validation, Warn findings as AdmissionReview warnings, mutations
-// as a JSON patch. Handlers are thin; every decision lives in package rules.
+// as a JSON patch. It also records the admission metrics. Handlers decide
+// nothing themselves: every decision is the engine's.
 package webhook

@@ -1,4 +1,3 @@
-// Command stsguard is the StatefulSet admission webhook and its tools.
 package main
 
 import (

@@ -1,0 +1,11 @@
+// Package audit replays manifests, and judges live objects, through the
+// webhook's rule engine, and reports what stsguard would deny, warn about,
+// record for audit and change: the engine of `stsguard audit`.
+//
+// Manifests are replayed as `kubectl apply -f` sends them: one object at a
+// time, in order, each admitted (or denied) by the mutating then the
+// validating webhook in the world the earlier objects left, which is what
+// the webhooks' decisions depend on (a Service created before the
+// StatefulSet that names it keeps its cluster IP; one created after is made
+// headless). See Apply and Live.
+package audit
