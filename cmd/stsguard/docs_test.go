@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -583,4 +584,54 @@ func TestDocsAnchorRules(t *testing.T) {
 	}
 	d := mdDoc{prose: []mdLine{{1, "# A"}, {2, "## A"}, {3, "### A ##"}, {4, `<a id="here"></a>`}}}
 	assert.Equal(t, map[string]bool{"a": true, "a-1": true, "a-2": true, "here": true}, d.anchors())
+}
+
+// TestDocsLayoutMatchesTree holds the layout of docs/development.md to the
+// tree: every directory that holds Go code is listed (itself or a parent
+// that says what its subdirectories are), and every directory listed
+// exists.
+func TestDocsLayoutMatchesTree(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(docsRoot, "docs", "development.md"))
+	require.NoError(t, err)
+	doc := string(raw)
+	_, after, ok := strings.Cut(doc, "## Layout\n\n```\n")
+	require.True(t, ok, "docs/development.md has a ## Layout code block")
+	block, _, ok := strings.Cut(after, "```")
+	require.True(t, ok)
+	listed := map[string]bool{}
+	for _, line := range strings.Split(block, "\n") {
+		entry, _, _ := strings.Cut(line, " ")
+		if strings.HasSuffix(entry, "/") {
+			dir := strings.TrimSuffix(entry, "/")
+			listed[dir] = true
+			_, err := os.Stat(filepath.Join(docsRoot, filepath.FromSlash(dir)))
+			assert.NoError(t, err, "the layout lists %s/, which does not exist", dir)
+		}
+	}
+	reported := map[string]bool{}
+	err = filepath.WalkDir(docsRoot, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(docsRoot, path)
+		rel = filepath.ToSlash(rel)
+		if d.IsDir() && path != docsRoot && (strings.HasPrefix(d.Name(), ".") || d.Name() == "bin" || d.Name() == "testdata" || rel == "hack/envtest") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || filepath.Ext(path) != ".go" {
+			return nil
+		}
+		dir := filepath.ToSlash(filepath.Dir(rel))
+		for p := dir; p != "."; p = filepath.ToSlash(filepath.Dir(p)) {
+			if listed[p] {
+				return nil
+			}
+		}
+		if !reported[dir] {
+			reported[dir] = true
+			t.Errorf("%s holds Go code but docs/development.md's layout lists neither it nor a parent", dir)
+		}
+		return nil
+	})
+	require.NoError(t, err)
 }
