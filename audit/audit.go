@@ -444,15 +444,7 @@ func admit[T engine.Object](e *engine.Engine, in *engine.Input[T], lk engine.Loo
 	if !sent(in) {
 		return admitted[T]{operation: in.Operation, object: in.Object}
 	}
-	k, _ := engine.KindOf(in.Subject())
-	r := &engine.Request{Stage: engine.MutateAndValidate, Kind: k.Kind, Operation: in.Operation, DryRun: in.DryRun}
-	var zero T
-	if in.Object != zero {
-		r.Object = in.Object
-	}
-	if in.OldObject != zero {
-		r.OldObject = in.OldObject
-	}
+	r := engine.NewRequest(engine.MutateAndValidate, in)
 	// The replay's Lookup is in memory: nothing to cancel.
 	d, err := e.Admit(context.Background(), r, lk)
 	if err != nil {

@@ -51,6 +51,24 @@ type Request struct {
 	DryRun bool
 }
 
+// NewRequest returns the kind-erased Request for a typed input at stage:
+// its kind from engine.Kinds, its objects (a nil one stays nil). It is how
+// a caller that holds typed objects (audit, tests) builds a Request.
+func NewRequest[T Object](stage Stage, in *Input[T]) *Request {
+	r := &Request{Stage: stage, Operation: in.Operation, DryRun: in.DryRun}
+	if k, ok := KindOf(in.Subject()); ok {
+		r.Kind = k.Kind
+	}
+	var zero T
+	if in.Object != zero {
+		r.Object = in.Object
+	}
+	if in.OldObject != zero {
+		r.OldObject = in.OldObject
+	}
+	return r
+}
+
 // Subject returns the object the request is about: Object, or OldObject
 // on DELETE.
 func (r *Request) Subject() metav1.Object {

@@ -3,7 +3,6 @@ package rules
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"slices"
 	"testing"
 
@@ -52,18 +51,7 @@ func newEngine(t testing.TB, ids ...string) *engine.Engine {
 
 // admit runs in through e.Admit at stage.
 func admit[T engine.Object](e *engine.Engine, stage engine.Stage, in *engine.Input[T], lk engine.Lookup) *engine.Decision {
-	k, ok := engine.KindOf(in.Subject())
-	if !ok {
-		panic(fmt.Sprintf("no kind for %T", in.Subject()))
-	}
-	r := &engine.Request{Stage: stage, Kind: k.Kind, Operation: in.Operation, DryRun: in.DryRun}
-	var zero T
-	if in.Object != zero {
-		r.Object = in.Object
-	}
-	if in.OldObject != zero {
-		r.OldObject = in.OldObject
-	}
+	r := engine.NewRequest(stage, in)
 	d, err := e.Admit(context.Background(), r, lk)
 	if err != nil {
 		panic(err)
