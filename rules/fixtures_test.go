@@ -16,7 +16,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	admissionv1 "k8s.io/api/admission/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/yaml"
 
 	"github.com/stsguard/stsguard/engine"
@@ -109,7 +112,7 @@ type fixtureCase struct {
 	spec            fixtureSpec
 	cfg             engine.Config
 	req             *engine.Request
-	inputs          []metav1.Object // resources, object and old
+	inputs          []metav1.Object // resources, object and old, for the secret guard
 	decision        *engine.Decision
 	err             error // why the case could not be loaded or admitted
 }
@@ -125,7 +128,8 @@ func fixtureRand() *bytes.Reader { return bytes.NewReader(bytes.Repeat([]byte{7}
 // without object.yaml or test.yaml or with another file, on an unknown key in
 // test.yaml, and for a rule of rules.Catalog() without a case in its
 // directory where it fires (a finding or a change of it in the decision) and
-// one where it does not.
+// one where it does not. It also checks that no finding, change message or
+// patch value holds a secret of the inputs (checkNoSecretValues).
 func TestRuleFixtures(t *testing.T) {
 	catalog := rules.Catalog()
 	known := map[string]bool{}
@@ -189,6 +193,7 @@ func TestRuleFixtures(t *testing.T) {
 			}
 			assert.Equal(t, want, got, "%s: %s\nthe decision (want: test.yaml's expect, got: the engine's):\n%s",
 				c.dir, c.spec.Description, describeDecision(c.decision))
+			checkNoSecretValues(t, c)
 		})
 	}
 }
@@ -521,4 +526,89 @@ func describeDecision(d *engine.Decision) string {
 		return "  nothing: no finding, no change\n"
 	}
 	return b.String()
+}
+
+// minGuardedLen is the length below which a value is not looked for inside
+// texts: a value that short is no password, and "yes" or "app" may be any
+// word of a message.
+const minGuardedLen = 6
+
+// checkNoSecretValues checks that no finding, change message or patch value
+// of c's decision holds a secret of its inputs: the data of every Secret,
+// the literal value of every env var named like a credential or a password,
+// and the values of the Secrets the decision writes (moved or generated).
+// The Secret writes themselves (engine.SecretRequest) are where those
+// values belong, and are not looked at. A finding's BadValue must equal no
+// such value at all; its message, and a change's message and patch value,
+// must not contain one, except a value on the weak-password list (public
+// defaults, and words such as "password" or "mysql" that stsguard's own
+// prose uses) or one shorter than minGuardedLen.
+func checkNoSecretValues(t *testing.T, c *fixtureCase) {
+	t.Helper()
+	values := map[string]string{} // value -> where it comes from
+	note := func(v []byte, from string) {
+		if s := string(v); strings.TrimSpace(s) != "" && !strings.Contains(s, "$(") {
+			values[s] = from
+		}
+	}
+	for _, o := range c.inputs {
+		switch x := o.(type) {
+		case *corev1.Secret:
+			for k, v := range x.Data {
+				note(v, fmt.Sprintf("Secret %s key %s", x.Name, k))
+			}
+		case *appsv1.StatefulSet:
+			pod := &x.Spec.Template.Spec
+			for _, cs := range [][]corev1.Container{pod.InitContainers, pod.Containers} {
+				for _, ctr := range cs {
+					p := c.cfg.Profile(ctr.Image)
+					for _, e := range ctr.Env {
+						if e.Value != "" && (c.cfg.IsCredentialEnv(e.Name) || c.cfg.IsPasswordName(e.Name, p)) {
+							note([]byte(e.Value), fmt.Sprintf("StatefulSet %s container %s env %s", x.Name, ctr.Name, e.Name))
+						}
+					}
+				}
+			}
+		}
+	}
+	for _, s := range c.decision.Mutation.Secrets() {
+		for k, v := range s.Data() {
+			note(v, fmt.Sprintf("the value planned for Secret %s key %s", s.Name, k))
+		}
+	}
+
+	type text struct{ what, s string }
+	var texts []text
+	for _, f := range c.decision.Findings {
+		texts = append(texts, text{"the message of the finding of " + f.Rule + " at " + f.Error.Field, f.Error.Detail})
+		if _, omitted := f.Error.BadValue.(field.OmitValueType); !omitted && f.Error.BadValue != nil {
+			bad := fmt.Sprint(f.Error.BadValue)
+			if from, ok := values[bad]; ok {
+				t.Errorf("%s: the finding of %s at %s gives as its value the value of %s", c.dir, f.Rule, f.Error.Field, from)
+			}
+			texts = append(texts, text{"the value of the finding of " + f.Rule + " at " + f.Error.Field, bad})
+		}
+	}
+	for _, ch := range c.decision.Mutation.Changes() {
+		texts = append(texts, text{"the message of the change of " + ch.Rule + " at " + ch.Field, ch.Message})
+	}
+	for _, op := range c.decision.Mutation.Patch() {
+		js, err := json.Marshal(op.Value)
+		require.NoError(t, err)
+		s := string(js)
+		if str, ok := op.Value.(string); ok {
+			s = str // an annotation, as it would be stored
+		}
+		texts = append(texts, text{"the patch value at " + op.Path, s})
+	}
+	for v, from := range values {
+		if len(strings.TrimSpace(v)) < minGuardedLen || c.cfg.IsWeakPassword([]byte(v)) {
+			continue
+		}
+		for _, tx := range texts {
+			if strings.Contains(tx.s, v) {
+				t.Errorf("%s: %s holds the value of %s", c.dir, tx.what, from)
+			}
+		}
+	}
 }
