@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,6 +74,40 @@ func TestAuditGolden(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestAuditGoldenEachExample audits each directory under examples/ on its
+// own, as `make demo` applies it, in every format, against
+// testdata/audit-example-<dir>.<format> (go test ./cmd/stsguard -run
+// TestAuditGolden -update writes them). The text golden ends with the exit
+// status; every format must exit with the same.
+func TestAuditGoldenEachExample(t *testing.T) {
+	t.Chdir(filepath.Join("..", ".."))
+	entries, err := os.ReadDir("examples")
+	require.NoError(t, err)
+	dirs := 0
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		dirs++
+		dir := filepath.Join("examples", e.Name())
+		t.Run(e.Name(), func(t *testing.T) {
+			codes := map[string]int{}
+			for _, format := range []string{"text", "json", "sarif", "junit"} {
+				out, code := runCLI(t, "", "audit", "-o", format, "-f", dir)
+				codes[format] = code
+				if format == "text" {
+					out += fmt.Sprintf("(exit status %d)\n", code)
+				}
+				golden(t, "audit-example-"+e.Name()+"."+format, out)
+			}
+			for format, code := range codes {
+				assert.Equal(t, codes["text"], code, "%s: -o %s exits with %d, -o text with %d", dir, format, code, codes["text"])
+			}
+		})
+	}
+	require.Positive(t, dirs, "no example directories under examples/")
 }
 
 func TestAuditSARIFValidatesAgainstTheSchema(t *testing.T) {
