@@ -158,7 +158,7 @@ func TestWorkloadRules(t *testing.T) {
 			cfg.Mutations[TerminationGracePeriod] = tc.mutationOn
 			e, err := New(cfg)
 			require.NoError(t, err)
-			got := validate(e, create(tc.sts), objects()).Findings
+			got := admit(e, engine.MutateAndValidate, create(tc.sts), objects()).Findings
 			field.ErrorMatcher{}.ByType().ByField().Test(t, tc.want, got.Errors())
 		})
 	}

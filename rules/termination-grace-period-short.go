@@ -17,11 +17,15 @@ const TerminationGracePeriodShort = "termination-grace-period-short"
 
 var terminationGracePeriodShort = engine.Rule{
 	ID: TerminationGracePeriodShort, Area: engine.AreaRollout, Action: engine.Warn,
-
-	Description: "terminationGracePeriodSeconds is below the image profile's value and termination-grace-period did not raise it (the mutation is Off, or the value was set explicitly).",
+	Description: "terminationGracePeriodSeconds is below the image profile's value and termination-grace-period did not raise it (the mutation is Off or exempted for the object, or the value was set explicitly).",
 	StatefulSet: checkGracePeriodShort,
 }
 
+// checkGracePeriodShort judges the object as it would be stored, after the
+// mutators: when termination-grace-period raised the value, there is
+// nothing to say; when it did not (the mutation is off, exempted for this
+// object, or stepping aside for a re-created StatefulSet, or the value was
+// set explicitly), the warning says so.
 func checkGracePeriodShort(_ context.Context, in *engine.Input[*appsv1.StatefulSet], _ engine.Lookup) field.ErrorList {
 	cfg := in.Config
 	if !createOrTemplateChanged(in) {
@@ -32,9 +36,6 @@ func checkGracePeriodShort(_ context.Context, in *engine.Input[*appsv1.StatefulS
 	cur := ptr.Deref(pod.TerminationGracePeriodSeconds, DefaultTerminationGracePeriodSeconds)
 	if want == 0 || cur >= want {
 		return nil
-	}
-	if cfg.MutationOn(TerminationGracePeriod) && cur == DefaultTerminationGracePeriodSeconds {
-		return nil // termination-grace-period raises it
 	}
 	return field.ErrorList{field.Invalid(podSpecPath.Child("terminationGracePeriodSeconds"), cur, fmt.Sprintf(
 		"is below the %ds a %s pod needs to flush and leave its cluster cleanly: on every rolling update and node drain the kubelet kills it mid-shutdown, which risks a crash recovery or lost writes; set it to %d",
