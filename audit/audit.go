@@ -17,6 +17,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
 
 	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/manifest"
@@ -516,19 +517,7 @@ func set(ids []string) []string {
 	if len(ids) == 0 {
 		return nil
 	}
-	out := append([]string(nil), ids...)
-	sort.Strings(out)
-	return compact(out)
-}
-
-func compact(s []string) []string {
-	out := s[:1]
-	for _, x := range s[1:] {
-		if x != out[len(out)-1] {
-			out = append(out, x)
-		}
-	}
-	return out
+	return sets.List(sets.New(ids...))
 }
 
 // storeSecrets stores the Secrets mutation m writes, as they would be once

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/stsguard/stsguard/manifest"
 	"github.com/stsguard/stsguard/rules"
 
 	"github.com/stretchr/testify/require"
@@ -20,8 +21,6 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -39,12 +38,10 @@ func seedStatefulSet(tb testing.TB, example string) *appsv1.StatefulSet {
 	require.NotEmpty(tb, files)
 	data, err := os.ReadFile(files[0])
 	require.NoError(tb, err)
-	codecs := serializer.NewCodecFactory(clientgoscheme.Scheme)
-	for _, doc := range bytes.Split(data, []byte("\n---\n")) {
-		obj, _, err := codecs.UniversalDeserializer().Decode(doc, nil, nil)
-		if err != nil {
-			continue
-		}
+	objs, errs := manifest.Parse(files[0], data, "default")
+	require.Empty(tb, errs)
+	for _, o := range objs {
+		obj := o.Object
 		if sts, ok := obj.(*appsv1.StatefulSet); ok {
 			if sts.Namespace == "" {
 				sts.Namespace = "default"
