@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/stsguard/stsguard/rules"
+	"github.com/stsguard/stsguard/test/harness"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -155,26 +156,8 @@ func TestAuditActionAndMetrics(t *testing.T) {
 
 // counter returns the value of counter name with exactly labels in reg (0
 // when it has not been counted).
+// counter is the value of metric name summed over the series whose labels include labels.
 func counter(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
-	families, err := reg.Gather()
-	require.NoError(t, err)
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range f.GetMetric() {
-			if len(m.GetLabel()) != len(labels) {
-				continue
-			}
-			for _, l := range m.GetLabel() {
-				if labels[l.GetName()] != l.GetValue() {
-					continue metrics
-				}
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
+	return harness.Value(t, reg, name, labels)
 }
