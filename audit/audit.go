@@ -8,8 +8,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
-	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/stsguard/stsguard/rules"
 
@@ -202,16 +202,17 @@ func Apply(e *engine.Engine, objs []manifest.Object, existing []manifest.Object)
 		groups[o.Namespace] = append(groups[o.Namespace], i)
 	}
 	out := make([]*outcome, len(objs))
-	var next atomic.Int64
-	parallel(len(order), func() {
-		for g := int(next.Add(1) - 1); g < len(order); g = int(next.Add(1) - 1) {
-			ns := order[g]
+	g := workers()
+	for _, ns := range order {
+		g.Go(func() error {
 			s := w.namespaces[ns]
 			for _, i := range groups[ns] {
 				out[i] = replay(e, &view{w: w, s: s, namespace: ns, pos: i}, &objs[i])
 			}
-		}
-	})
+			return nil
+		})
+	}
+	_ = g.Wait() // the work returns no error
 	return report(e, objs, out)
 }
 
@@ -230,25 +231,31 @@ func Live(e *engine.Engine, objs []manifest.Object) *Report {
 		}
 	}
 	out := make([]*outcome, len(objs))
-	var next atomic.Int64
-	parallel(len(objs), func() {
-		for i := int(next.Add(1) - 1); i < len(objs); i = int(next.Add(1) - 1) {
-			o := &objs[i]
-			if s, ok := w.namespaces[o.Namespace]; ok {
-				out[i] = judgeLive(e, &view{w: w, s: s, namespace: o.Namespace, pos: math.MaxInt}, o)
+	g := workers()
+	for start := 0; start < len(objs); start += liveBatch {
+		g.Go(func() error {
+			for i := start; i < min(start+liveBatch, len(objs)); i++ {
+				o := &objs[i]
+				if s, ok := w.namespaces[o.Namespace]; ok {
+					out[i] = judgeLive(e, &view{w: w, s: s, namespace: o.Namespace, pos: math.MaxInt}, o)
+				}
 			}
-		}
-	})
+			return nil
+		})
+	}
+	_ = g.Wait() // the work returns no error
 	return report(e, objs, out)
 }
 
-// parallel runs work on min(GOMAXPROCS, n) goroutines and waits for them.
-func parallel(n int, work func()) {
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), max(n, 1)) {
-		wg.Go(work)
-	}
-	wg.Wait()
+// liveBatch is how many live objects one task of Live judges: enough to
+// make a task's cost dwarf its scheduling.
+const liveBatch = 256
+
+// workers returns an errgroup that runs at most GOMAXPROCS tasks at once.
+func workers() *errgroup.Group {
+	g := &errgroup.Group{}
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	return g
 }
 
 // report assembles the outcomes (nil for an object not judged) in the
