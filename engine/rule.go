@@ -78,6 +78,13 @@ type Rule struct {
 	// FindingAction is the action of the problems a mutator reports (for
 	// example a Secret it must not overwrite).
 	FindingAction Action
+	// SecretNotWritten, for a mutator that plans Secret writes, describes
+	// a change of its that was not made because Secret sr could not be
+	// written (reason says why and holds no secret value): a
+	// field.ErrorTypeInternal error at the change's field path, with what
+	// to do by hand; nil for a change that only follows another. See
+	// Engine.WithoutSecret.
+	SecretNotWritten func(sr *SecretRequest, c Change, reason string) *field.Error
 	// Default is true for a mutator that fills in a default for a new
 	// object. It steps aside on the CREATE of an object that re-creates one
 	// already running (RecreateAnnotation): its pods run the stored

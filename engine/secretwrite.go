@@ -3,7 +3,6 @@ package engine
 import (
 	"fmt"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
@@ -15,8 +14,10 @@ import (
 // the Warn findings that tell the user what stayed as it was, where, why
 // and how to do it by hand; reason says why the Secret could not be written
 // and must hold no secret value. m is not modified; a request m does not
-// hold leaves it unchanged.
-func (m *Mutation) WithoutSecret(sr *SecretRequest, reason string) (*Mutation, Findings) {
+// hold leaves it unchanged. The findings are those of the requesting rule's
+// SecretNotWritten, one per change it describes; when it describes none,
+// one finding where the Secret is first relied on.
+func (e *Engine) WithoutSecret(m *Mutation, sr *SecretRequest, reason string) (*Mutation, Findings) {
 	rule := ""
 	out := &Mutation{warnings: m.warnings}
 	for _, s := range m.secrets {
@@ -39,60 +40,17 @@ func (m *Mutation) WithoutSecret(sr *SecretRequest, reason string) (*Mutation, F
 		out.patch = append(out.patch, m.patch[i])
 	}
 	var fs Findings
-	for _, c := range dropped {
-		if err := notMade(sr, c, reason); err != nil {
-			fs = append(fs, Finding{Rule: rule, Action: Warn, Error: tagged(err, rule)})
+	if r := e.byID[rule]; r != nil && r.SecretNotWritten != nil {
+		for _, c := range dropped {
+			if err := r.SecretNotWritten(sr, c, reason); err != nil {
+				fs = append(fs, Finding{Rule: rule, Action: Warn, Error: tagged(err, rule)})
+			}
 		}
 	}
 	if len(fs) == 0 {
-		// A mutator whose changes say nothing about env vars: one
-		// finding where the Secret is first relied on.
 		fs = Findings{{Rule: rule, Action: Warn, Error: tagged(&field.Error{Type: field.ErrorTypeInternal, Field: sr.Field.String(), Detail: fmt.Sprintf(
 			"stsguard could not write Secret %q (%s), so it left the object as it was", sr.Name, reason)}, rule)}}
 	}
 	fs.sort()
 	return out, fs
-}
-
-// notMade describes one change of password-secret-ref that was not made
-// because its Secret could not be written, at the change's field path; nil
-// for a change that only follows another (the last-applied annotation).
-// The finding is of type field.ErrorTypeInternal: a failure of stsguard,
-// not a problem of the object.
-func notMade(sr *SecretRequest, c Change, reason string) *field.Error {
-	ref := envRefTo(c.Patch.Value, sr.Name)
-	if ref == nil {
-		return nil
-	}
-	key := ref.ValueFrom.SecretKeyRef.Key
-	var detail string
-	switch c.Patch.Operation {
-	case "replace":
-		detail = fmt.Sprintf(
-			"stsguard could not write Secret %q (%s), so the value of %s stays a literal in the StatefulSet, where anyone who can read the StatefulSet reads it; stsguard fails open, so the request was admitted without the move: move the value yourself (kubectl create secret generic %s --from-literal=%s=...) and set %s with valueFrom.secretKeyRef name %s key %s",
-			sr.Name, reason, ref.Name, sr.Name, key, ref.Name, sr.Name, key)
-	default:
-		detail = fmt.Sprintf(
-			"stsguard could not write Secret %q (%s), so no password was generated for %s, which the image needs to initialise an empty data directory: the pods cannot initialise the database until it is set; stsguard fails open, so the request was admitted without it: create the Secret yourself (kubectl create secret generic %s --from-literal=%s=\"$(openssl rand -base64 24)\") and set %s with valueFrom.secretKeyRef name %s key %s",
-			sr.Name, reason, ref.Name, sr.Name, key, ref.Name, sr.Name, key)
-	}
-	return &field.Error{Type: field.ErrorTypeInternal, Field: c.Field, Detail: detail}
-}
-
-// envRefTo returns the env var in a patch value (one EnvVar, or a whole env
-// list) that reads Secret name, or nil.
-func envRefTo(v any, name string) *corev1.EnvVar {
-	var list []corev1.EnvVar
-	switch x := v.(type) {
-	case corev1.EnvVar:
-		list = []corev1.EnvVar{x}
-	case []corev1.EnvVar:
-		list = x
-	}
-	for i := range list {
-		if r := list[i].ValueFrom; r != nil && r.SecretKeyRef != nil && r.SecretKeyRef.Name == name {
-			return &list[i]
-		}
-	}
-	return nil
 }

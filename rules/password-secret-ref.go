@@ -26,6 +26,7 @@ var passwordSecretRef = engine.Rule{
 	FindingAction:     engine.Deny,
 	Description:       "Moves a literal credential env value (a name ending in PASSWORD, SECRET, TOKEN, SECRET_KEY, ACCESS_KEY, PRIVATE_KEY, API_KEY, CREDENTIALS, ...) into the Secret <statefulset>-credentials and references it with valueFrom.secretKeyRef; on CREATE only, generates a password an image cannot start without (mysql, mariadb, postgres), and on an UPDATE warns instead. Never overwrites a Secret.",
 	MutateStatefulSet: mutateCredentials,
+	SecretNotWritten:  notMade,
 }
 
 // CredentialsSecretName returns the name of the Secret that holds the moved
@@ -292,4 +293,48 @@ func generatePassword(r io.Reader) ([]byte, error) {
 		}
 	}
 	return out, nil
+}
+
+// notMade is password-secret-ref's SecretNotWritten: it describes one
+// change that was not made
+// because its Secret could not be written, at the change's field path; nil
+// for a change that only follows another (the last-applied annotation).
+// The finding is of type field.ErrorTypeInternal: a failure of stsguard,
+// not a problem of the object.
+func notMade(sr *engine.SecretRequest, c engine.Change, reason string) *field.Error {
+	ref := envRefTo(c.Patch.Value, sr.Name)
+	if ref == nil {
+		return nil
+	}
+	key := ref.ValueFrom.SecretKeyRef.Key
+	var detail string
+	switch c.Patch.Operation {
+	case "replace":
+		detail = fmt.Sprintf(
+			"stsguard could not write Secret %q (%s), so the value of %s stays a literal in the StatefulSet, where anyone who can read the StatefulSet reads it; stsguard fails open, so the request was admitted without the move: move the value yourself (kubectl create secret generic %s --from-literal=%s=...) and set %s with valueFrom.secretKeyRef name %s key %s",
+			sr.Name, reason, ref.Name, sr.Name, key, ref.Name, sr.Name, key)
+	default:
+		detail = fmt.Sprintf(
+			"stsguard could not write Secret %q (%s), so no password was generated for %s, which the image needs to initialise an empty data directory: the pods cannot initialise the database until it is set; stsguard fails open, so the request was admitted without it: create the Secret yourself (kubectl create secret generic %s --from-literal=%s=\"$(openssl rand -base64 24)\") and set %s with valueFrom.secretKeyRef name %s key %s",
+			sr.Name, reason, ref.Name, sr.Name, key, ref.Name, sr.Name, key)
+	}
+	return &field.Error{Type: field.ErrorTypeInternal, Field: c.Field, Detail: detail}
+}
+
+// envRefTo returns the env var in a patch value (one EnvVar, or a whole env
+// list) that reads Secret name, or nil.
+func envRefTo(v any, name string) *corev1.EnvVar {
+	var list []corev1.EnvVar
+	switch x := v.(type) {
+	case corev1.EnvVar:
+		list = []corev1.EnvVar{x}
+	case []corev1.EnvVar:
+		list = x
+	}
+	for i := range list {
+		if r := list[i].ValueFrom; r != nil && r.SecretKeyRef != nil && r.SecretKeyRef.Name == name {
+			return &list[i]
+		}
+	}
+	return nil
 }

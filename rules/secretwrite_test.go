@@ -49,7 +49,7 @@ func TestWithoutSecret(t *testing.T) {
 			}
 			require.NotZero(t, passwordOps)
 
-			out, fs := m.WithoutSecret(m.Secrets()[0], "quota exceeded")
+			out, fs := e.WithoutSecret(m, m.Secrets()[0], "quota exceeded")
 			assert.Empty(t, out.Secrets())
 			for _, c := range out.Changes() {
 				assert.NotEqual(t, PasswordSecretRef, c.Rule, "no change that relies on the Secret is left: %s", c.Field)
@@ -83,8 +83,9 @@ func TestWithoutSecret(t *testing.T) {
 	}
 
 	// A request the mutation does not hold changes nothing.
-	_, m, _ := mutate(newEngine(t, PasswordSecretRef), create(withContainer("postgres:16")), objects())
-	out, fs := m.WithoutSecret(&engine.SecretRequest{Name: "other"}, "x")
+	e := newEngine(t, PasswordSecretRef)
+	_, m, _ := mutate(e, create(withContainer("postgres:16")), objects())
+	out, fs := e.WithoutSecret(m, &engine.SecretRequest{Name: "other"}, "x")
 	assert.Same(t, m, out)
 	assert.Empty(t, fs)
 }

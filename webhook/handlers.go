@@ -150,7 +150,8 @@ func mutate(ctx context.Context, h *Handlers, k *kind, req admission.Request) ad
 	defer h.Metrics.observe(k.Kind, r.Operation, "mutating", start)
 	log := logf.FromContext(ctx)
 	r.Stage = engine.Mutating
-	d, err := h.Engine().Admit(ctx, r, h.Lookup())
+	e := h.Engine()
+	d, err := e.Admit(ctx, r, h.Lookup())
 	if err != nil {
 		return internalError(h, log, k, err)
 	}
@@ -159,7 +160,7 @@ func mutate(ctx context.Context, h *Handlers, k *kind, req admission.Request) ad
 		return denied(log, k, r, d.Findings)
 	}
 	if !r.DryRun {
-		if deny := writeSecrets(ctx, h, log, k, r, d); deny != nil {
+		if deny := writeSecrets(ctx, h, e, log, k, r, d); deny != nil {
 			return *deny
 		}
 	}

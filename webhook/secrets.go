@@ -64,7 +64,7 @@ func (h *Handlers) secretWriteTimeout() time.Duration {
 //
 // No secret value reaches a warning, a log line, a metric or an error:
 // reasons are stripped of every value the request would have written.
-func writeSecrets(ctx context.Context, h *Handlers, log logr.Logger, k *kind, r *engine.Request, d *engine.Decision) *admission.Response {
+func writeSecrets(ctx context.Context, h *Handlers, e *engine.Engine, log logr.Logger, k *kind, r *engine.Request, d *engine.Decision) *admission.Response {
 	if len(d.Mutation.Secrets()) == 0 {
 		return nil
 	}
@@ -85,7 +85,7 @@ func writeSecrets(ctx context.Context, h *Handlers, log logr.Logger, k *kind, r 
 		reason := redact(writeFailure(wctx, err, timeout), sr)
 		h.Metrics.errored(k.Kind, reasonSecretWrite)
 		var fs engine.Findings
-		d.Mutation, fs = d.Mutation.WithoutSecret(sr, reason)
+		d.Mutation, fs = e.WithoutSecret(d.Mutation, sr, reason)
 		record(h, log, k, r, fs, nil)
 		d.Findings = append(d.Findings, fs...)
 	}
