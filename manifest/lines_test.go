@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -58,6 +59,16 @@ func TestParseReportsLines(t *testing.T) {
 			},
 		},
 		{
+			name: "a separator followed by anything but a comment is kubectl's error, at its line; the stream goes on after it",
+			in: "apiVersion: v1\nkind: Secret\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: b}\n" +
+				"--- x\napiVersion: v1\nkind: Secret\nmetadata: {name: c}\n---x\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: d}\n",
+			objs: []string{"Secret default/a @1", "Secret default/b @5", "Secret default/c @9", "Secret default/d @14"},
+			errs: []string{
+				"f.yaml:8: invalid Yaml document separator: x",
+				"f.yaml:12: invalid Yaml document separator: x",
+			},
+		},
+		{
 			name: "CRLF line ends",
 			in:   "apiVersion: v1\r\nkind: Secret\r\nmetadata: {name: a}\r\n---\r\n\r\napiVersion: v1\r\nkind: Secret\r\nmetadata: {name: b}\r\n",
 			objs: []string{"Secret default/a @1", "Secret default/b @6"},
@@ -66,6 +77,12 @@ func TestParseReportsLines(t *testing.T) {
 			name: "no newline at the end",
 			in:   "apiVersion: v1\nkind: Secret\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: b}",
 			objs: []string{"Secret default/a @1", "Secret default/b @5"},
+		},
+		{
+			name: "a YAML error at the end of a file without a newline at the end",
+			in:   "apiVersion: v1\nkind: Secret\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: \"b",
+			objs: []string{"Secret default/a @1"},
+			errs: []string{"f.yaml:7: yaml: line 3: found unexpected end of stream"},
 		},
 		{
 			name: "the items of a List at their own lines",
@@ -105,4 +122,31 @@ func TestParseReportsLines(t *testing.T) {
 			assert.Equal(t, tc.errs, gotErrs)
 		})
 	}
+}
+
+// TestParseKeepsDocumentOrder: documents are decoded in parallel, objects
+// and errors still come in document order, each at its line.
+func TestParseKeepsDocumentOrder(t *testing.T) {
+	var in strings.Builder
+	var wantObjs, wantErrs []string
+	for i := range 300 {
+		line := 4*i + 1
+		if i%7 == 3 {
+			fmt.Fprintf(&in, "apiVersion: v1\nkind: Secret\nbad%d: x\n---\n", i)
+			wantErrs = append(wantErrs, fmt.Sprintf("f.yaml:%d: v1 Secret: unknown field \"bad%d\"", line, i))
+			continue
+		}
+		fmt.Fprintf(&in, "apiVersion: v1\nkind: Secret\nmetadata: {name: s%d}\n---\n", i)
+		wantObjs = append(wantObjs, fmt.Sprintf("s%d @%d", i, line))
+	}
+	objs, errs := Parse("f.yaml", []byte(in.String()), "default")
+	var gotObjs, gotErrs []string
+	for _, o := range objs {
+		gotObjs = append(gotObjs, fmt.Sprintf("%s @%d", o.Name, o.Line))
+	}
+	for _, e := range errs {
+		gotErrs = append(gotErrs, e.Error())
+	}
+	assert.Equal(t, wantObjs, gotObjs)
+	assert.Equal(t, wantErrs, gotErrs)
 }
