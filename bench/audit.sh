@@ -5,6 +5,10 @@
 # median peak memory (max RSS, from GNU time) of each.
 #
 # Usage: bench/audit.sh [N] [RUNS]      (default 10000 objects, 5 runs)
+#
+# stsguard is built from this checkout into a temporary directory (bin/ may be
+# shared between checkouts); STSGUARD=path measures that binary instead.
+# kube-score is installed into bin/ once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-10000}
@@ -13,12 +17,13 @@ KUBE_SCORE_VERSION=v1.20.0
 
 command -v /usr/bin/time >/dev/null || { echo "needs GNU time (apt-get install time)" >&2; exit 1; }
 mkdir -p bin
-go build -trimpath -o bin/stsguard ./cmd/stsguard
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+stsguard=${STSGUARD:-$work/stsguard}
+[[ -n "${STSGUARD:-}" ]] || go build -trimpath -o "$stsguard" ./cmd/stsguard
 if [[ ! -x bin/kube-score ]]; then
   GOBIN="$PWD/bin" go install "github.com/zegl/kube-score/cmd/kube-score@${KUBE_SCORE_VERSION}"
 fi
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 go run ./bench/gen -n "$n" > "$work/objects.yaml"
 objects=$(grep -c '^kind:' "$work/objects.yaml")
 
@@ -40,5 +45,5 @@ measure() {
 }
 
 echo "$objects objects, median of $runs runs, $(nproc) CPUs"
-measure stsguard bin/stsguard audit -f "$work/objects.yaml" -o json
+measure stsguard "$stsguard" audit -f "$work/objects.yaml" -o json
 measure kube-score bin/kube-score score "$work/objects.yaml"

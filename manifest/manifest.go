@@ -10,26 +10,29 @@
 package manifest
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"iter"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
 	"slices"
 	"strings"
-	"sync"
 
 	yamlv3 "go.yaml.in/yaml/v3"
+	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
@@ -144,27 +147,32 @@ func Files(path string) ([]string, error) {
 }
 
 // Parse reads the objects of one manifest: a multi-document YAML stream
-// (documents separated by "---" lines), or a JSON stream of objects; a
-// document of kind List (or any kind ending in "List" with items) yields its
-// items.
+// (documents separated by "---" lines, as kubectl splits them), or a JSON
+// stream of objects; a document of kind List (or any kind ending in "List"
+// with items) yields its items. Objects and errors come in document order;
+// each error is an *Error. Documents are decoded on every CPU
+// (GOMAXPROCS) while the stream is still being split.
 func Parse(file string, data []byte, namespace string) ([]Object, []error) {
-	docs := split(data)
 	type result struct {
 		objs []Object
 		err  error
 	}
-	results := make([]result, len(docs))
-	// Documents decode independently: spread them over the CPUs, keep the order.
-	workers := min(goruntime.GOMAXPROCS(0), len(docs))
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < len(docs); i += workers {
-				results[i].objs, results[i].err = decodeDocument(file, docs[i], namespace)
-			}
+	var results []*result
+	var g errgroup.Group
+	g.SetLimit(goruntime.GOMAXPROCS(0))
+	for d := range documents(data) {
+		r := &result{}
+		results = append(results, r)
+		if d.err != nil {
+			r.err = &Error{File: file, Line: d.line, Err: d.err}
+			continue
+		}
+		g.Go(func() error {
+			r.objs, r.err = decodeDocument(file, d, namespace)
+			return nil // a document's error is its result, not the group's
 		})
 	}
-	wg.Wait()
+	_ = g.Wait() // never an error: see above
 	var objs []Object
 	var errs []error
 	for _, r := range results {
@@ -176,59 +184,128 @@ func Parse(file string, data []byte, namespace string) ([]Object, []error) {
 	return objs, errs
 }
 
-// document is one YAML or JSON document and the line it starts on.
+// document is one YAML or JSON document and the line it starts on, or a
+// piece of the stream that is no document (err).
 type document struct {
 	data  []byte
 	line  int // the line of the first content (not blank, not a comment)
 	first int // the line of data's first line
 	json  bool
+	err   error // the stream cannot be split here (line: where)
 }
 
-// split cuts data into documents. YAML documents are separated by lines
-// that start with "---" (followed by nothing, spaces or a comment), as
-// k8s.io/apimachinery/pkg/util/yaml.YAMLReader splits them; unlike it, split
-// keeps the line each document's content starts on. Documents that hold only
-// comments and blank lines are dropped. Data whose first non-space byte is
-// "{" or "[" is a JSON stream.
-func split(data []byte) []document {
+// documents cuts data into documents, in order. Data whose first non-space
+// byte is "{" or "[" is a JSON stream (see splitJSON); anything else is YAML
+// (see splitYAML).
+func documents(data []byte) iter.Seq[document] {
 	if t := bytes.TrimLeft(data, " \t\r\n\ufeff"); len(t) > 0 && (t[0] == '{' || t[0] == '[') {
-		return splitJSON(data)
-	}
-	var docs []document
-	// A document is a sub-slice of data: from the offset of its first line
-	// to the end of its last.
-	begin, first, start, content := 0, 1, 0, false
-	offset := 0
-	flush := func(end, next, nextBegin int) {
-		if content {
-			docs = append(docs, document{data: data[begin:end:end], line: start, first: first})
-		}
-		begin, first, content = nextBegin, next, false
-	}
-	for n := 1; offset < len(data); n++ {
-		end := bytes.IndexByte(data[offset:], '\n')
-		next := len(data)
-		if end >= 0 {
-			next = offset + end + 1
-		}
-		line := bytes.TrimRight(data[offset:next], "\r\n")
-		if rest, ok := bytes.CutPrefix(line, []byte("---")); ok {
-			if r := bytes.TrimSpace(rest); len(r) == 0 || r[0] == '#' {
-				flush(offset, n+1, next)
-				offset = next
-				continue
+		return func(yield func(document) bool) {
+			for _, d := range splitJSON(data) {
+				if !yield(d) {
+					return
+				}
 			}
 		}
-		if t := bytes.TrimSpace(line); !content && len(t) > 0 && t[0] != '#' {
-			content, start = true, n
-		}
-		offset = next
 	}
-	flush(len(data), 0, len(data))
-	return docs
+	return func(yield func(document) bool) { splitYAML(data, yield) }
+}
+
+// splitYAML cuts a YAML stream into documents as kubectl does, with
+// k8s.io/apimachinery/pkg/util/yaml.YAMLReader: a line starting with "---"
+// and followed by nothing, spaces or a comment separates documents; one
+// followed by anything else ("--- x", "---x") is YAMLReader's error
+// "invalid Yaml document separator: x", at that line. kubectl stops there;
+// splitYAML goes on after it, and still reads as a document the lines
+// between the last good separator and the bad one, which YAMLReader drops,
+// so that the error hides no object. Documents that hold only comments and
+// blank lines are dropped, as kubectl drops them.
+//
+// YAMLReader returns each document's lines but not where they were:
+// splitYAML walks data alongside, one line for each line of a document and
+// one for each separator line YAMLReader skipped, and yields those lines of
+// data with the number of the first and of the first with content.
+func splitYAML(data []byte, yield func(document) bool) {
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	// rest is the part of data YAMLReader has not returned yet, line the
+	// number of its first line; next consumes that line and returns it.
+	rest, line := data, 1
+	next := func() []byte {
+		l := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			l, rest = rest[:i+1], rest[i+1:]
+		} else {
+			rest = nil
+		}
+		line++
+		return l
+	}
+	for {
+		chunk, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		for len(rest) > 0 && isSeparator(rest) {
+			next()
+		}
+		first, start, from := line, 0, rest
+		// content consumes one line, noting the first with content.
+		content := func() {
+			if t := bytes.TrimSpace(next()); start == 0 && len(t) > 0 && t[0] != '#' {
+				start = line - 1
+			}
+		}
+		if err != nil {
+			// YAMLReader dropped the lines before the bad separator, and the
+			// separator; it goes on after it. Those lines are still read as
+			// a document, from data, so that the error hides no object.
+			for len(rest) > 0 && !bytes.HasPrefix(rest, []byte(yamlSeparator)) {
+				content()
+			}
+			chunk = from[:len(from)-len(rest)]
+			bad := document{line: line, err: err}
+			next()
+			if start > 0 && !yield(document{data: chunk, line: start, first: first}) {
+				return
+			}
+			if !yield(bad) {
+				return
+			}
+			continue
+		}
+		for range bytes.Count(chunk, []byte("\n")) {
+			content()
+		}
+		// The same lines as they are in data: YAMLReader's copy lacks the
+		// "\r" of "\r\n" and ends the last line with "\n" where data may
+		// not, which would move a YAML error's line or change its text.
+		chunk = from[:len(from)-len(rest)]
+		if start == 0 {
+			continue // only comments and blank lines
+		}
+		if !yield(document{data: chunk, line: start, first: first}) {
+			return
+		}
+	}
+}
+
+// yamlSeparator starts a line that separates YAML documents.
+const yamlSeparator = "---"
+
+// isSeparator tells whether the first line of data separates two YAML
+// documents, by YAMLReader's rule: "---" then nothing, spaces or a comment.
+func isSeparator(data []byte) bool {
+	l, _, _ := bytes.Cut(data, []byte("\n"))
+	rest, ok := bytes.CutPrefix(l, []byte(yamlSeparator))
+	if !ok {
+		return false
+	}
+	rest = bytes.TrimSpace(rest)
+	return len(rest) == 0 || rest[0] == '#'
 }
 
 // splitJSON cuts a stream of JSON values, noting the line each starts on.
+// It stays with encoding/json's Decoder rather than util/yaml's JSON path,
+// which does not tell where in the stream a value was.
 func splitJSON(data []byte) []document {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	var docs []document
