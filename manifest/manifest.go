@@ -24,11 +24,12 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/stsguard/stsguard/engine"
+
 	yamlv3 "go.yaml.in/yaml/v3"
 	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -39,9 +40,10 @@ import (
 
 // Object is one object read from a manifest.
 type Object struct {
-	// Object is a typed *appsv1.StatefulSet, *corev1.Service,
-	// *corev1.Secret, *storagev1.StorageClass, *corev1.Namespace or
-	// *corev1.PersistentVolumeClaim; nil for any other kind.
+	// Object is a typed object of a kind of engine.Kinds
+	// (*appsv1.StatefulSet, *corev1.Service, *corev1.Secret,
+	// *corev1.PersistentVolumeClaim, *storagev1.StorageClass,
+	// *corev1.Namespace); nil for any other kind.
 	Object runtime.Object
 	// GVK is the apiVersion and kind as written in the manifest.
 	GVK schema.GroupVersionKind
@@ -201,6 +203,19 @@ func Parse(file string, data []byte, namespace string) ([]Object, []error) {
 		objs = append(objs, r.objs...)
 	}
 	return objs, errs
+}
+
+// readKind returns the entry of engine.Kinds that a document of apiVersion
+// gv and kind is read as: the kind's own version, and apps/v1beta1 and
+// apps/v1beta2 for a StatefulSet (read as apps/v1, see convertStatefulSet).
+// It returns false for a kind stsguard does not read.
+func readKind(gv schema.GroupVersion, kind string) (engine.KindInfo, bool) {
+	k, ok := engine.LookupKind(engine.Kind(kind))
+	if !ok || gv.Group != k.GroupVersionKind.Group {
+		return engine.KindInfo{}, false
+	}
+	old := k.Kind == engine.KindStatefulSet && (gv.Version == "v1beta1" || gv.Version == "v1beta2")
+	return k, gv.Version == k.GroupVersionKind.Version || old
 }
 
 // parseBatch is how many documents one goroutine of Parse decodes.
@@ -459,25 +474,8 @@ func decodeObject(file string, line int, js []byte, tm typeMeta, namespace strin
 		return Object{}, &Error{File: file, Line: line, Err: fmt.Errorf("apiVersion %q: %w", tm.APIVersion, err)}
 	}
 	o := Object{GVK: gv.WithKind(tm.Kind), File: file, Line: line}
-	var into interface {
-		runtime.Object
-		metav1.Object
-	}
-	namespaced := true
-	switch {
-	case gv.Group == "apps" && tm.Kind == "StatefulSet" && (gv.Version == "v1" || gv.Version == "v1beta1" || gv.Version == "v1beta2"):
-		into = &appsv1.StatefulSet{}
-	case gv.Group == "" && gv.Version == "v1" && tm.Kind == "Service":
-		into = &corev1.Service{}
-	case gv.Group == "" && gv.Version == "v1" && tm.Kind == "Secret":
-		into = &corev1.Secret{}
-	case gv.Group == "" && gv.Version == "v1" && tm.Kind == "PersistentVolumeClaim":
-		into = &corev1.PersistentVolumeClaim{}
-	case gv.Group == "" && gv.Version == "v1" && tm.Kind == "Namespace":
-		into, namespaced = &corev1.Namespace{}, false
-	case gv.Group == "storage.k8s.io" && gv.Version == "v1" && tm.Kind == "StorageClass":
-		into, namespaced = &storagev1.StorageClass{}, false
-	default:
+	k, known := readKind(gv, tm.Kind)
+	if !known {
 		var meta struct {
 			Metadata metav1.ObjectMeta `json:"metadata"`
 		}
@@ -485,6 +483,7 @@ func decodeObject(file string, line int, js []byte, tm typeMeta, namespace strin
 		o.Namespace, o.Name = meta.Metadata.Namespace, meta.Metadata.Name
 		return o, nil
 	}
+	into, namespaced := k.New(), k.Namespaced
 	strict, err := sigsjson.UnmarshalStrict(js, into)
 	if err == nil && len(strict) > 0 {
 		err = errors.Join(strict...)
