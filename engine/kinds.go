@@ -78,13 +78,20 @@ func (k *KindInfo) GroupResource() schema.GroupResource {
 // KindOf returns the entry of Kinds for obj's Go type (*appsv1.StatefulSet,
 // ...), and false for a type stsguard does not read.
 func KindOf(obj any) (KindInfo, bool) {
-	for _, k := range Kinds {
-		if reflect.TypeOf(k.New()) == reflect.TypeOf(obj) {
-			return k, true
-		}
+	if i, ok := kindByType[reflect.TypeOf(obj)]; ok {
+		return Kinds[i], true
 	}
 	return KindInfo{}, false
 }
+
+// kindByType indexes Kinds by the Go type of New's objects.
+var kindByType = func() map[reflect.Type]int {
+	m := make(map[reflect.Type]int, len(Kinds))
+	for i, k := range Kinds {
+		m[reflect.TypeOf(k.New())] = i
+	}
+	return m
+}()
 
 // LookupKind returns the entry of Kinds named kind, and false for a kind
 // stsguard does not read.
