@@ -3,7 +3,6 @@ package rules
 import (
 	"context"
 	"fmt"
-	"reflect"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -42,8 +41,10 @@ func checkTemplateImmutable(ctx context.Context, in *engine.Input[*appsv1.Statef
 }
 
 // changedPaths returns the JSON field paths at which a and b differ, below
-// base, comparing their unstructured (JSON) forms with go-cmp. A list whose
-// length changed is reported as one path; status is left out.
+// base, comparing their unstructured (JSON) forms with go-cmp. Lists are
+// compared index by index (the element at [i] against the element at [i]),
+// and a list whose length changed is reported as one path; status is left
+// out.
 func changedPaths(base *field.Path, a, b *corev1.PersistentVolumeClaim) []*field.Path {
 	ua, errA := runtime.DefaultUnstructuredConverter.ToUnstructured(a)
 	ub, errB := runtime.DefaultUnstructuredConverter.ToUnstructured(b)
@@ -53,12 +54,23 @@ func changedPaths(base *field.Path, a, b *corev1.PersistentVolumeClaim) []*field
 	delete(ua, "status")
 	delete(ub, "status")
 	r := &pathReporter{base: base}
-	cmp.Equal(ua, ub, cmp.Reporter(r))
+	cmp.Equal(ua, ub, byIndex, cmp.Reporter(r))
 	if len(r.paths) == 0 { // only a status or formatting difference
 		r.paths = append(r.paths, base)
 	}
 	return r.paths
 }
+
+// byIndex has go-cmp compare JSON lists element by element at the same
+// index, as a map from index to element, instead of pairing elements by an
+// edit script: a reordered list is a change at each index that changed.
+var byIndex = cmp.Transformer("byIndex", func(l []any) map[int]any {
+	m := make(map[int]any, len(l))
+	for i, v := range l {
+		m[i] = v
+	}
+	return m
+})
 
 // pathReporter is a go-cmp reporter that collects the field path of each
 // difference, in the order go-cmp finds them (map keys sorted).
@@ -76,16 +88,19 @@ func (r *pathReporter) Report(res cmp.Result) {
 		return
 	}
 	p := r.base
-	for i, s := range r.steps {
+	for _, s := range r.steps {
 		switch s := s.(type) {
-		case cmp.MapIndex:
-			p = p.Child(fmt.Sprint(s.Key().Interface()))
-		case cmp.SliceIndex:
-			if x, y := r.steps[i-1].Values(); lenOf(x) != lenOf(y) {
+		case cmp.Transform:
+			if x, y := s.Values(); x.Len() != y.Len() {
 				r.add(p) // the list's length changed: the list is the change
 				return
 			}
-			p = p.Index(s.Key())
+		case cmp.MapIndex:
+			if i, ok := s.Key().Interface().(int); ok {
+				p = p.Index(i)
+			} else {
+				p = p.Child(fmt.Sprint(s.Key().Interface()))
+			}
 		}
 	}
 	r.add(p)
@@ -96,15 +111,4 @@ func (r *pathReporter) add(p *field.Path) {
 	if n := len(r.paths); n == 0 || r.paths[n-1].String() != p.String() {
 		r.paths = append(r.paths, p)
 	}
-}
-
-// lenOf is the length of a slice held directly or in an interface.
-func lenOf(v reflect.Value) int {
-	if v.Kind() == reflect.Interface {
-		v = v.Elem()
-	}
-	if v.Kind() != reflect.Slice {
-		return -1
-	}
-	return v.Len()
 }
