@@ -261,7 +261,7 @@ func workers() *errgroup.Group {
 // report assembles the outcomes (nil for an object not judged) in the
 // order of objs.
 func report(e *engine.Engine, objs []manifest.Object, out []*outcome) *Report {
-	r := &Report{Objects: []Decision{}, Findings: []Finding{}, Catalog: rules.Catalog(), Actions: map[string]engine.Action{}}
+	r := &Report{Objects: []Decision{}, Findings: []Finding{}, Catalog: e.Catalog(), Actions: map[string]engine.Action{}}
 	for _, m := range r.Catalog {
 		r.Actions[m.ID] = e.Action(m.ID)
 	}
@@ -437,14 +437,14 @@ type admitted[T engine.Object] struct {
 	operation admissionv1.Operation
 	res       engine.Result
 	// object is the object as it would be stored (mutated); mutation is
-	// nil for a kind without a mutating webhook, or when denied.
+	// nil when nothing changes or the request is denied.
 	object   T
 	mutation *engine.Mutation
 	denied   bool
 }
 
 // admit sends in, unless the webhooks' matchCondition skips it (sent),
-// through engine.Admit at stage MutateAndValidate: the mutating webhook
+// through engine.Admit at phase MutateAndValidate: the mutating webhook
 // and then the validating webhook, as the apiserver does. A request either
 // step would deny gets no patch and writes nothing. The findings are those
 // kubectl shows: the mutators' and the validating rules'.
@@ -460,8 +460,10 @@ func admit[T engine.Object](e *engine.Engine, in *engine.Input[T], lk engine.Loo
 	}
 	a := admitted[T]{operation: in.Operation, res: engine.Result{Findings: d.Findings, Exemptions: d.Exemptions},
 		object: in.Object, denied: d.Denied()}
-	if !a.denied {
-		a.object, _ = d.Object.(T)
+	if obj, ok := d.Object.(T); ok && !a.denied {
+		a.object = obj
+	}
+	if !a.denied && !d.Mutation.Empty() {
 		a.mutation = d.Mutation
 	}
 	return a

@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -39,11 +40,11 @@ func LoadCluster(ctx context.Context, c client.Reader, namespace string) ([]mani
 		}
 		list := k.NewList()
 		if err := c.List(ctx, list.(client.ObjectList), opts...); err != nil {
-			return nil, fmt.Errorf("listing %ss: %w", k.Kind, err)
+			return nil, fmt.Errorf("listing %s: %w", plural(k.Kind), err)
 		}
 		items, err := meta.ExtractList(list)
 		if err != nil {
-			return nil, fmt.Errorf("listing %ss: %w", k.Kind, err)
+			return nil, fmt.Errorf("listing %s: %w", plural(k.Kind), err)
 		}
 		for _, item := range items {
 			obj := item.(client.Object)
@@ -56,4 +57,13 @@ func LoadCluster(ctx context.Context, c client.Reader, namespace string) ([]mani
 		}
 	}
 	return out, nil
+}
+
+// plural names the objects of kind k in an error: "StatefulSets",
+// "StorageClasses".
+func plural(k engine.Kind) string {
+	if strings.HasSuffix(string(k), "s") {
+		return string(k) + "es"
+	}
+	return string(k) + "s"
 }

@@ -1,5 +1,5 @@
-// Package audit replays manifests, and judges live objects, through the
-// webhook's rule engine, and reports what stsguard would deny, warn about,
+// Package audit replays manifests, and judges live objects, through
+// engine.Admit, the pipeline the webhook runs, and reports what stsguard would deny, warn about,
 // record for audit and change: the engine of `stsguard audit`.
 //
 // Manifests are replayed as `kubectl apply -f` sends them: one object at a

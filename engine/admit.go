@@ -2,21 +2,22 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// Stage says which of stsguard's webhooks an Admit call stands for.
-type Stage int
+// Phase says which admission phase, and so which of stsguard's webhooks,
+// an Admit call stands for: mutating, validating, or both in turn.
+type Phase int
 
 const (
 	// MutateAndValidate is what the apiserver does with one request: the
 	// mutating webhook, then the validating webhook on the mutated object.
-	// The audit replay and expand's pre-flight use it. The findings are
-	// both steps'.
-	MutateAndValidate Stage = iota
+	// The audit replay uses it. The findings are both steps'.
+	MutateAndValidate Phase = iota
 	// Mutating is the mutating webhook's decision: the mutators run, and
 	// the mutated object is judged by the checks in the world the mutation
 	// leaves (its Secrets written), so that a request the validating
@@ -34,8 +35,8 @@ const (
 // from an AdmissionReview (admission.k8s.io/v1), audit replays it from a
 // manifest.
 type Request struct {
-	// Stage is the webhook the call stands for.
-	Stage Stage
+	// Phase is the webhook the call stands for.
+	Phase Phase
 	// Kind is the kind of Object and OldObject.
 	Kind Kind
 	// Operation is admissionv1.Create, Update or Delete.
@@ -51,11 +52,11 @@ type Request struct {
 	DryRun bool
 }
 
-// NewRequest returns the kind-erased Request for a typed input at stage:
+// NewRequest returns the kind-erased Request for a typed input at phase:
 // its kind from engine.Kinds, its objects (a nil one stays nil). It is how
 // a caller that holds typed objects (audit, tests) builds a Request.
-func NewRequest[T Object](stage Stage, in *Input[T]) *Request {
-	r := &Request{Stage: stage, Operation: in.Operation, DryRun: in.DryRun}
+func NewRequest[T Object](phase Phase, in *Input[T]) *Request {
+	r := &Request{Phase: phase, Operation: in.Operation, DryRun: in.DryRun}
 	if k, ok := KindOf(in.Subject()); ok {
 		r.Kind = k.Kind
 	}
@@ -86,7 +87,7 @@ type Decision struct {
 	// mutation applied, or Request.Object itself when nothing changed or
 	// the request is denied; nil on DELETE.
 	Object metav1.Object
-	// Findings are the problems the stage reports (see Stage), each with
+	// Findings are the problems the phase reports (see Phase), each with
 	// the action that applies to it.
 	Findings Findings
 	// Exemptions are the exemptions that suppressed a finding or a change,
@@ -94,7 +95,7 @@ type Decision struct {
 	Exemptions []Exemption
 	// Mutation is the JSON patch against Request.Object, the changes it
 	// makes, and the Secrets it relies on; empty when denied, and for the
-	// Validating stage. Never nil.
+	// Validating phase. Never nil.
 	Mutation *Mutation
 }
 
@@ -102,16 +103,35 @@ type Decision struct {
 func (d *Decision) Denied() bool { return len(d.Findings.ByAction(Deny)) > 0 }
 
 // Admit decides req in the world lk reads, as stsguard's webhooks would:
-// the mutators (unless the stage is Validating), then the checks on the
-// object as it would be stored. See Stage for the findings of each stage,
-// and validate and mutate for the contract every rule follows (actions,
-// exemptions, ratcheting, failing open on a Lookup error or a panic).
+// the mutators (unless the phase is Validating), then the checks on the
+// object as it would be stored. See Phase for the findings of each phase.
+//
+// Every rule follows the same contract: a rule whose action is Off is not
+// run; an exempted rule's findings are dropped and reported in Exemptions;
+// on UPDATE a Deny finding that the stored object has too (judged as if it
+// were created now) is downgraded to Warn (ratcheting, as Kubernetes does
+// for validation that tightens: an existing problem must not block an
+// unrelated change such as a scale-down), where "the same problem" means
+// the same rule about the same thing, named rather than indexed (the
+// container and env var by name, the Service or Secret and key it refers
+// to; see findingKey), so that inserting an env var before an old problem
+// keeps it ratcheted and pointing at another bad referent does not (a
+// rule with an ActionOnUpdate is never ratcheted: its UPDATE findings are
+// about the update); Lookup
+// failures and rule panics are Warn findings of type
+// field.ErrorTypeInternal (see Findings.Internal), so stsguard fails open.
+// An object being deleted (deletionTimestamp set) is not judged. A mutator that is off or exempted changes nothing (an exemption it would
+// have used is reported); one that reports a Deny finding leaves no patch
+// and plans no write; one that fails midway (a Lookup error, a panic)
+// leaves nothing of its own, with a Warn finding.
 //
 // A request the engine does not judge (an object being deleted through a
 // finalizer-driven UPDATE; a DELETE for a kind without DELETE rules is
 // judged and finds nothing) gets an empty decision. Admit returns an error
-// only for a malformed Request: a kind the engine does not admit, or an
-// object that is not of the kind's Go type.
+// only for a malformed Request: a kind the engine does not admit, an
+// object that is not of the kind's Go type, an operation other than
+// CREATE, UPDATE or DELETE, or objects that do not match the operation
+// (CREATE: Object; UPDATE: both; DELETE: OldObject).
 func (e *Engine) Admit(ctx context.Context, req *Request, lk Lookup) (*Decision, error) {
 	switch req.Kind {
 	case KindStatefulSet:
@@ -122,6 +142,29 @@ func (e *Engine) Admit(ctx context.Context, req *Request, lk Lookup) (*Decision,
 		return admit(ctx, e, &e.secrets, req, lk)
 	}
 	return nil, fmt.Errorf("stsguard admits no kind %q", req.Kind)
+}
+
+// checkObjects reports a request whose objects do not match its
+// operation: CREATE carries Object, UPDATE both, DELETE OldObject.
+func checkObjects[T Object](op admissionv1.Operation, obj, old T) error {
+	var zero T
+	switch op {
+	case admissionv1.Create:
+		if obj == zero {
+			return errors.New("no object")
+		}
+	case admissionv1.Update:
+		if obj == zero || old == zero {
+			return errors.New("an UPDATE needs the object and the old object")
+		}
+	case admissionv1.Delete:
+		if old == zero {
+			return errors.New("no old object")
+		}
+	default:
+		return fmt.Errorf("operation %q is not CREATE, UPDATE or DELETE", op)
+	}
+	return nil
 }
 
 func admit[T Object](ctx context.Context, e *Engine, ks *kindRules[T], req *Request, lk Lookup) (*Decision, error) {
@@ -140,21 +183,24 @@ func admit[T Object](ctx context.Context, e *Engine, ks *kindRules[T], req *Requ
 		}
 		*o.to = t
 	}
+	if err := checkObjects(req.Operation, in.Object, in.OldObject); err != nil {
+		return nil, fmt.Errorf("a %s %s request: %w", req.Kind, req.Operation, err)
+	}
 	d := &Decision{Object: req.Object, Mutation: &Mutation{}}
-	if req.Stage == Validating {
+	if req.Phase == Validating {
 		res := validate(ctx, e, ks, in, lk)
 		d.Findings, d.Exemptions = res.Findings, res.Exemptions
 		return d, nil
 	}
 	mutated, m, mres := mutate(ctx, e, ks, in, lk)
 	d.Findings, d.Exemptions = mres.Findings, mres.Exemptions
-	if len(mres.Findings.ByAction(Deny)) > 0 || in.Operation == admissionv1.Delete && req.Stage == Mutating {
+	if len(mres.Findings.ByAction(Deny)) > 0 || in.Operation == admissionv1.Delete && req.Phase == Mutating {
 		return d, nil
 	}
 	vres := validate(ctx, e, ks, &Input[T]{Operation: in.Operation, Object: mutated, OldObject: in.OldObject, DryRun: in.DryRun, Config: in.Config}, m.Lookup(lk))
 	denied := len(vres.Findings.ByAction(Deny)) > 0
 	switch {
-	case req.Stage == MutateAndValidate:
+	case req.Phase == MutateAndValidate:
 		d.Findings = append(append(Findings{}, mres.Findings...), vres.Findings...)
 		d.Exemptions = append(d.Exemptions, vres.Exemptions...)
 	case denied:

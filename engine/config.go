@@ -240,8 +240,8 @@ func (c *Config) action(id string, def Action) Action {
 	return def
 }
 
-// MutationOn reports whether mutator id is on (Mutations does not turn it off).
-func (c *Config) MutationOn(id string) bool {
+// mutationOn reports whether mutator id is on (Mutations does not turn it off).
+func (c *Config) mutationOn(id string) bool {
 	on, ok := c.Mutations[id]
 	return !ok || on
 }

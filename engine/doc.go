@@ -2,7 +2,7 @@
 // an admission request into a decision, for the webhook, the audit replay
 // and, through the webhook, expand's pre-flight.
 //
-// A Request (a kind, an operation, the typed objects, the Stage a caller
+// A Request (a kind, an operation, the typed objects, the Phase a caller
 // stands for) goes through Admit: the mutators run on a private copy, then
 // the checks judge the object as it would be stored, in the world the
 // mutation would leave (its Secrets written), under the policy's actions,

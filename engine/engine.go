@@ -18,7 +18,8 @@ import (
 
 // Engine evaluates a registry of rules and mutators under one Config. It is
 // immutable and safe for concurrent use; build a new one to change the
-// policy. Admit is its one entry point.
+// policy. Admit decides requests; Catalog, Action and WithoutSecret
+// describe the rules and what a failed write leaves.
 type Engine struct {
 	cfg Config
 	// rules are the declarations in catalog order, exemption-invalid last.
@@ -50,8 +51,9 @@ type kindMutator[T Object] struct {
 // New returns an engine that runs the declarations of registry (in their
 // order; rules.All is stsguard's catalog) configured by cfg (start from
 // DefaultConfig). It returns an error when a declaration is malformed (an
-// ID declared twice or not kebab-case, a rule with no check, a mutator with
-// a check, an action that is not Deny, Warn, Audit or Mutate), or when cfg
+// ID declared twice or not kebab-case, no description, a rule with no
+// check, a mutator with a check or without a FindingAction, an action that
+// is not Deny, Warn, Audit or Mutate), or when cfg
 // names a rule that does not exist, gives a rule an action other than
 // Deny, Warn, Audit or Off, turns off something that is not a mutator, or
 // lacks a pattern.
@@ -113,6 +115,12 @@ func checkDeclaration(r *Rule) error {
 		return fmt.Errorf("rule %q must declare checks and no changes", r.ID)
 	case r.Action != Mutate && r.Action != Deny && r.Action != Warn && r.Action != Audit:
 		return fmt.Errorf("rule %q: default action %q is not one of Deny, Warn, Audit, Mutate", r.ID, r.Action)
+	case r.Action != Mutate && (r.FindingAction != "" || r.Default || r.SecretNotWritten != nil):
+		return fmt.Errorf("rule %q: FindingAction, Default and SecretNotWritten are a mutator's", r.ID)
+	case r.Action == Mutate && r.FindingAction != Deny && r.FindingAction != Warn && r.FindingAction != Audit:
+		return fmt.Errorf("mutator %q: FindingAction %q is not one of Deny, Warn, Audit", r.ID, r.FindingAction)
+	case r.ActionOnUpdate != "" && (r.Action == Mutate || r.ActionOnUpdate != Deny && r.ActionOnUpdate != Warn && r.ActionOnUpdate != Audit):
+		return fmt.Errorf("rule %q: ActionOnUpdate %q must be Deny, Warn or Audit, on a rule that is not a mutator", r.ID, r.ActionOnUpdate)
 	}
 	return nil
 }
@@ -125,14 +133,14 @@ func (e *Engine) checkConfig() error {
 		switch {
 		case !ok:
 			errs = append(errs, fmt.Errorf("unknown rule %q", id))
-		case r.IsMutator():
+		case r.isMutator():
 			errs = append(errs, fmt.Errorf("%q is a mutation: turn it on or off under mutations, it has no action", id))
 		case a != Deny && a != Warn && a != Audit && a != Off:
 			errs = append(errs, fmt.Errorf("rule %q: action %q is not one of Deny, Warn, Audit, Off", id, a))
 		}
 	}
 	for id := range cfg.Mutations {
-		if r, ok := e.byID[id]; !ok || !r.IsMutator() {
+		if r, ok := e.byID[id]; !ok || !r.isMutator() {
 			errs = append(errs, fmt.Errorf("%q is not a mutation", id))
 		}
 	}
@@ -161,8 +169,8 @@ func (e *Engine) Catalog() []Meta {
 	return out
 }
 
-// Known reports whether id is the ID of a rule or mutator of the engine.
-func (e *Engine) Known(id string) bool { _, ok := e.byID[id]; return ok }
+// known reports whether id is the ID of a rule or mutator of the engine.
+func (e *Engine) known(id string) bool { _, ok := e.byID[id]; return ok }
 
 // Action returns the action rule id has under the engine's Config (its
 // default unless the policy overrides it); Mutate or Off for a mutator; ""
@@ -172,17 +180,13 @@ func (e *Engine) Action(id string) Action {
 	switch {
 	case !ok:
 		return ""
-	case r.IsMutator() && e.cfg.MutationOn(id):
+	case r.isMutator() && e.cfg.mutationOn(id):
 		return Mutate
-	case r.IsMutator():
+	case r.isMutator():
 		return Off
 	}
 	return e.cfg.action(id, r.Action)
 }
-
-// Config returns the configuration the engine runs under. Callers must not
-// modify it.
-func (e *Engine) Config() *Config { return &e.cfg }
 
 // Result is the outcome of one step (the mutators, or the checks) on one
 // object.
@@ -207,21 +211,8 @@ func judged[T Object](in *Input[T]) bool {
 	return in.Operation == admissionv1.Delete || s.GetDeletionTimestamp() == nil
 }
 
-// validate runs the checks of kind ks on in.Object.
-//
-// Every rule follows the same contract: a rule whose action is Off is not
-// run; an exempted rule's findings are dropped and reported in Exemptions;
-// on UPDATE a Deny finding that the stored object has too (judged as if it
-// were created now) is downgraded to Warn (ratcheting, as Kubernetes does
-// for validation that tightens: an existing problem must not block an
-// unrelated change such as a scale-down), where "the same problem" means
-// the same rule about the same thing, named rather than indexed (the
-// container and env var by name, the Service or Secret and key it refers
-// to; see findingKey), so that inserting an env var before an old problem
-// keeps it ratcheted and pointing at another bad referent does not; Lookup
-// failures and rule panics are Warn findings of type
-// field.ErrorTypeInternal (see Findings.Internal), so stsguard fails open.
-// An object being deleted (deletionTimestamp set) is not judged.
+// validate runs the checks of kind ks on in.Subject() (in.Object, or
+// in.OldObject on DELETE), under the contract Admit documents.
 func validate[T Object](ctx context.Context, e *Engine, ks *kindRules[T], in *Input[T], lk Lookup) Result {
 	var res Result
 	if !judged(in) {
@@ -292,7 +283,7 @@ func validate[T Object](ctx context.Context, e *Engine, ks *kindRules[T], in *In
 func mutate[T Object](ctx context.Context, e *Engine, ks *kindRules[T], in *Input[T], lk Lookup) (T, *Mutation, Result) {
 	m := &Mutation{}
 	var res Result
-	if in.Operation == admissionv1.Delete || !judged(in) {
+	if len(ks.mutators) == 0 || in.Operation == admissionv1.Delete || !judged(in) {
 		return in.Object, m, res
 	}
 	cp := *in
@@ -302,7 +293,7 @@ func mutate[T Object](ctx context.Context, e *Engine, ks *kindRules[T], in *Inpu
 	for i := range ks.mutators {
 		mu := &ks.mutators[i]
 		r := mu.rule
-		if !e.cfg.MutationOn(r.ID) {
+		if !e.cfg.mutationOn(r.ID) {
 			continue
 		}
 		x, ok := ex.exempts(r.ID)

@@ -95,7 +95,7 @@ func (e *Engine) exemptions(ctx context.Context, obj metav1.Object, lk Lookup) e
 			if id == "" {
 				continue
 			}
-			if !e.Known(id) {
+			if !e.known(id) {
 				unknown = append(unknown, id)
 				continue
 			}

@@ -11,6 +11,19 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
+// Kind names the Kubernetes kind a rule applies to, as "StatefulSet".
+type Kind string
+
+// The kinds stsguard admits.
+const (
+	// KindStatefulSet is apps/v1 StatefulSet.
+	KindStatefulSet Kind = "StatefulSet"
+	// KindService is core/v1 Service.
+	KindService Kind = "Service"
+	// KindSecret is core/v1 Secret.
+	KindSecret Kind = "Secret"
+)
+
 // The kinds stsguard reads as context: Lookup serves them, no rule judges
 // them.
 const (
@@ -39,9 +52,9 @@ type KindInfo struct {
 	Resource string
 	// Namespaced is false for a cluster-scoped kind.
 	Namespaced bool
-	// Admitted is true for the kinds stsguard's webhooks admit and its
+	// Judged is true for the kinds stsguard's webhooks admit and its
 	// rules judge (Admit's Request.Kind); false for those read as context.
-	Admitted bool
+	Judged bool
 	// JudgedOnDelete is true for an admitted kind whose rules judge DELETE
 	// (the object is then the request's oldObject).
 	JudgedOnDelete bool
@@ -51,15 +64,16 @@ type KindInfo struct {
 	NewList func() runtime.Object
 }
 
-// Kinds is every kind stsguard reads, admitted kinds first: the one table
-// the server's informers, audit --cluster's listing and the in-memory
-// Lookup (lookup.Objects) are built from.
+// Kinds is every kind stsguard reads, judged kinds first: the one table the
+// server's informers, audit --cluster's listing, the manifest reader and
+// the in-memory Lookup (lookup.Objects) are built from. It is fixed at
+// build time: callers must not modify it.
 var Kinds = []KindInfo{
-	{Kind: KindStatefulSet, Resource: "statefulsets", GroupVersionKind: appsv1.SchemeGroupVersion.WithKind("StatefulSet"), Namespaced: true, Admitted: true,
+	{Kind: KindStatefulSet, Resource: "statefulsets", GroupVersionKind: appsv1.SchemeGroupVersion.WithKind("StatefulSet"), Namespaced: true, Judged: true,
 		New: func() APIObject { return &appsv1.StatefulSet{} }, NewList: func() runtime.Object { return &appsv1.StatefulSetList{} }},
-	{Kind: KindService, Resource: "services", GroupVersionKind: corev1.SchemeGroupVersion.WithKind("Service"), Namespaced: true, Admitted: true, JudgedOnDelete: true,
+	{Kind: KindService, Resource: "services", GroupVersionKind: corev1.SchemeGroupVersion.WithKind("Service"), Namespaced: true, Judged: true, JudgedOnDelete: true,
 		New: func() APIObject { return &corev1.Service{} }, NewList: func() runtime.Object { return &corev1.ServiceList{} }},
-	{Kind: KindSecret, Resource: "secrets", GroupVersionKind: corev1.SchemeGroupVersion.WithKind("Secret"), Namespaced: true, Admitted: true, JudgedOnDelete: true,
+	{Kind: KindSecret, Resource: "secrets", GroupVersionKind: corev1.SchemeGroupVersion.WithKind("Secret"), Namespaced: true, Judged: true, JudgedOnDelete: true,
 		New: func() APIObject { return &corev1.Secret{} }, NewList: func() runtime.Object { return &corev1.SecretList{} }},
 	{Kind: KindPersistentVolumeClaim, Resource: "persistentvolumeclaims", GroupVersionKind: corev1.SchemeGroupVersion.WithKind("PersistentVolumeClaim"), Namespaced: true,
 		New: func() APIObject { return &corev1.PersistentVolumeClaim{} }, NewList: func() runtime.Object { return &corev1.PersistentVolumeClaimList{} }},
@@ -102,4 +116,15 @@ func LookupKind(kind Kind) (KindInfo, bool) {
 		}
 	}
 	return KindInfo{}, false
+}
+
+// judgedKinds returns the kinds of Kinds that the rules judge, in order.
+func judgedKinds() []Kind {
+	var out []Kind
+	for _, k := range Kinds {
+		if k.Judged {
+			out = append(out, k.Kind)
+		}
+	}
+	return out
 }

@@ -43,8 +43,9 @@ type MutateFunc[T Object] func(ctx context.Context, in *Input[T], lk Lookup, m *
 // Rule declares one rule or mutator, once: its catalog entry and its checks
 // (or changes), one per kind it judges. IDs are kebab-case and stable: they
 // are a public interface used in policy files, exemption annotations,
-// metrics labels and audit output. The declaration of rule "<id>" lives in
-// rules/<id>.go.
+// metrics labels and audit output. The declaration of built-in rule "<id>"
+// lives in rules/<id>.go; exemption-invalid, whose check is the engine's
+// reading of the exemption annotations, in engine/exempt.go.
 type Rule struct {
 	// ID is the rule's stable kebab-case identifier.
 	ID string
@@ -121,10 +122,10 @@ func (r *Rule) Meta() Meta {
 		m.Kinds = append(m.Kinds, KindSecret)
 	}
 	if r.ID == ExemptionInvalid {
-		m.Kinds = []Kind{KindStatefulSet, KindService, KindSecret}
+		m.Kinds = judgedKinds() // exemptions are read on every object judged
 	}
 	return m
 }
 
-// IsMutator reports whether the rule is a mutator (Action Mutate).
-func (r *Rule) IsMutator() bool { return r.Action == Mutate }
+// isMutator reports whether the rule is a mutator (Action Mutate).
+func (r *Rule) isMutator() bool { return r.Action == Mutate }

@@ -34,19 +34,6 @@ const (
 	Mutate Action = "Mutate"
 )
 
-// Kind names the Kubernetes kind a rule applies to, as "StatefulSet".
-type Kind string
-
-// The kinds stsguard admits.
-const (
-	// KindStatefulSet is apps/v1 StatefulSet.
-	KindStatefulSet Kind = "StatefulSet"
-	// KindService is core/v1 Service.
-	KindService Kind = "Service"
-	// KindSecret is core/v1 Secret.
-	KindSecret Kind = "Secret"
-)
-
 // Object is the constraint on the typed API objects rules evaluate: a
 // pointer such as *appsv1.StatefulSet.
 type Object interface {
@@ -177,6 +164,14 @@ func (fs Findings) sort() {
 		}
 		return fs[i].Rule < fs[j].Rule
 	})
+}
+
+// Denial returns a Deny finding of rule id, err tagged with the rule ID as
+// every finding is: what the webhook answers when it learns, while
+// executing a planned write, that the write must not happen (a Secret that
+// holds another value).
+func Denial(id string, err *field.Error) Finding {
+	return Finding{Rule: id, Action: Deny, Error: tagged(err, id)}
 }
 
 // ruleTag is appended to every finding's detail so that a user can look the

@@ -8,6 +8,6 @@
 // exempts namespaces, and tunes the knowledge rules use (image profiles,
 // credential and password name patterns, weak passwords). It decodes
 // strictly (unknown and duplicate fields are errors), validates with field
-// paths, and turns the file into a engine.Engine. Holder keeps the engine
-// current while the file changes.
+// paths, and turns the file into an engine.Engine of the built-in rules
+// (rules.New). Holder keeps the engine current while the file changes.
 package policy

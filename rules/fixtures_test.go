@@ -52,8 +52,8 @@ type fixtureSpec struct {
 	// Operation is CREATE, UPDATE or DELETE; by default UPDATE when old.yaml
 	// exists and CREATE otherwise.
 	Operation admissionv1.Operation `json:"operation,omitempty"`
-	// Stage is MutateAndValidate (the default), Mutating or Validating.
-	Stage string `json:"stage,omitempty"`
+	// Phase is MutateAndValidate (the default), Mutating or Validating.
+	Phase string `json:"phase,omitempty"`
 	// DryRun is request.dryRun.
 	DryRun bool `json:"dryRun,omitempty"`
 	// Policy is the body of a config.stsguard.io/v1alpha1 Policy (rules,
@@ -266,7 +266,7 @@ func loadFixture(rule, name, dir string, known map[string]bool) *fixtureCase {
 		return fail("%v", err)
 	}
 	kind, _ := engine.KindOf(obj)
-	c.req = &engine.Request{Stage: stages[c.spec.Stage], Kind: kind.Kind, Operation: c.spec.Operation, DryRun: c.spec.DryRun}
+	c.req = &engine.Request{Phase: phases[c.spec.Phase], Kind: kind.Kind, Operation: c.spec.Operation, DryRun: c.spec.DryRun}
 	var stored engine.APIObject // the object the cluster holds already
 	switch c.spec.Operation {
 	case admissionv1.Delete:
@@ -342,7 +342,7 @@ func loadFixture(rule, name, dir string, known map[string]bool) *fixtureCase {
 	return c
 }
 
-var stages = map[string]engine.Stage{
+var phases = map[string]engine.Phase{
 	"":                  engine.MutateAndValidate,
 	"MutateAndValidate": engine.MutateAndValidate,
 	"Mutating":          engine.Mutating,
@@ -354,8 +354,8 @@ func checkSpec(s *fixtureSpec, hasOld bool, known map[string]bool) error {
 	if strings.TrimSpace(s.Description) == "" {
 		return fmt.Errorf("description: say what the case is about")
 	}
-	if _, ok := stages[s.Stage]; !ok {
-		return fmt.Errorf("stage %q: use MutateAndValidate, Mutating or Validating", s.Stage)
+	if _, ok := phases[s.Phase]; !ok {
+		return fmt.Errorf("phase %q: use MutateAndValidate, Mutating or Validating", s.Phase)
 	}
 	switch s.Operation {
 	case "":
@@ -433,7 +433,7 @@ func readObject(file string) (engine.APIObject, error) {
 		return nil, fmt.Errorf("%s: holds %d objects; it must hold one", file, len(objs))
 	}
 	o, ok := objs[0].Object.(engine.APIObject)
-	if k, known := engine.KindOf(o); !ok || !known || !k.Admitted {
+	if k, known := engine.KindOf(o); !ok || !known || !k.Judged {
 		return nil, fmt.Errorf("%s: %s is not a kind stsguard admits (StatefulSet, Service, Secret)", file, objs[0].GVK.Kind)
 	}
 	return o, nil

@@ -49,9 +49,9 @@ func newEngine(t testing.TB, ids ...string) *engine.Engine {
 	return e
 }
 
-// admit runs in through e.Admit at stage.
-func admit[T engine.Object](e *engine.Engine, stage engine.Stage, in *engine.Input[T], lk engine.Lookup) *engine.Decision {
-	r := engine.NewRequest(stage, in)
+// admit runs in through e.Admit at phase.
+func admit[T engine.Object](e *engine.Engine, phase engine.Phase, in *engine.Input[T], lk engine.Lookup) *engine.Decision {
+	r := engine.NewRequest(phase, in)
 	d, err := e.Admit(context.Background(), r, lk)
 	if err != nil {
 		panic(err)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 
+	admissionv1 "k8s.io/api/admission/v1"
+
 	appsv1 "k8s.io/api/apps/v1"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -29,7 +31,7 @@ func mutatePartition(ctx context.Context, in *engine.Input[*appsv1.StatefulSet],
 	sts := in.Object
 	strategy := &sts.Spec.UpdateStrategy
 	if strategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
-		if _, ok := sts.Annotations[CanaryAnnotation]; ok && in.Operation == "UPDATE" && templateChanged(in) {
+		if _, ok := sts.Annotations[CanaryAnnotation]; ok && in.Operation == admissionv1.Update && templateChanged(in) {
 			return field.ErrorList{field.Invalid(canaryPath, sts.Annotations[CanaryAnnotation],
 				"has no effect with updateStrategy.type OnDelete, where pods take the new template only when you delete them; use type RollingUpdate for a staged rollout or remove the annotation")}
 		}
@@ -74,7 +76,7 @@ func mutatePartition(ctx context.Context, in *engine.Input[*appsv1.StatefulSet],
 func canaryPartition(in *engine.Input[*appsv1.StatefulSet]) (*int32, field.ErrorList) {
 	sts := in.Object
 	raw, ok := sts.Annotations[CanaryAnnotation]
-	if !ok || in.Operation != "UPDATE" || !templateChanged(in) {
+	if !ok || in.Operation != admissionv1.Update || !templateChanged(in) {
 		return nil, nil
 	}
 	n, err := strconv.ParseInt(raw, 10, 32)

@@ -17,7 +17,7 @@ const TerminationGracePeriodShort = "termination-grace-period-short"
 
 var terminationGracePeriodShort = engine.Rule{
 	ID: TerminationGracePeriodShort, Area: engine.AreaRollout, Action: engine.Warn,
-	Description: "terminationGracePeriodSeconds is below the image profile's value and termination-grace-period did not raise it (the mutation is Off or exempted for the object, or the value was set explicitly).",
+	Description: "terminationGracePeriodSeconds is below the image profile's value and termination-grace-period did not raise it: the mutation is Off or exempted for the object, the StatefulSet is re-created by stsguard expand, the mutating webhook did not run (failurePolicy Ignore), or the value was set explicitly.",
 	StatefulSet: checkGracePeriodShort,
 }
 

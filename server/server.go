@@ -245,8 +245,9 @@ func Run(ctx context.Context, o Options) error {
 	// Register the informers of every kind the rules read (engine.Kinds)
 	// before the cache starts.
 	for _, k := range engine.Kinds {
-		if _, err := mgr.GetCache().GetInformer(ctx, k.New()); err != nil {
-			return fmt.Errorf("registering the informer of %s: %w", k.Kind, err)
+		obj := k.New()
+		if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
+			return fmt.Errorf("registering informer for %T: %w", obj, err)
 		}
 	}
 	// The Secret rules read the StatefulSets referencing a Secret from an

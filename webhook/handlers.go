@@ -68,9 +68,9 @@ func (h *Handlers) Webhooks() map[string]*admission.Webhook {
 	}
 }
 
-func (h *Handlers) webhook(k *kind, stage engine.Stage) *admission.Webhook {
+func (h *Handlers) webhook(k *kind, phase engine.Phase) *admission.Webhook {
 	return &admission.Webhook{Handler: admission.HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
-		if stage == engine.Mutating {
+		if phase == engine.Mutating {
 			return mutate(ctx, h, k, req)
 		}
 		return validate(ctx, h, k, req)
@@ -90,7 +90,7 @@ type kind struct {
 
 func newKind(name engine.Kind, scale func(context.Context, admission.Request, engine.Lookup) (*engine.Request, error)) *kind {
 	info, ok := engine.LookupKind(name)
-	if !ok || !info.Admitted {
+	if !ok || !info.Judged {
 		panic(fmt.Sprintf("engine.Kinds admits no kind %q", name))
 	}
 	g := info.GroupVersionKind
@@ -98,7 +98,7 @@ func newKind(name engine.Kind, scale func(context.Context, admission.Request, en
 		gvk: metav1.GroupVersionKind{Group: g.Group, Version: g.Version, Kind: g.Kind}, gk: g.GroupKind()}
 }
 
-// validate is the validating webhook of kind k: decode, Admit (stage
+// validate is the validating webhook of kind k: decode, Admit (phase
 // Validating), answer.
 func validate(ctx context.Context, h *Handlers, k *kind, req admission.Request) admission.Response {
 	start := time.Now()
@@ -119,7 +119,7 @@ func validate(ctx context.Context, h *Handlers, k *kind, req admission.Request) 
 	}
 	defer h.Metrics.observe(k.Kind, r.Operation, "validating", start)
 	log := logf.FromContext(ctx)
-	r.Stage = engine.Validating
+	r.Phase = engine.Validating
 	d, err := h.Engine().Admit(ctx, r, lk)
 	if err != nil {
 		return internalError(h, log, k, err)
@@ -134,7 +134,7 @@ func validate(ctx context.Context, h *Handlers, k *kind, req admission.Request) 
 	return resp
 }
 
-// mutate is the mutating webhook of kind k: decode, Admit (stage
+// mutate is the mutating webhook of kind k: decode, Admit (phase
 // Mutating), execute the Secret writes the decision plans, answer with
 // the patch.
 func mutate(ctx context.Context, h *Handlers, k *kind, req admission.Request) admission.Response {
@@ -149,7 +149,7 @@ func mutate(ctx context.Context, h *Handlers, k *kind, req admission.Request) ad
 	}
 	defer h.Metrics.observe(k.Kind, r.Operation, "mutating", start)
 	log := logf.FromContext(ctx)
-	r.Stage = engine.Mutating
+	r.Phase = engine.Mutating
 	e := h.Engine()
 	d, err := e.Admit(ctx, r, h.Lookup())
 	if err != nil {

@@ -34,9 +34,12 @@ type Metrics struct {
 //     the decoded request to the response, in seconds.
 //   - stsguard_admission_errors_total{kind,reason}: requests on which
 //     stsguard failed: reason "bad-request" (a body stsguard could not
-//     read, answered with an error) or "secret-write" (password-secret-ref
+//     read, answered with an error), "secret-write" (password-secret-ref
 //     could not write its Secret within the deadline; the request was
-//     admitted without the changes that rely on it, with a warning).
+//     admitted without the changes that rely on it, with a warning) or
+//     "internal" (the engine refused a request the webhook decoded, a bug
+//     of stsguard's; answered with an HTTP 500, which failurePolicy
+//     decides).
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		findings: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -53,7 +56,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"rule"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "stsguard_admission_errors_total",
-			Help: "Admission requests on which stsguard failed, by kind and reason: bad-request (answered with an error), secret-write (a Secret password-secret-ref could not write; admitted without the changes that rely on it).",
+			Help: "Admission requests on which stsguard failed, by kind and reason: bad-request (answered with an error), secret-write (a Secret password-secret-ref could not write; admitted without the changes that rely on it), internal (a bug of stsguard's; answered with an HTTP 500).",
 		}, []string{"kind", "reason"}),
 		evaluation: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "stsguard_evaluation_duration_seconds",

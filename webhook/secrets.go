@@ -117,9 +117,8 @@ func (h *Handlers) writeSecret(ctx context.Context, sr *engine.SecretRequest) (*
 		}
 		next, ferr := sr.Plan(live, sr.Field)
 		if ferr != nil {
-			tagged := *ferr
-			tagged.Detail += " [rule: " + sr.Rule + "]"
-			return &engine.Finding{Rule: sr.Rule, Action: engine.Deny, Error: &tagged}, nil
+			f := engine.Denial(sr.Rule, ferr)
+			return &f, nil
 		}
 		if next == nil {
 			return nil, nil // someone else wrote exactly what we need

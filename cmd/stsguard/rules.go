@@ -63,7 +63,7 @@ func kindList(ks []engine.Kind) string {
 func printRulesTable(w io.Writer, e *engine.Engine) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tKINDS\tACTION\tDESCRIPTION")
-	for _, m := range rules.Catalog() {
+	for _, m := range e.Catalog() {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.ID, kindList(m.Kinds), e.Action(m.ID), m.Description)
 	}
 	return tw.Flush()
