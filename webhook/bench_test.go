@@ -22,7 +22,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/stsguard/stsguard/lookup"
 	"github.com/stsguard/stsguard/webhook"
@@ -91,17 +90,23 @@ func review(tb testing.TB, op admissionv1.Operation, gvk metav1.GroupVersionKind
 }
 
 // handlers returns the webhooks over a lookup of objs, with the default
+// policy, as the server serves them (Handlers.HTTPHandlers).
+func handlers(tb testing.TB, objs ...runtime.Object) map[string]http.Handler {
+	tb.Helper()
+	return newHandlers(tb, objs...).HTTPHandlers()
+}
+
+// newHandlers returns Handlers over a lookup of objs, with the default
 // policy.
-func handlers(tb testing.TB, objs ...runtime.Object) map[string]*admission.Webhook {
+func newHandlers(tb testing.TB, objs ...runtime.Object) *webhook.Handlers {
 	tb.Helper()
 	e, err := rules.New(rules.DefaultConfig())
 	require.NoError(tb, err)
 	lk := lookup.MustObjects(objs...)
-	h := &webhook.Handlers{
+	return &webhook.Handlers{
 		Engine: func() *rules.Engine { return e },
 		Lookup: func(context.Context) rules.Lookup { return lk },
 	}
-	return h.Webhooks()
 }
 
 // serve posts body to h and returns the decoded response.
