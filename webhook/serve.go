@@ -226,8 +226,12 @@ func (l *lazySink) Error(err error, msg string, keysAndValues ...any) {
 }
 
 // WithValues and WithName return sinks of their own, with the request's
-// values: nothing stays lazy past them.
+// values: nothing stays lazy past them. WithValues of nothing, as
+// controller-runtime's log.FromContext(ctx) calls it, is the same sink.
 func (l *lazySink) WithValues(keysAndValues ...any) logr.LogSink {
+	if len(keysAndValues) == 0 {
+		return l
+	}
 	return l.base.WithValues(l.values.keysAndValues()...).WithValues(keysAndValues...)
 }
 

@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/stsguard/stsguard/webhook"
@@ -189,20 +190,21 @@ func TestLazyLogConstructor(t *testing.T) {
 		l.Error(errors.New("boom"), "rule could not be evaluated", "rule", "x")
 		l.WithValues("k", "v").Info("with values")
 		l.WithName("sub").Info("with name")
+		l.WithValues().Info("with no values")
 	}
 	for _, r := range []*admission.Request{req, nil} {
 		var want, got []string
 		use(admission.DefaultLogConstructor(lines(&want).WithName("admission"), r))
 		use(webhook.LazyLogConstructor(lines(&got).WithName("admission"), r))
 		assert.Equal(t, want, got)
-		require.Len(t, got, 5)
+		require.Len(t, got, 6)
 	}
 
 	n := 0
 	base := logr.New(countingSink{funcr.New(func(string, string) {}, funcr.Options{}).GetSink(), &n})
 	l := webhook.LazyLogConstructor(base, req)
 	l.V(5).Info("received request")
-	_ = logr.NewContext(context.Background(), l)
+	l = logf.FromContext(logr.NewContext(context.Background(), l)) // WithValues() of nothing
 	assert.Zero(t, n, "nothing logged, no values added")
 	l.Info("one")
 	l.Info("two")
