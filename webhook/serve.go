@@ -78,7 +78,7 @@ func (s *reviewServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	limited := &io.LimitedReader{R: r.Body, N: maxRequestSize}
-	body, err := io.ReadAll(limited)
+	body, err := readAll(limited, r.ContentLength)
 	if err != nil || limited.N <= 0 {
 		// controller-runtime reads the same bytes again, then the same
 		// error or the rest of the body over the limit.
@@ -152,6 +152,30 @@ func (s *reviewServer) logger(req *admission.Request) logr.Logger {
 		c = admission.DefaultLogConstructor
 	}
 	return c(s.log, req)
+}
+
+// readAll is io.ReadAll with a first buffer of size+1 bytes when the
+// size is known (the apiserver sends Content-Length): one allocation
+// instead of a growing buffer's six to eight for a review of 10 to 40 kB.
+func readAll(r io.Reader, size int64) ([]byte, error) {
+	if size <= 0 || size >= maxRequestSize {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, 0, size+1) // +1: EOF without growing
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return b, err
+		}
+		if len(b) == cap(b) {
+			// Longer than Content-Length said: grow as io.ReadAll does.
+			b = append(b, 0)[:len(b)]
+		}
+	}
 }
 
 type errReader struct{ err error }
