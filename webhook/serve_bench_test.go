@@ -7,6 +7,10 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/runtime"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
 	"github.com/stsguard/stsguard/webhook"
 )
 
@@ -14,16 +18,29 @@ import (
 // connection: one client posting the review over a kept-alive TLS
 // connection (as the apiserver's webhook client does) to an HTTPS server
 // of the handler, over HTTP/1.1 (stsguard serve's default) and HTTP/2
-// (--enable-http2, the apiserver's preference when offered). The time and
-// allocations are the client's and the server's together: the difference
-// to BenchmarkValidatingReview is what HTTP and TLS add to one review on
-// both ends.
+// (--enable-http2, the apiserver's preference when offered). The logger is
+// stsguard serve's (controller-runtime's zap, JSON, info level), writing
+// to io.Discard. The time and allocations are the client's and the
+// server's together: the difference to BenchmarkValidatingReview is what
+// HTTP and TLS add to one review on both ends. The controller-runtime
+// case serves the same webhook with controller-runtime's
+// Webhook.ServeHTTP and DefaultLogConstructor, as stsguard did before
+// webhook.Serve.
 func BenchmarkServeTLS(b *testing.B) {
-	for _, proto := range []string{"HTTP1.1", "HTTP2"} {
-		b.Run(proto, func(b *testing.B) {
+	logf.SetLogger(zap.New(zap.WriteTo(io.Discard)))
+	for _, c := range []struct {
+		name     string
+		handlers func(testing.TB, ...runtime.Object) map[string]http.Handler
+		http2    bool
+	}{
+		{"controller-runtime/HTTP1.1", controllerRuntime, false},
+		{"Serve/HTTP1.1", handlers, false},
+		{"Serve/HTTP2", handlers, true},
+	} {
+		b.Run(c.name, func(b *testing.B) {
 			sts, objs := cassandraFixture(b)
-			srv := httptest.NewUnstartedServer(handlers(b, objs...)[webhook.ValidateStatefulSetPath])
-			srv.EnableHTTP2 = proto == "HTTP2"
+			srv := httptest.NewUnstartedServer(c.handlers(b, objs...)[webhook.ValidateStatefulSetPath])
+			srv.EnableHTTP2 = c.http2
 			srv.StartTLS()
 			defer srv.Close()
 			c := srv.Client()
