@@ -33,29 +33,35 @@ func (f serveFlags) describe() string {
 	return "; stsguard serve " + f.String()
 }
 
-// profileApiserver saves a CPU profile of kube-apiserver over
-// c.profileSeconds of label-only UPDATEs (a label value that changes on
-// every write) by c.workers clients, the three kinds in turn: with the
-// webhooks to c.apiserverProfile, then without them (kube-system) to
-// c.apiserverProfile+".without". Those UPDATEs match stsguard's webhooks,
-// whose matchConditions then keep them away from stsguard: the profile
-// with the webhooks shows what matching them costs the apiserver. It
-// prints the writes, the apiserver's CPU per write and the reviews
-// stsguard served meanwhile, for each side.
+// profileApiserver saves CPU profiles of kube-apiserver, each over
+// c.profileSeconds of writes by c.workers clients, the three kinds in
+// turn: label-only UPDATEs (a label value that changes on every write)
+// with the webhooks to c.apiserverProfile, then without them (kube-system)
+// to c.apiserverProfile+".without"; then CREATEs with the webhooks to
+// c.apiserverProfile+".create". The UPDATEs match stsguard's webhooks,
+// whose matchConditions then keep them away from stsguard: that profile
+// shows what matching them costs the apiserver. The CREATEs are reviewed:
+// that profile shows what calling stsguard costs the apiserver. It prints
+// the writes, the apiserver's CPU per write and the reviews stsguard
+// served meanwhile, for each.
 func (b *bench) profileApiserver(ctx context.Context, w io.Writer) error {
-	fmt.Fprintf(w, "\nCPU profiles of kube-apiserver over %d s of %d clients sending label-only UPDATEs (the three kinds in turn):\n\n", b.c.profileSeconds, b.c.workers)
-	fmt.Fprintln(w, "| side | file | writes/s | apiserver CPU per write | stsguard reviews |")
+	fmt.Fprintf(w, "\nCPU profiles of kube-apiserver over %d s of %d clients writing (the three kinds in turn):\n\n", b.c.profileSeconds, b.c.workers)
+	fmt.Fprintln(w, "| writes | file | writes/s | apiserver CPU per write | stsguard reviews |")
 	fmt.Fprintln(w, "| --- | --- | --- | --- | --- |")
-	for _, with := range []bool{true, false} {
-		file, side := b.c.apiserverProfile, "with the webhooks"
-		if !with {
-			file, side = file+".without", "without (kube-system)"
-		}
-		p, err := b.profileApiserverSide(ctx, with, file)
+	for _, c := range []struct {
+		with, create bool
+		suffix, what string
+	}{
+		{true, false, "", "label-only UPDATE, with the webhooks"},
+		{false, false, ".without", "label-only UPDATE, without (kube-system)"},
+		{true, true, ".create", "CREATE, with the webhooks"},
+	} {
+		file := b.c.apiserverProfile + c.suffix
+		p, err := b.profileApiserverSide(ctx, c.with, c.create, file)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "| %s | %s | %.0f | %s | %.0f |\n", side, file, p.writes/p.wall.Seconds(), us(p.cpu/p.writes), p.reviews)
+		fmt.Fprintf(w, "| %s | %s | %.0f | %s | %.0f |\n", c.what, file, p.writes/p.wall.Seconds(), us(p.cpu/p.writes), p.reviews)
 	}
 	fmt.Fprintf(w, "\n  go tool pprof -top -cum %s\n  (kube-apiserver at %s)\n", b.c.apiserverProfile, assetsHint())
 	return nil
@@ -68,10 +74,10 @@ func assetsHint() string {
 	return "bin/k8s/kube-apiserver"
 }
 
-// profileApiserverSide runs the UPDATE load on one side while the
-// apiserver's CPU profile is taken, and saves it to file. The load stops
-// when the profile is in, or after profileSeconds+30 s.
-func (b *bench) profileApiserverSide(ctx context.Context, with bool, file string) (profiled, error) {
+// profileApiserverSide runs the UPDATE (or CREATE) load on one side while
+// the apiserver's CPU profile is taken, and saves it to file. The load
+// stops when the profile is in, or after profileSeconds+30 s.
+func (b *bench) profileApiserverSide(ctx context.Context, with, create bool, file string) (profiled, error) {
 	loadCtx, stopLoad := context.WithTimeout(ctx, time.Duration(b.c.profileSeconds+30)*time.Second)
 	defer stopLoad()
 	var next, done, errs atomic.Int64
@@ -85,10 +91,15 @@ func (b *bench) profileApiserverSide(ctx context.Context, with bool, file string
 					return
 				}
 				k := kinds[i%len(kinds)]
-				name := objName(k, "seq", (i/len(kinds))%b.c.n)
-				patch := fmt.Appendf(nil, `{"metadata":{"labels":{"bench.stsguard.io/touched":"u%d"}}}`, i)
 				wctx, cancel := context.WithTimeout(loadCtx, requestTimeout)
-				err := k.label(wctx, b.cs, ns(k, with), name, patch)
+				var err error
+				if create {
+					err = k.create(wctx, b.cs, ns(k, with), objName(k, "aprof", i))
+				} else {
+					name := objName(k, "seq", (i/len(kinds))%b.c.n)
+					patch := fmt.Appendf(nil, `{"metadata":{"labels":{"bench.stsguard.io/touched":"u%d"}}}`, i)
+					err = k.label(wctx, b.cs, ns(k, with), name, patch)
+				}
 				cancel()
 				if err != nil {
 					errs.Add(1)

@@ -20,10 +20,11 @@
 // The client has no client-side rate limit. With -profile FILE it then
 // saves a CPU profile of stsguard (--pprof-bind-address) taken over
 // -profile-seconds of concurrent writes through the webhooks. With
-// -apiserver-profile FILE it saves two CPU profiles of kube-apiserver
-// (its /debug/pprof, on by default) under label-only UPDATEs by -workers
-// clients, which the webhooks' matchConditions keep away from stsguard:
-// FILE with the webhooks, FILE.without in kube-system (apiserver.go).
+// -apiserver-profile FILE it saves CPU profiles of kube-apiserver (its
+// /debug/pprof, on by default) under writes by -workers clients:
+// label-only UPDATEs, which the webhooks' matchConditions keep away from
+// stsguard, with the webhooks (FILE) and in kube-system (FILE.without),
+// and CREATEs through the webhooks (FILE.create); see apiserver.go.
 // -serve-flag passes a flag to stsguard serve (repeatable), for example
 // -serve-flag=--enable-http2.
 //
@@ -106,7 +107,7 @@ func main() {
 	flag.StringVar(&c.stsguard, "stsguard", "bin/stsguard", "the stsguard binary to serve the webhooks with")
 	flag.StringVar(&c.profile, "profile", "", "save a CPU profile of stsguard under concurrent writes to this file")
 	flag.IntVar(&c.profileSeconds, "profile-seconds", 20, "length of the -profile CPU profile")
-	flag.StringVar(&c.apiserverProfile, "apiserver-profile", "", "save CPU profiles of kube-apiserver under label-only UPDATEs with the webhooks (to this file) and without them (to this file.without)")
+	flag.StringVar(&c.apiserverProfile, "apiserver-profile", "", "save CPU profiles of kube-apiserver under label-only UPDATEs with the webhooks (to this file) and without them (to this file.without), and under CREATEs with them (to this file.create)")
 	flag.Var(&c.serveFlags, "serve-flag", "a flag to pass to stsguard serve, such as --enable-http2 (repeatable)")
 	flag.DurationVar(&c.timeout, "timeout", 30*time.Minute, "limit of the whole run")
 	flag.Parse()
