@@ -33,6 +33,39 @@ func (f serveFlags) describe() string {
 	return "; stsguard serve " + f.String()
 }
 
+// serveEnv are the -serve-env values: environment variables of stsguard
+// serve.
+type serveEnv []string
+
+func (e *serveEnv) String() string { return strings.Join(*e, " ") }
+
+func (e *serveEnv) Set(v string) error {
+	if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+		return fmt.Errorf("%q: want KEY=VALUE, such as GOMAXPROCS=1", v)
+	}
+	*e = append(*e, v)
+	return nil
+}
+
+// set puts them into this process's environment, which stsguard serve
+// inherits.
+func (e serveEnv) set() error {
+	for _, v := range e {
+		k, val, _ := strings.Cut(v, "=")
+		if err := os.Setenv(k, val); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e serveEnv) describe() string {
+	if len(e) == 0 {
+		return ""
+	}
+	return "; stsguard's environment " + e.String()
+}
+
 // profileApiserver saves CPU profiles of kube-apiserver, each over
 // c.profileSeconds of writes by c.workers clients, the three kinds in
 // turn: label-only UPDATEs (a label value that changes on every write)

@@ -26,7 +26,9 @@
 // stsguard, with the webhooks (FILE) and in kube-system (FILE.without),
 // and CREATEs through the webhooks (FILE.create); see apiserver.go.
 // -serve-flag passes a flag to stsguard serve (repeatable), for example
-// -serve-flag=--enable-http2.
+// -serve-flag=--enable-http2, and -serve-env an environment variable, for
+// example -serve-env GOMAXPROCS=1 (what Go sets in a container with the
+// chart's CPU limit of 1) or -serve-env GOGC=200.
 //
 // Every loop is bounded by a count and the whole run by -timeout; every
 // address is loopback. It prints markdown tables with the ratio with/without
@@ -94,6 +96,7 @@ type config struct {
 	profileSeconds             int
 	apiserverProfile           string
 	serveFlags                 serveFlags
+	serveEnv                   serveEnv
 	timeout                    time.Duration
 }
 
@@ -109,6 +112,7 @@ func main() {
 	flag.IntVar(&c.profileSeconds, "profile-seconds", 20, "length of the -profile CPU profile")
 	flag.StringVar(&c.apiserverProfile, "apiserver-profile", "", "save CPU profiles of kube-apiserver under label-only UPDATEs with the webhooks (to this file) and without them (to this file.without), and under CREATEs with them (to this file.create)")
 	flag.Var(&c.serveFlags, "serve-flag", "a flag to pass to stsguard serve, such as --enable-http2 (repeatable)")
+	flag.Var(&c.serveEnv, "serve-env", "an environment variable KEY=VALUE of stsguard serve only, such as GOMAXPROCS=1 (repeatable)")
 	flag.DurationVar(&c.timeout, "timeout", 30*time.Minute, "limit of the whole run")
 	flag.Parse()
 	if err := c.check(); err != nil {
@@ -181,6 +185,12 @@ func run(ctx context.Context, c config) error {
 		extra = append(extra, "--pprof-bind-address", pprofAddr)
 	}
 	logPath := filepath.Join(dir, "stsguard.log")
+	// The control plane runs already: what is set now reaches stsguard
+	// serve (which inherits this environment) and not kube-apiserver or
+	// etcd; this process's own runtime read its settings at start.
+	if err := c.serveEnv.set(); err != nil {
+		return err
+	}
 	srv, err := harness.ServeBinary(cp, c.stsguard, kubeconfig, logPath, extra...)
 	if err != nil {
 		return err
@@ -897,7 +907,7 @@ func (b *bench) report(w io.Writer, r report) {
 	fmt.Fprintf(w, "%s; %s; %d CPUs (GOMAXPROCS %d); load average %s before, %s after; the run took %s; "+
 		"-n %d -workers %d -rounds %d -warmup %d -neighbours %d%s.\n",
 		r.started.UTC().Format("2006-01-02 15:04 MST"), r.version, runtime.NumCPU(), runtime.GOMAXPROCS(0),
-		r.loadBefore, r.loadAfter, r.took.Round(time.Second), c.n, c.workers, c.rounds, c.warmup, c.neighbours, c.serveFlags.describe())
+		r.loadBefore, r.loadAfter, r.took.Round(time.Second), c.n, c.workers, c.rounds, c.warmup, c.neighbours, c.serveFlags.describe()+c.serveEnv.describe())
 	fmt.Fprintf(w, "With the webhooks: namespaces %s, %s and %s, one per kind (the last two with %d StatefulSets reading a Secret); "+
 		"without: %s (excluded by the webhooks' namespaceSelector). "+
 		"Client-side latency of one write at a time (%d per case and side), throughput of %d writes by %d clients; "+
