@@ -3,6 +3,7 @@ package webhook_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 	"k8s.io/utils/ptr"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	sigsjson "sigs.k8s.io/json"
 
 	"github.com/stsguard/stsguard/webhook"
 )
@@ -220,4 +222,33 @@ func controllerRuntime(tb testing.TB, objs ...runtime.Object) map[string]http.Ha
 		out[path] = wh
 	}
 	return out
+}
+
+// FuzzServeAnswersAsControllerRuntime posts arbitrary bodies to Serve and
+// to controller-runtime's ServeHTTP: the answers must be the same bytes,
+// except for the one documented difference (a body whose apiVersion or
+// kind reads differently with case-insensitive keys, see
+// TestServeTakesTheExactKeys).
+func FuzzServeAnswersAsControllerRuntime(f *testing.F) {
+	sts, objs := cassandraFixture(f)
+	f.Add(reviewBody(f, sts))
+	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1","operation":"UPDATE"}}`))
+	f.Add([]byte(`{"apiVersion":"a/b/c","kind":"AdmissionReview"}`))
+	f.Add([]byte(`{"Kind":"AdmissionReview","request":null}`))
+	path := webhook.ValidateStatefulSetPath
+	want, got := controllerRuntime(f, objs...)[path], handlers(f, objs...)[path]
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var exact, folded struct {
+			APIVersion string `json:"apiVersion"`
+			Kind       string `json:"kind"`
+		}
+		if sigsjson.UnmarshalCaseSensitivePreserveInts(body, &exact) == nil && json.Unmarshal(body, &folded) == nil && exact != folded {
+			t.Skip("keys that differ only in case: the documented difference")
+		}
+		a := post(want, path, bytes.NewReader(body), "application/json")
+		b := post(got, path, bytes.NewReader(body), "application/json")
+		if a.Code != b.Code || a.Body.String() != b.Body.String() {
+			t.Fatalf("body %q:\ncontroller-runtime: %d %s\nServe:              %d %s", body, a.Code, a.Body.String(), b.Code, b.Body.String())
+		}
+	})
 }
