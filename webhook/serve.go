@@ -108,7 +108,11 @@ func (s *reviewServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.wh.WithContextFunc != nil {
 		ctx = s.wh.WithContextFunc(ctx, r)
 	}
-	s.logger(&req).V(5).Info("received request")
+	// The request's logger only when the line is written (controller-runtime
+	// builds it first, which with DefaultLogConstructor adds six values).
+	if s.logger(nil).V(5).Enabled() {
+		s.logger(&req).V(5).Info("received request")
+	}
 	resp := s.wh.Handle(ctx, req)
 
 	out := admissionv1.AdmissionReview{Response: &resp.AdmissionResponse}
