@@ -300,9 +300,12 @@ func Run(ctx context.Context, o Options) error {
 		Secrets: liveReads.ForgetOnWrite(secretWriter),
 		Metrics: webhookMetrics,
 	}
+	// Each webhook is served by webhook.Serve (one decode of the review
+	// instead of two) with its log values added lazily; srv.Register wraps
+	// it in controller-runtime's metrics as before.
 	srv := mgr.GetWebhookServer()
-	for path, wh := range handlers.Webhooks() {
-		srv.Register(path, wh)
+	for path, h := range handlers.HTTPHandlers() {
+		srv.Register(path, h)
 	}
 
 	log.Info("starting", "port", o.Port, "manageCerts", o.ManageCerts, "metrics", o.MetricsBindAddress, "probes", o.HealthProbeBindAddress, "http2", o.EnableHTTP2, "pprof", o.PprofBindAddress)

@@ -40,7 +40,7 @@ func FuzzAdmissionPaths(f *testing.F) {
 		Engine:  func() *engine.Engine { return e },
 		Lookup:  func() engine.Lookup { return lk },
 		Secrets: fake.NewClientBuilder().Build(), // as in the server: password-secret-ref writes
-	}).Webhooks()
+	}).HTTPHandlers()
 	kinds := []metav1.GroupVersionKind{
 		{Group: "apps", Version: "v1", Kind: "StatefulSet"}, {Version: "v1", Kind: "Service"},
 		{Version: "v1", Kind: "Secret"}, {Group: "autoscaling", Version: "v1", Kind: "Scale"},

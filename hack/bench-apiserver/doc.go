@@ -19,7 +19,16 @@
 // the two sides, so that a shared machine's load drifts over both alike.
 // The client has no client-side rate limit. With -profile FILE it then
 // saves a CPU profile of stsguard (--pprof-bind-address) taken over
-// -profile-seconds of concurrent writes through the webhooks.
+// -profile-seconds of concurrent writes through the webhooks. With
+// -apiserver-profile FILE it saves CPU profiles of kube-apiserver (its
+// /debug/pprof, on by default) under writes by -workers clients:
+// label-only UPDATEs, which the webhooks' matchConditions keep away from
+// stsguard, with the webhooks (FILE) and in kube-system (FILE.without),
+// and CREATEs through the webhooks (FILE.create); see apiserver.go.
+// -serve-flag passes a flag to stsguard serve (repeatable), for example
+// -serve-flag=--enable-http2, and -serve-env an environment variable, for
+// example -serve-env GOMAXPROCS=1 (what Go sets in a container with the
+// chart's CPU limit of 1) or -serve-env GOGC=200.
 //
 // Every loop is bounded by a count and the whole run by -timeout; every
 // address is loopback. It prints markdown tables with the ratio with/without

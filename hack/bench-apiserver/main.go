@@ -56,6 +56,9 @@ type config struct {
 	neighbours                 int
 	stsguard, profile          string
 	profileSeconds             int
+	apiserverProfile           string
+	serveFlags                 serveFlags
+	serveEnv                   serveEnv
 	timeout                    time.Duration
 }
 
@@ -69,6 +72,9 @@ func main() {
 	flag.StringVar(&c.stsguard, "stsguard", "bin/stsguard", "the stsguard binary to serve the webhooks with")
 	flag.StringVar(&c.profile, "profile", "", "save a CPU profile of stsguard under concurrent writes to this file")
 	flag.IntVar(&c.profileSeconds, "profile-seconds", 20, "length of the -profile CPU profile")
+	flag.StringVar(&c.apiserverProfile, "apiserver-profile", "", "save CPU profiles of kube-apiserver under label-only UPDATEs with the webhooks (to this file) and without them (to this file.without), and under CREATEs with them (to this file.create)")
+	flag.Var(&c.serveFlags, "serve-flag", "a flag to pass to stsguard serve, such as --enable-http2 (repeatable)")
+	flag.Var(&c.serveEnv, "serve-env", "an environment variable KEY=VALUE of stsguard serve only, such as GOMAXPROCS=1 (repeatable)")
 	flag.DurationVar(&c.timeout, "timeout", 30*time.Minute, "limit of the whole run")
 	flag.Parse()
 	if err := c.check(); err != nil {
@@ -132,7 +138,7 @@ func run(ctx context.Context, c config) error {
 	if err := cp.WriteKubeconfig(kubeconfig); err != nil {
 		return err
 	}
-	var extra []string
+	extra := slices.Clone(c.serveFlags)
 	var pprofAddr string
 	if c.profile != "" {
 		if pprofAddr, err = harness.FreeAddr(); err != nil {
@@ -141,6 +147,12 @@ func run(ctx context.Context, c config) error {
 		extra = append(extra, "--pprof-bind-address", pprofAddr)
 	}
 	logPath := filepath.Join(dir, "stsguard.log")
+	// The control plane runs already: what is set now reaches stsguard
+	// serve (which inherits this environment) and not kube-apiserver or
+	// etcd; this process's own runtime read its settings at start.
+	if err := c.serveEnv.set(); err != nil {
+		return err
+	}
 	srv, err := harness.ServeBinary(cp, c.stsguard, kubeconfig, logPath, extra...)
 	if err != nil {
 		return err
@@ -206,6 +218,11 @@ func run(ctx context.Context, c config) error {
 		if p.reviews > 0 {
 			fmt.Printf("Meanwhile: %.0f writes (%.0f/s), %.0f AdmissionReviews; stsguard used %.2f s of CPU (%.0f%% of one CPU), %s per review.\n",
 				p.writes, p.writes/p.wall.Seconds(), p.reviews, p.cpu, 100*p.cpu/p.wall.Seconds(), us(p.cpu/p.reviews))
+		}
+	}
+	if c.apiserverProfile != "" {
+		if err := b.profileApiserver(ctx, os.Stdout); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -850,9 +867,9 @@ func (b *bench) report(w io.Writer, r report) {
 	c := b.c
 	fmt.Fprintf(w, "## make bench-apiserver\n\n")
 	fmt.Fprintf(w, "%s; %s; %d CPUs (GOMAXPROCS %d); load average %s before, %s after; the run took %s; "+
-		"-n %d -workers %d -rounds %d -warmup %d -neighbours %d.\n",
+		"-n %d -workers %d -rounds %d -warmup %d -neighbours %d%s.\n",
 		r.started.UTC().Format("2006-01-02 15:04 MST"), r.version, runtime.NumCPU(), runtime.GOMAXPROCS(0),
-		r.loadBefore, r.loadAfter, r.took.Round(time.Second), c.n, c.workers, c.rounds, c.warmup, c.neighbours)
+		r.loadBefore, r.loadAfter, r.took.Round(time.Second), c.n, c.workers, c.rounds, c.warmup, c.neighbours, c.serveFlags.describe()+c.serveEnv.describe())
 	fmt.Fprintf(w, "With the webhooks: namespaces %s, %s and %s, one per kind (the last two with %d StatefulSets reading a Secret); "+
 		"without: %s (excluded by the webhooks' namespaceSelector). "+
 		"Client-side latency of one write at a time (%d per case and side), throughput of %d writes by %d clients; "+
