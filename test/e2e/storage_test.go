@@ -63,19 +63,53 @@ func withStorage(sts *appsv1.StatefulSet, class, size string) *appsv1.StatefulSe
 
 // waitRolledOut waits (up to 90 s) until the StatefulSet controller has
 // seen the latest spec of namespace/name and every replica is Ready on the
-// update revision, as `kubectl rollout status` does, and returns it.
+// update revision, as `kubectl rollout status` does, and returns it. When
+// it times out it logs what the namespace holds (the StatefulSet's status,
+// each pod's phase, node and conditions, each PVC's phase, the events), so
+// that a rollout that never finishes says where it stopped.
 func waitRolledOut(t *testing.T, c client.Client, ns, name string) *appsv1.StatefulSet {
 	t.Helper()
 	sts := &appsv1.StatefulSet{}
-	harness.Eventually(t, "statefulset/"+name+" rolled out", func() bool {
+	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 90*time.Second, true, func(context.Context) (bool, error) {
 		if c.Get(ctx(), types.NamespacedName{Namespace: ns, Name: name}, sts) != nil {
-			return false
+			return false, nil
 		}
 		s := sts.Status
 		return s.ObservedGeneration >= sts.Generation && s.ReadyReplicas == *sts.Spec.Replicas &&
-			s.UpdatedReplicas == *sts.Spec.Replicas && s.CurrentRevision == s.UpdateRevision
-	}, 90*time.Second)
+			s.UpdatedReplicas == *sts.Spec.Replicas && s.CurrentRevision == s.UpdateRevision, nil
+	})
+	if err != nil {
+		logNamespace(t, c, ns)
+		t.Fatalf("statefulset/%s did not roll out within 90 s: status %+v (generation %d)", name, sts.Status, sts.Generation)
+	}
 	return sts
+}
+
+// logNamespace logs the pods, PVCs and events of namespace ns, and the
+// ends of the controller manager's, the scheduler's and kwok's logs.
+func logNamespace(t *testing.T, c client.Client, ns string) {
+	t.Helper()
+	for _, component := range []string{"kube-controller-manager", "kube-scheduler", "kwok"} {
+		t.Logf("the end of %s's log:\n%s", component, cl.ComponentLog(component, 30))
+	}
+	pods := &corev1.PodList{}
+	if err := c.List(ctx(), pods, client.InNamespace(ns)); err == nil {
+		for _, p := range pods.Items {
+			t.Logf("pod %s: phase %s, node %q, conditions %+v", p.Name, p.Status.Phase, p.Spec.NodeName, p.Status.Conditions)
+		}
+	}
+	pvcs := &corev1.PersistentVolumeClaimList{}
+	if err := c.List(ctx(), pvcs, client.InNamespace(ns)); err == nil {
+		for _, p := range pvcs.Items {
+			t.Logf("pvc %s: phase %s, volume %q", p.Name, p.Status.Phase, p.Spec.VolumeName)
+		}
+	}
+	events := &corev1.EventList{}
+	if err := c.List(ctx(), events, client.InNamespace(ns)); err == nil {
+		for _, e := range events.Items {
+			t.Logf("event %s/%s: %s %s: %s (x%d)", e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Type, e.Reason, e.Message, e.Count)
+		}
+	}
 }
 
 // database creates the 3-replica StatefulSet "db" with template data of
