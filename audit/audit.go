@@ -10,9 +10,6 @@ import (
 	"strings"
 
 	"golang.org/x/sync/errgroup"
-
-	"github.com/stsguard/stsguard/rules"
-
 	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -21,6 +18,7 @@ import (
 
 	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/manifest"
+	"github.com/stsguard/stsguard/rules"
 )
 
 // Finding is one thing stsguard would do to one object. Its JSON form is the

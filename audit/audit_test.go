@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/stsguard/stsguard/rules"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -19,6 +17,7 @@ import (
 
 	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/manifest"
+	"github.com/stsguard/stsguard/rules"
 )
 
 // Manifests of the tests: each a YAML document (with its "---").

@@ -4,12 +4,11 @@ import (
 	"os/exec"
 	"testing"
 
-	"github.com/stsguard/stsguard/rules"
-
 	"github.com/stretchr/testify/require"
 
 	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/manifest"
+	"github.com/stsguard/stsguard/rules"
 )
 
 // BenchmarkAudit reads and judges the benchmark manifest of 10,000 objects

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/stsguard/stsguard/rules"
-
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -25,6 +23,7 @@ import (
 
 	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/lookup"
+	"github.com/stsguard/stsguard/rules"
 )
 
 // Options say what to expand.

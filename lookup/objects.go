@@ -4,14 +4,13 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/stsguard/stsguard/engine"
-
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/internal/podrefs"
 )
 

@@ -4,8 +4,6 @@ import (
 	"context"
 	"strings"
 
-	"github.com/stsguard/stsguard/engine"
-
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -13,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/internal/podrefs"
 )
 

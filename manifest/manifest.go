@@ -24,8 +24,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/stsguard/stsguard/engine"
-
 	yamlv3 "go.yaml.in/yaml/v3"
 	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
@@ -36,6 +34,8 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
+
+	"github.com/stsguard/stsguard/engine"
 )
 
 // Object is one object read from a manifest.

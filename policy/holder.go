@@ -11,14 +11,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/stsguard/stsguard/rules"
-
 	"github.com/fsnotify/fsnotify"
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/internal/promutil"
+	"github.com/stsguard/stsguard/rules"
 )
 
 // DefaultPollInterval is how often Holder re-reads the policy file besides

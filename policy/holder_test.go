@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stsguard/stsguard/rules"
-
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -17,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/rules"
 )
 
 func writePolicy(t *testing.T, path, body string) {

@@ -9,13 +9,12 @@ import (
 	"regexp"
 	"slices"
 
-	"github.com/stsguard/stsguard/rules"
-
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/yaml"
 
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/rules"
 )
 
 // APIVersion and Kind of the policy file.

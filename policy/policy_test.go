@@ -5,13 +5,12 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/stsguard/stsguard/rules"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/rules"
 )
 
 const header = "apiVersion: config.stsguard.io/v1alpha1\nkind: Policy\n"

@@ -6,14 +6,13 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/stsguard/stsguard/engine"
-
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/lookup"
 )
 

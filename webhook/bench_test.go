@@ -11,9 +11,6 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/stsguard/stsguard/manifest"
-	"github.com/stsguard/stsguard/rules"
-
 	"github.com/stretchr/testify/require"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -25,6 +22,8 @@ import (
 
 	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/lookup"
+	"github.com/stsguard/stsguard/manifest"
+	"github.com/stsguard/stsguard/rules"
 	"github.com/stsguard/stsguard/webhook"
 )
 

@@ -8,14 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stsguard/stsguard/rules"
-
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/lookup"
+	"github.com/stsguard/stsguard/rules"
 	"github.com/stsguard/stsguard/webhook"
 )
 

@@ -4,9 +4,6 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/stsguard/stsguard/rules"
-	"github.com/stsguard/stsguard/test/harness"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
@@ -18,6 +15,8 @@ import (
 
 	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/lookup"
+	"github.com/stsguard/stsguard/rules"
+	"github.com/stsguard/stsguard/test/harness"
 	"github.com/stsguard/stsguard/webhook"
 )
 

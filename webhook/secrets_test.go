@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stsguard/stsguard/rules"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -26,6 +24,7 @@ import (
 
 	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/lookup"
+	"github.com/stsguard/stsguard/rules"
 	"github.com/stsguard/stsguard/webhook"
 )
 

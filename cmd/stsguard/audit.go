@@ -6,8 +6,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/stsguard/stsguard/rules"
-
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -18,6 +16,7 @@ import (
 	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/manifest"
 	"github.com/stsguard/stsguard/policy"
+	"github.com/stsguard/stsguard/rules"
 )
 
 // exitError ends the command with a status code; an empty message prints

@@ -6,12 +6,11 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/stsguard/stsguard/rules"
-
 	"github.com/spf13/cobra"
 
 	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/policy"
+	"github.com/stsguard/stsguard/rules"
 )
 
 func newRulesCommand() *cobra.Command {

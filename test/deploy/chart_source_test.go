@@ -11,8 +11,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/stsguard/stsguard/rules"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
@@ -20,6 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/rules"
 	"github.com/stsguard/stsguard/test/harness"
 )
 

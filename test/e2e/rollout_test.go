@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stsguard/stsguard/rules"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
@@ -15,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/stsguard/stsguard/rules"
 	"github.com/stsguard/stsguard/test/harness"
 )
 

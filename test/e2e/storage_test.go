@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stsguard/stsguard/rules"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
@@ -22,6 +20,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/stsguard/stsguard/rules"
 	"github.com/stsguard/stsguard/test/harness"
 )
 

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/stsguard/stsguard/rules"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
@@ -24,6 +22,7 @@ import (
 	"github.com/stsguard/stsguard/audit"
 	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/manifest"
+	"github.com/stsguard/stsguard/rules"
 	"github.com/stsguard/stsguard/test/harness"
 )
 

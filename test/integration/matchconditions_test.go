@@ -4,8 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/stsguard/stsguard/rules"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
@@ -15,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/rules"
 	"github.com/stsguard/stsguard/test/harness"
 	"github.com/stsguard/stsguard/webhook"
 )
