@@ -161,6 +161,7 @@ type chartRelease struct {
 	c               client.Client
 	name, namespace string
 	values          map[string]any
+	webhooks        int // in both configurations, as install rendered them
 }
 
 func (h *chartRelease) helm(args ...string) []byte {
@@ -184,11 +185,12 @@ func (h *chartRelease) install(prev string, found bool, extra ...string) {
 	values := h.previousValues(found)
 	args := append([]string{"install", h.name, prev, "--namespace", h.namespace, "--values", valuesFile(t, values), "--wait", "--timeout", "2m"}, extra...)
 	h.helm(args...)
-	rendered, err := chartTemplate(t, prev, h.name, h.namespace, values)
+	out, err := chartTemplate(t, prev, h.name, h.namespace, values)
 	require.NoError(t, err)
-	objs, err := harness.DecodeWith(deployScheme(t), bytes.NewReader(rendered))
+	objs, err := harness.DecodeWith(deployScheme(t), bytes.NewReader(out))
 	require.NoError(t, err)
 	ctx := context.Background()
+	h.webhooks = len(chartWebhooks(&rendered{objs: objs}))
 	for _, want := range objs {
 		got := want.DeepCopyObject().(client.Object)
 		require.NoError(t, h.c.Get(ctx, client.ObjectKeyFromObject(want), got), "%T %s was created", want, want.GetName())
@@ -366,14 +368,15 @@ func (h *chartRelease) uninstall() {
 // certState is the release's caBundles, webhook by webhook, and its
 // serving certificate Secret.
 type certState struct {
-	bundles map[string]string
+	webhooks int // how many the release has
+	bundles  map[string]string
 	secret  *corev1.Secret
 	errs    []string
 }
 
 func (h *chartRelease) certState() certState {
 	ctx := context.Background()
-	s := certState{bundles: map[string]string{}}
+	s := certState{webhooks: h.webhooks, bundles: map[string]string{}}
 	mwc := &admissionregistrationv1.MutatingWebhookConfiguration{}
 	if err := h.c.Get(ctx, client.ObjectKey{Name: h.name}, mwc); err != nil {
 		s.errs = append(s.errs, err.Error())
@@ -398,9 +401,9 @@ func (h *chartRelease) certState() certState {
 }
 
 // complete: both configurations and the Secret exist, and every one of the
-// five webhooks has a caBundle that is the Secret's CA.
+// release's webhooks has a caBundle that is the Secret's CA.
 func (s certState) complete() bool {
-	if len(s.errs) > 0 || s.secret == nil || len(s.bundles) != 5 {
+	if len(s.errs) > 0 || s.secret == nil || s.webhooks == 0 || len(s.bundles) != s.webhooks {
 		return false
 	}
 	for _, b := range s.bundles {

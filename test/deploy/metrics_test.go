@@ -319,7 +319,8 @@ func resolve(name string, known map[string]metricInfo) (selectorUse, []string, b
 	return selectorUse{}, nil, false
 }
 
-// failures records what checkPromQL reports.
+// failures records what a check such as checkPromQL reports, for testing
+// the check.
 type failures struct{ msgs []string }
 
 func (f *failures) Errorf(format string, args ...any) {

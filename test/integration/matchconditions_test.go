@@ -28,7 +28,8 @@ func calls(t *testing.T, path string) float64 {
 // that change nothing a rule reads (a label, an annotation of someone
 // else's), so the apiserver does not call stsguard for them; every UPDATE
 // that changes what a rule reads, and stsguard's own annotations, still
-// reaches it.
+// reaches it, and so does every CREATE and Service DELETE (their webhooks
+// have no matchConditions).
 func TestUpdatesThatChangeNothingJudgedAreNotSent(t *testing.T) {
 	c, _ := newClient(t)
 	ns := harness.Namespace(t, c)
@@ -74,6 +75,26 @@ func TestUpdatesThatChangeNothingJudgedAreNotSent(t *testing.T) {
 			func() { merge(sec, `{"stringData":{"user":"app"}}`) }, true},
 		{"Secret: an exemption", []string{webhook.ValidateSecretPath},
 			func() { merge(sec, `{"metadata":{"annotations":{"`+engine.ExemptAnnotation+`":"weak-password"}}}`) }, true},
+		// CREATEs and Service DELETEs go to webhooks without matchConditions:
+		// every one is judged.
+		{"StatefulSet: CREATE", []string{webhook.MutateStatefulSetPath, webhook.ValidateStatefulSetPath},
+			func() {
+				second := harness.StatefulSet(ns, "web-2", "web", "nginx")
+				second.Spec.Selector.MatchLabels, second.Spec.Template.Labels = sts.Spec.Selector.MatchLabels, sts.Spec.Template.Labels
+				require.NoError(t, c.Create(ctx, second))
+			}, true},
+		{"Service: CREATE", []string{webhook.MutateServicePath, webhook.ValidateServicePath},
+			func() {
+				require.NoError(t, c.Create(ctx, harness.Service(ns, "other", corev1.ClusterIPNone, map[string]string{"app": "other"})))
+			}, true},
+		{"Service: DELETE", []string{webhook.ValidateServicePath},
+			func() {
+				require.NoError(t, c.Delete(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "other"}}))
+			}, true},
+		{"Secret: CREATE", []string{webhook.ValidateSecretPath},
+			func() {
+				require.NoError(t, c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "other"}, StringData: map[string]string{"k": "v"}}))
+			}, true},
 	}
 	for _, tc := range cases {
 		before := make([]float64, len(tc.paths))

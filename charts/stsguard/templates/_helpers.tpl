@@ -117,6 +117,20 @@ namespaceSelector:
       values: {{ concat (list "kube-system" .Release.Namespace) .Values.webhooks.excludedNamespaces | uniq | toJson | replace "\",\"" "\", \"" }}
 {{- end }}
 
+{{/*
+The name of a webhook of kind ("statefulsets", "services") and phase
+("mutate", "validate"): <kind>.<phase>.stsguard.io judges CREATEs (and
+Service DELETEs), <kind>-update.<phase>.stsguard.io the UPDATEs, which have
+the changes-what-stsguard-judges matchCondition.
+*/}}
+{{- define "stsguard.webhookName" -}}
+{{ .kind }}{{ if eq .op "UPDATE" }}-update{{ end }}.{{ .phase }}.stsguard.io
+{{- end }}
+
+{{/*
+matchCondition that keeps stsguard's own ServiceAccount out of the webhooks
+of the kind it writes: Secrets.
+*/}}
 {{- define "stsguard.excludeSelf" -}}
 - name: exclude-stsguard-serviceaccount
   expression: request.userInfo.username != '{{ include "stsguard.serviceAccountUser" . }}'
