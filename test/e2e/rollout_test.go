@@ -64,6 +64,19 @@ func images(t *testing.T, c client.Client, ns string) (map[string]string, map[st
 	return img, uids
 }
 
+// rolloutStatus runs kubectl rollout status on statefulset/name within
+// timeout (a duration such as "90s"); when it fails, it logs where the
+// rollout stopped (logNamespace) before failing the test.
+func rolloutStatus(t *testing.T, c client.Client, ns, name, timeout string) harness.KubectlResult {
+	t.Helper()
+	res := kubectl(t, "", "-n", ns, "rollout", "status", "statefulset/"+name, "--timeout="+timeout)
+	if res.ExitCode != 0 {
+		logNamespace(t, c, ns)
+		t.Fatalf("kubectl rollout status statefulset/%s:\n%s%s", name, res.Stdout, res.Stderr)
+	}
+	return res
+}
+
 // The canary partition with the real StatefulSet controller: after
 // `kubectl set image`, only the ordinals at or above the partition take the
 // new template; lowering the partition step by step finishes the rollout.
@@ -72,7 +85,7 @@ func TestCanaryRolloutWithTheStatefulSetController(t *testing.T) {
 	ns := namespace(t, c)
 	res := mustKubectl(t, canaryWeb(ns), "apply", "-f", "-")
 	assert.Contains(t, res.Stdout, "statefulset.apps/web created")
-	mustKubectl(t, "", "-n", ns, "rollout", "status", "statefulset/web", "--timeout=90s")
+	rolloutStatus(t, c, ns, "web", "90s")
 	_, before := images(t, c, ns)
 	require.Len(t, before, 3)
 
@@ -103,7 +116,7 @@ func TestCanaryRolloutWithTheStatefulSetController(t *testing.T) {
 			assert.Equal(t, before[name], uids[name], "%s, below the partition, is never restarted", name)
 		}
 	}
-	res = mustKubectl(t, "", "-n", ns, "rollout", "status", "statefulset/web", "--timeout=60s")
+	res = rolloutStatus(t, c, ns, "web", "60s")
 	assert.Contains(t, res.Stdout, "partitioned roll out complete: 3 new pods have been updated")
 	require.NoError(t, c.Get(ctx(), types.NamespacedName{Namespace: ns, Name: "web"}, sts))
 	assert.Equal(t, sts.Status.UpdateRevision, sts.Status.CurrentRevision)
