@@ -181,6 +181,24 @@ type outcome struct {
 // namespace of the object they judge; cluster-scoped objects are seen from
 // their place on), so the decisions are those of the sequential replay.
 func Apply(e *engine.Engine, objs []manifest.Object, existing []manifest.Object) *Report {
+	entries := make([]manifest.Entry, len(objs))
+	for i, o := range objs {
+		entries[i].Object = o
+	}
+	r, _ := ApplyEntries(e, entries, existing)
+	return r
+}
+
+// ApplyEntries is Apply for the entries of manifest.Read: it replays their
+// objects as Apply replays the objects of manifest.Load, and returns the
+// same report, with the errors Load would have returned (the entries'
+// errors and those of decoding their deferred objects, in entry order) for
+// Report.AddErrors. A deferred object is decoded (manifest.Entry.Decode)
+// by the task that replays its namespace, just before its replay, and what
+// the replay of a namespace stored is dropped once it is done, so that at
+// most GOMAXPROCS namespaces' typed objects are in memory at once. It
+// writes to entries: each deferred entry is decoded once.
+func ApplyEntries(e *engine.Engine, entries []manifest.Entry, existing []manifest.Object) (*Report, []error) {
 	w := newWorld()
 	for _, o := range existing {
 		if o.Object != nil && !w.addCluster(o.Object, -1) {
@@ -189,29 +207,60 @@ func Apply(e *engine.Engine, objs []manifest.Object, existing []manifest.Object)
 	}
 	var order []string
 	groups := map[string][]int{}
-	for i, o := range objs {
-		if o.Object == nil || w.addCluster(o.Object, i) {
+	var unchecked map[string]int
+	for i := range entries {
+		en := &entries[i]
+		if en.Err != nil {
 			continue
 		}
-		if _, ok := groups[o.Namespace]; !ok {
-			order = append(order, o.Namespace)
-			w.ns(o.Namespace) // created now: the goroutines only read the map
+		if !en.Deferred() {
+			if en.Object.Object == nil {
+				if unchecked == nil {
+					unchecked = map[string]int{}
+				}
+				unchecked[en.GVK.Kind]++
+				continue
+			}
+			if w.addCluster(en.Object.Object, i) {
+				continue
+			}
 		}
-		groups[o.Namespace] = append(groups[o.Namespace], i)
+		if _, ok := groups[en.Namespace]; !ok {
+			order = append(order, en.Namespace)
+			w.ns(en.Namespace) // created now: the goroutines only read the map
+		}
+		groups[en.Namespace] = append(groups[en.Namespace], i)
 	}
-	out := make([]*outcome, len(objs))
+	out := make([]*outcome, len(entries))
+	decodeErrs := make([]error, len(entries))
 	g := workers()
 	for _, ns := range order {
 		g.Go(func() error {
 			s := w.namespaces[ns]
 			for _, i := range groups[ns] {
-				out[i] = replay(e, &view{w: w, s: s, namespace: ns, pos: i}, &objs[i])
+				o, err := entries[i].Decode()
+				if err != nil {
+					decodeErrs[i] = err
+					continue
+				}
+				out[i] = replay(e, &view{w: w, s: s, namespace: ns, pos: i}, &o)
 			}
+			*s = store{} // no other task reads it; the decisions hold no object
 			return nil
 		})
 	}
 	_ = g.Wait() // the work returns no error
-	return report(e, objs, out)
+	var errs []error
+	for i := range entries {
+		if err := entries[i].Err; err != nil {
+			errs = append(errs, err)
+		} else if err := decodeErrs[i]; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	r := report(e, out)
+	countUnchecked(r, unchecked)
+	return r, errs
 }
 
 // Live judges live objects: each StatefulSet, Service and Secret of objs as
@@ -242,7 +291,18 @@ func Live(e *engine.Engine, objs []manifest.Object) *Report {
 		})
 	}
 	_ = g.Wait() // the work returns no error
-	return report(e, objs, out)
+	r := report(e, out)
+	var unchecked map[string]int
+	for _, o := range objs {
+		if o.Object == nil {
+			if unchecked == nil {
+				unchecked = map[string]int{}
+			}
+			unchecked[o.GVK.Kind]++
+		}
+	}
+	countUnchecked(r, unchecked)
+	return r
 }
 
 // liveBatch is how many live objects one task of Live judges: enough to
@@ -256,22 +316,14 @@ func workers() *errgroup.Group {
 	return g
 }
 
-// report assembles the outcomes (nil for an object not judged) in the
-// order of objs.
-func report(e *engine.Engine, objs []manifest.Object, out []*outcome) *Report {
+// report assembles the outcomes (nil for an object not judged), in order.
+func report(e *engine.Engine, out []*outcome) *Report {
 	r := &Report{Objects: []Decision{}, Findings: []Finding{}, Catalog: e.Catalog(), Actions: map[string]engine.Action{}}
 	for _, m := range r.Catalog {
 		r.Actions[m.ID] = e.Action(m.ID)
 	}
-	for i, oc := range out {
+	for _, oc := range out {
 		if oc == nil {
-			if objs[i].Object == nil {
-				r.Summary.Unchecked++
-				if r.Summary.UncheckedKinds == nil {
-					r.Summary.UncheckedKinds = map[string]int{}
-				}
-				r.Summary.UncheckedKinds[objs[i].GVK.Kind]++
-			}
 			continue
 		}
 		r.Summary.Objects++
@@ -297,6 +349,18 @@ func report(e *engine.Engine, objs []manifest.Object, out []*outcome) *Report {
 		r.Objects = append(r.Objects, d)
 	}
 	return r
+}
+
+// countUnchecked records the objects of kinds stsguard does not read, by
+// kind (nil for none).
+func countUnchecked(r *Report, byKind map[string]int) {
+	for k, n := range byKind {
+		r.Summary.Unchecked += n
+		if r.Summary.UncheckedKinds == nil {
+			r.Summary.UncheckedKinds = map[string]int{}
+		}
+		r.Summary.UncheckedKinds[k] += n
+	}
 }
 
 // AddErrors records manifests that could not be read.

@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -36,8 +37,15 @@ type store struct {
 	statefulSets map[string]*stored[*appsv1.StatefulSet]
 	// stsList and claims are in the order first stored, as the lookups
 	// return them; the index maps give each name's place.
-	stsList    []*appsv1.StatefulSet
-	stsIndex   map[string]int
+	stsList  []*appsv1.StatefulSet
+	stsIndex map[string]int
+	// stsSecrets are the names of the Secrets each StatefulSet of stsList
+	// references (podrefs.SecretNames), and bySecret the places in stsList
+	// of the StatefulSets that reference each Secret, in increasing order:
+	// the index StatefulSetsReferencingSecret reads instead of walking
+	// every reference of every StatefulSet for each Secret.
+	stsSecrets [][]string
+	bySecret   map[string][]int
 	claims     []*corev1.PersistentVolumeClaim
 	claimIndex map[string]int
 }
@@ -70,6 +78,7 @@ func (w *world) ns(namespace string) *store {
 			secrets:      map[string]*stored[*corev1.Secret]{},
 			statefulSets: map[string]*stored[*appsv1.StatefulSet]{},
 			stsIndex:     map[string]int{},
+			bySecret:     map[string][]int{},
 			claimIndex:   map[string]int{},
 		}
 		w.namespaces[namespace] = s
@@ -101,12 +110,26 @@ func (s *store) put(obj runtime.Object, applied *manifest.Object) {
 	case *appsv1.StatefulSet:
 		defaultClaimTemplates(v) // as stored: a live object read as protobuf lacks the templates' kind
 		s.statefulSets[v.Name] = &stored[*appsv1.StatefulSet]{obj: v, applied: applied}
+		names := podrefs.SecretNames(&v.Spec.Template.Spec)
 		if i, ok := s.stsIndex[v.Name]; ok {
 			s.stsList[i] = v
+			for _, n := range s.stsSecrets[i] {
+				s.bySecret[n] = slices.DeleteFunc(s.bySecret[n], func(j int) bool { return j == i })
+			}
+			s.stsSecrets[i] = names
+			for _, n := range names {
+				at, _ := slices.BinarySearch(s.bySecret[n], i)
+				s.bySecret[n] = slices.Insert(s.bySecret[n], at, i)
+			}
 			return
 		}
-		s.stsIndex[v.Name] = len(s.stsList)
+		i := len(s.stsList)
+		s.stsIndex[v.Name] = i
 		s.stsList = append(s.stsList, v)
+		s.stsSecrets = append(s.stsSecrets, names)
+		for _, n := range names {
+			s.bySecret[n] = append(s.bySecret[n], i)
+		}
 	case *corev1.PersistentVolumeClaim:
 		if i, ok := s.claimIndex[v.Name]; ok {
 			s.claims[i] = v
@@ -197,7 +220,22 @@ func (v *view) StatefulSetsReferencingSecret(_ context.Context, namespace, secre
 	if namespace != v.namespace {
 		return nil, v.other(namespace, "StatefulSets")
 	}
-	return podrefs.StatefulSetsReferencing(v.s.stsList, secret), nil
+	return v.s.referencing(secret), nil
+}
+
+// referencing returns the StatefulSets of s whose pod template references
+// Secret secret, in stsList order (as podrefs.StatefulSetsReferencing
+// returns them); nil when there are none.
+func (s *store) referencing(secret string) []*appsv1.StatefulSet {
+	idx := s.bySecret[secret]
+	if len(idx) == 0 {
+		return nil
+	}
+	out := make([]*appsv1.StatefulSet, len(idx))
+	for k, i := range idx {
+		out[k] = s.stsList[i]
+	}
+	return out
 }
 
 func (v *view) StorageClass(_ context.Context, name string) (*storagev1.StorageClass, error) {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Audit benchmark: stsguard audit and kube-score on the same generated
 # manifest of N objects (StatefulSets with their Services and Secrets), each
-# run RUNS times; prints the median wall time, objects per second and the
-# median peak memory (max RSS, from GNU time) of each.
+# run RUNS times; prints the median wall time, objects per second, the
+# median user CPU time and the median peak memory (max RSS, from GNU time)
+# of each.
 #
 # Usage: bench/audit.sh [N] [RUNS]      (default 10000 objects, 5 runs)
 #
@@ -27,21 +28,23 @@ fi
 go run ./bench/gen -n "$n" > "$work/objects.yaml"
 objects=$(grep -c '^kind:' "$work/objects.yaml")
 
-# measure NAME CMD...: RUNS runs; prints "NAME seconds objects/s MiB".
+# median: the median of its arguments (numbers).
+median() { printf '%s\n' "$@" | sort -n | sed -n "$(( ($# + 1) / 2 ))p"; }
+
+# measure NAME CMD...: RUNS runs; prints "NAME seconds objects/s user MiB".
 measure() {
   local name=$1; shift
-  local times=() rss=()
+  local times=() users=() rss=()
   for _ in $(seq "$runs"); do
     # Exit status 1 means findings, for both tools; only a crash fails.
-    /usr/bin/time -f '%e %M' -o "$work/time" "$@" > /dev/null 2>"$work/stderr" || [[ $? -le 1 ]] || { cat "$work/stderr" >&2; exit 1; }
-    read -r t m < <(tail -n 1 "$work/time")
-    times+=("$t"); rss+=("$m")
+    /usr/bin/time -f '%e %U %M' -o "$work/time" "$@" > /dev/null 2>"$work/stderr" || [[ $? -le 1 ]] || { cat "$work/stderr" >&2; exit 1; }
+    read -r t u m < <(tail -n 1 "$work/time")
+    times+=("$t"); users+=("$u"); rss+=("$m")
   done
-  local t m
-  t=$(printf '%s\n' "${times[@]}" | sort -n | sed -n "$(( (runs + 1) / 2 ))p")
-  m=$(printf '%s\n' "${rss[@]}" | sort -n | sed -n "$(( (runs + 1) / 2 ))p")
-  awk -v name="$name" -v t="$t" -v m="$m" -v n="$objects" \
-    'BEGIN { printf "%-12s %7.2f s %10.0f objects/s %8.1f MiB\n", name, t, (t > 0 ? n / t : 0), m / 1024 }'
+  local t u m
+  t=$(median "${times[@]}"); u=$(median "${users[@]}"); m=$(median "${rss[@]}")
+  awk -v name="$name" -v t="$t" -v u="$u" -v m="$m" -v n="$objects" \
+    'BEGIN { printf "%-12s %7.2f s %10.0f objects/s %6.2f s user %8.1f MiB\n", name, t, (t > 0 ? n / t : 0), u, m / 1024 }'
 }
 
 echo "$objects objects, median of $runs runs, $(nproc) CPUs"

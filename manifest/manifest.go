@@ -87,35 +87,106 @@ func (e *Error) Unwrap() error { return e.Err }
 // read and one *Error per document, file or path that could not: one bad
 // document never hides the others.
 func Load(paths []string, stdin io.Reader, namespace string) ([]Object, []error) {
-	var objs []Object
-	var errs []error
+	return split(read(paths, stdin, namespace, false))
+}
+
+// Read reads the manifests under paths as Load does, but defers the typed
+// decoding of namespaced objects of the kinds stsguard reads
+// (StatefulSets, Services, Secrets and PersistentVolumeClaims) to
+// Entry.Decode: such an entry holds the object's compact JSON (what
+// sigs.k8s.io/yaml makes of the document, about the size of the YAML) and
+// its kind, namespace and name as written (Namespace defaulted as Load
+// defaults it), not the typed object. Every other object (cluster-scoped
+// kinds, kinds stsguard does not read, the items of a List) is decoded
+// as Load decodes it.
+//
+// Entries come in the order Load reads objects and errors: an entry holds
+// an object or an error (Err), never both. Decoding each deferred entry and
+// taking, in order, the objects and the errors gives what Load returns.
+func Read(paths []string, stdin io.Reader, namespace string) []Entry {
+	return read(paths, stdin, namespace, true)
+}
+
+// read is Load (later false) or Read (later true).
+func read(paths []string, stdin io.Reader, namespace string, later bool) []Entry {
+	var out []Entry
+	fail := func(file string, err error) { out = append(out, Entry{Err: &Error{File: file, Err: err}}) }
 	for _, p := range paths {
 		if p == "-" {
 			data, err := io.ReadAll(stdin)
 			if err != nil {
-				errs = append(errs, &Error{File: "-", Err: err})
+				fail("-", err)
 				continue
 			}
-			o, e := Parse("-", data, namespace)
-			objs, errs = append(objs, o...), append(errs, e...)
+			out = append(out, parse("-", data, namespace, later)...)
 			continue
 		}
 		files, err := Files(p)
 		if err != nil {
-			errs = append(errs, &Error{File: p, Err: err})
+			fail(p, err)
 			continue
 		}
 		for _, f := range files {
 			data, err := os.ReadFile(f)
 			if err != nil {
-				errs = append(errs, &Error{File: f, Err: err})
+				fail(f, err)
 				continue
 			}
-			o, e := Parse(f, data, namespace)
-			objs, errs = append(objs, o...), append(errs, e...)
+			out = append(out, parse(f, data, namespace, later)...)
 		}
 	}
+	return out
+}
+
+// split returns the objects and the errors of entries that hold no
+// deferred object, each in order.
+func split(entries []Entry) ([]Object, []error) {
+	var objs []Object
+	var errs []error
+	for _, e := range entries {
+		if e.Err != nil {
+			errs = append(errs, e.Err)
+			continue
+		}
+		objs = append(objs, e.Object)
+	}
 	return objs, errs
+}
+
+// Entry is one object or one error of a manifest, as Read returns them.
+type Entry struct {
+	// Object is the object read. For a deferred entry (Deferred) its
+	// Object field is nil until Decode; GVK, Namespace, Name, File and
+	// Line are set.
+	Object
+	// Err is a document, file or path that could not be read (an *Error,
+	// or for the items of one List the errors.Join of theirs), as Load
+	// returns it; Object is then the zero Object.
+	Err error
+
+	// json is the object's JSON for Decode (nil when not deferred);
+	// apiVersion and kind are as written, namespace is the default one.
+	json                        []byte
+	apiVersion, kind, namespace string
+}
+
+// Deferred reports whether e holds an object whose typed decoding waits
+// for Decode.
+func (e *Entry) Deferred() bool { return e.json != nil }
+
+// Decode decodes a deferred entry's object strictly, exactly as Load
+// decodes it, and drops the entry's JSON (Deferred then reports false, and
+// e keeps only the kind, namespace, name, file and line): it returns the
+// object with its typed Object set, or an *Error, the one Load would have
+// returned for the document. On an entry that is not deferred it returns
+// e.Object and e.Err unchanged.
+func (e *Entry) Decode() (Object, error) {
+	if e.json == nil {
+		return e.Object, e.Err
+	}
+	js := e.json
+	e.json = nil
+	return decodeObject(e.File, e.Line, js, typeMeta{APIVersion: e.apiVersion, Kind: e.kind}, e.namespace)
 }
 
 // Extensions are the file name endings read from a directory, as kubectl's
@@ -155,18 +226,20 @@ func Files(path string) ([]string, error) {
 // each error is an *Error. Documents are decoded on every CPU
 // (GOMAXPROCS) while the stream is still being split.
 func Parse(file string, data []byte, namespace string) ([]Object, []error) {
-	type result struct {
-		objs []Object
-		err  error
-	}
-	var results []*result
+	return split(parse(file, data, namespace, false))
+}
+
+// parse is Parse's work, returning entries; later defers the typed
+// decoding as Read does.
+func parse(file string, data []byte, namespace string, later bool) []Entry {
+	var results []*[]Entry
 	var g errgroup.Group
 	g.SetLimit(goruntime.GOMAXPROCS(0))
 	// Documents go to the group by batches: a goroutine for each would
 	// grow a new stack for each (a tenth of the time, measured).
 	type job struct {
 		d document
-		r *result
+		r *[]Entry
 	}
 	var batch []job
 	flush := func() {
@@ -174,16 +247,16 @@ func Parse(file string, data []byte, namespace string) ([]Object, []error) {
 		batch = nil
 		g.Go(func() error {
 			for _, j := range b {
-				j.r.objs, j.r.err = decodeDocument(file, j.d, namespace)
+				*j.r = decodeDocument(file, j.d, namespace, later)
 			}
 			return nil // a document's error is its result, not the group's
 		})
 	}
 	for d := range documents(data) {
-		r := &result{}
+		r := new([]Entry)
 		results = append(results, r)
 		if d.err != nil {
-			r.err = &Error{File: file, Line: d.line, Err: d.err}
+			*r = []Entry{{Err: &Error{File: file, Line: d.line, Err: d.err}}}
 			continue
 		}
 		if batch = append(batch, job{d, r}); len(batch) == parseBatch {
@@ -194,15 +267,15 @@ func Parse(file string, data []byte, namespace string) ([]Object, []error) {
 		flush()
 	}
 	_ = g.Wait() // never an error: see above
-	var objs []Object
-	var errs []error
+	n := 0
 	for _, r := range results {
-		if r.err != nil {
-			errs = append(errs, r.err)
-		}
-		objs = append(objs, r.objs...)
+		n += len(*r)
 	}
-	return objs, errs
+	out := make([]Entry, 0, n)
+	for _, r := range results {
+		out = append(out, *r...)
+	}
+	return out
 }
 
 // readKind returns the entry of engine.Kinds that a document of apiVersion
@@ -374,11 +447,33 @@ type typeMeta struct {
 	APIVersion string            `json:"apiVersion"`
 	Kind       string            `json:"kind"`
 	Items      []json.RawMessage `json:"items"`
+	Metadata   nameOnly          `json:"metadata"`
 }
 
-func decodeDocument(file string, d document, namespace string) ([]Object, error) {
-	fail := func(line int, format string, args ...any) error {
-		return &Error{File: file, Line: line, Err: fmt.Errorf(format, args...)}
+// nameOnly is the namespace and name of a document's metadata, read
+// leniently: a metadata that is not an object of strings leaves them
+// empty and is no error here (the strict decode reports it).
+type nameOnly struct {
+	Namespace, Name string
+}
+
+func (n *nameOnly) UnmarshalJSON(data []byte) error {
+	var m struct {
+		Namespace, Name string
+	}
+	if json.Unmarshal(data, &m) == nil {
+		*n = m
+	}
+	return nil
+}
+
+// decodeDocument reads one document into entries: its objects (a List's
+// items), then at most one error (for a List, the errors.Join of its
+// items'). With later, a single object of a namespaced kind stsguard reads
+// is left deferred (see Read).
+func decodeDocument(file string, d document, namespace string, later bool) []Entry {
+	fail := func(line int, format string, args ...any) []Entry {
+		return []Entry{{Err: &Error{File: file, Line: line, Err: fmt.Errorf(format, args...)}}}
 	}
 	js := d.data
 	if !d.json {
@@ -388,19 +483,19 @@ func decodeDocument(file string, d document, namespace string) ([]Object, error)
 			if n := yamlErrorLine(err); n > 0 {
 				line = d.first + n - 1
 			}
-			return nil, fail(line, "%v", err)
+			return fail(line, "%v", err)
 		}
 	}
 	var tm typeMeta
 	if err := json.Unmarshal(js, &tm); err != nil {
-		return nil, fail(d.line, "not a Kubernetes object: %v", err)
+		return fail(d.line, "not a Kubernetes object: %v", err)
 	}
 	if tm.APIVersion == "" || tm.Kind == "" {
-		return nil, fail(d.line, "not a Kubernetes object: apiVersion and kind must be set")
+		return fail(d.line, "not a Kubernetes object: apiVersion and kind must be set")
 	}
 	if tm.Items != nil && strings.HasSuffix(tm.Kind, "List") {
 		lines := itemLines(d)
-		var out []Object
+		var out []Entry
 		var errs []error
 		for i, item := range tm.Items {
 			line := d.line
@@ -417,15 +512,47 @@ func decodeDocument(file string, d document, namespace string) ([]Object, error)
 				errs = append(errs, err)
 				continue
 			}
-			out = append(out, o)
+			out = append(out, Entry{Object: o})
 		}
-		return out, errors.Join(errs...)
+		if err := errors.Join(errs...); err != nil {
+			out = append(out, Entry{Err: err})
+		}
+		return out
+	}
+	if later {
+		if e, ok := deferred(file, d.line, js, tm, namespace); ok {
+			return []Entry{e}
+		}
 	}
 	o, err := decodeObject(file, d.line, js, tm, namespace)
 	if err != nil {
-		return nil, err
+		return []Entry{{Err: err}}
 	}
-	return []Object{o}, nil
+	return []Entry{{Object: o}}
+}
+
+// deferred returns the deferred entry of a document of a namespaced kind
+// stsguard reads, with its namespace (defaulted to namespace) and name as
+// decodeObject would set them when the strict decode succeeds. It returns
+// false for any other document, and for one whose apiVersion does not
+// parse (decodeObject reports it).
+func deferred(file string, line int, js []byte, tm typeMeta, namespace string) (Entry, bool) {
+	gv, err := schema.ParseGroupVersion(tm.APIVersion)
+	if err != nil {
+		return Entry{}, false
+	}
+	k, known := readKind(gv, tm.Kind)
+	if !known || !k.Namespaced {
+		return Entry{}, false
+	}
+	ns := tm.Metadata.Namespace
+	if ns == "" {
+		ns = namespace
+	}
+	return Entry{
+		Object: Object{GVK: gv.WithKind(tm.Kind), Namespace: ns, Name: tm.Metadata.Name, File: file, Line: line},
+		json:   js, apiVersion: tm.APIVersion, kind: tm.Kind, namespace: namespace,
+	}, true
 }
 
 // itemLines returns the line of each item of a List document (YAML only;

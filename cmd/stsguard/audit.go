@@ -147,9 +147,10 @@ be read (the others are still audited and reported).`,
 			var report *audit.Report
 			var readErrs []error
 			if len(files) > 0 {
-				var objs []manifest.Object
-				objs, readErrs = manifest.Load(files, cmd.InOrStdin(), namespace)
-				report = audit.Apply(eng, objs, live)
+				// Read defers the typed decoding of namespaced objects to
+				// the replay of their namespace: the whole input is never
+				// held as typed objects at once.
+				report, readErrs = audit.ApplyEntries(eng, manifest.Read(files, cmd.InOrStdin(), namespace), live)
 			} else {
 				report = audit.Live(eng, live)
 			}
