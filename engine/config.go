@@ -148,6 +148,10 @@ func DefaultConfig() Config {
 // generated, never on a list of defaults, and empty usually means "not
 // configured" (AWS_ACCESS_KEY: "" with IAM roles): it is moved into a
 // Secret when it holds a literal, but weak-password stays out of it.
+//
+// Config answers these patterns on ASCII names with string tests of the
+// same answers (names.go), not with the regexps: a change to a pattern
+// needs the same change there, which FuzzDefaultNamePatterns checks.
 const (
 	// DefaultCredentialEnvPattern matches env var names that hold
 	// credentials: passwords (…PASSWORD, …PASSWD, …PASSPHRASE, …_PASS,
@@ -198,22 +202,27 @@ func (c *Config) Profile(image string) *ImageProfile {
 	return nil
 }
 
-// IsCredentialEnv reports whether an env var named name holds a credential.
+// IsCredentialEnv reports whether an env var named name holds a credential:
+// it matches CredentialEnv and not CredentialSwitch.
 func (c *Config) IsCredentialEnv(name string) bool {
-	return c.CredentialEnv.MatchString(name) && !c.CredentialSwitch.MatchString(name)
+	return matchName(c.CredentialEnv, DefaultCredentialEnvPattern, isDefaultCredentialEnv, name) &&
+		!c.isCredentialSwitch(name)
 }
 
 // IsPasswordName reports whether an env var or Secret key named name holds a
 // password: it matches PasswordName or is a PasswordEnv of profile p (which
 // may be nil), and is not a switch.
 func (c *Config) IsPasswordName(name string, p *ImageProfile) bool {
-	if c.CredentialSwitch.MatchString(name) {
+	if !(p != nil && slices.Contains(p.PasswordEnv, name)) &&
+		!matchName(c.PasswordName, DefaultPasswordNamePattern, isDefaultPasswordName, name) {
 		return false
 	}
-	if p != nil && slices.Contains(p.PasswordEnv, name) {
-		return true
-	}
-	return c.PasswordName.MatchString(name)
+	return !c.isCredentialSwitch(name)
+}
+
+// isCredentialSwitch reports whether name matches CredentialSwitch.
+func (c *Config) isCredentialSwitch(name string) bool {
+	return matchName(c.CredentialSwitch, DefaultCredentialSwitchPattern, isDefaultCredentialSwitch, name)
 }
 
 // IsWeakPassword reports whether value is empty or one of WeakPasswords,

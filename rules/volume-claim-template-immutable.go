@@ -31,6 +31,9 @@ func checkTemplateImmutable(ctx context.Context, in *engine.Input[*appsv1.Statef
 				"volumeClaimTemplate %q cannot change after the StatefulSet is created (the apiserver forbids it, and existing PVCs would not follow anyway)", d.name)))
 		}
 	}
+	if len(errs) == 0 {
+		return nil
+	}
 	advice := orphanAndRecreate(in.Object)
 	for i := range errs {
 		errs[i].Detail += "; " + advice

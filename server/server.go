@@ -300,9 +300,11 @@ func Run(ctx context.Context, o Options) error {
 		Secrets: liveReads.ForgetOnWrite(secretWriter),
 		Metrics: webhookMetrics,
 	}
-	// Each webhook is served by webhook.Serve (one decode of the review
-	// instead of two) with its log values added lazily; srv.Register wraps
-	// it in controller-runtime's metrics as before.
+	// Each webhook is served as webhook.Serve serves it (one decode of the
+	// review and its objects, instead of controller-runtime's two of the
+	// review and the handler's of each object) with its log values added
+	// lazily; srv.Register wraps it in controller-runtime's metrics as
+	// before.
 	srv := mgr.GetWebhookServer()
 	for path, h := range handlers.HTTPHandlers() {
 		srv.Register(path, h)

@@ -20,14 +20,16 @@ import (
 
 // HTTPHandlers returns the handlers the server registers, by path: each
 // webhook of Webhooks, with LazyLogConstructor as its LogConstructor
-// (unless one is set), served by Serve.
+// (unless one is set), served as Serve serves it, and with request.object
+// and request.oldObject decoded as the webhook's kind in the envelope's
+// pass when that gives the handler the same objects (decodeTypedReview).
 func (h *Handlers) HTTPHandlers() map[string]http.Handler {
 	out := map[string]http.Handler{}
-	for path, wh := range h.Webhooks() {
-		if wh.LogConstructor == nil {
-			wh.LogConstructor = LazyLogConstructor
+	for path, w := range h.webhooks() {
+		if w.wh.LogConstructor == nil {
+			w.wh.LogConstructor = LazyLogConstructor
 		}
-		out[path] = Serve(wh)
+		out[path] = &reviewServer{wh: w.wh, decodeTyped: w.kind.decodeReview}
 	}
 	return out
 }
@@ -67,6 +69,9 @@ const maxRequestSize = int64(7 * 1024 * 1024)
 
 type reviewServer struct {
 	wh *admission.Webhook
+	// decodeTyped, when set, decodes the review first, with its objects
+	// typed; the envelope decode follows when it returns false.
+	decodeTyped reviewDecoder
 
 	logOnce sync.Once
 	log     logr.Logger
@@ -93,7 +98,15 @@ func (s *reviewServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	req := admission.Request{}
 	ar := admissionv1.AdmissionReview{Request: &req.AdmissionRequest}
-	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(body, &ar); err != nil || ar.APIVersion == "" || ar.Kind == "" {
+	if s.decodeTyped == nil || !s.decodeTyped(body, &ar) {
+		req = admission.Request{}
+		ar = admissionv1.AdmissionReview{Request: &req.AdmissionRequest}
+		if err := sigsjson.UnmarshalCaseSensitivePreserveInts(body, &ar); err != nil {
+			s.fallback(w, r, body, http.NoBody)
+			return
+		}
+	}
+	if ar.APIVersion == "" || ar.Kind == "" {
 		s.fallback(w, r, body, http.NoBody)
 		return
 	}
