@@ -148,10 +148,6 @@ func DefaultConfig() Config {
 // generated, never on a list of defaults, and empty usually means "not
 // configured" (AWS_ACCESS_KEY: "" with IAM roles): it is moved into a
 // Secret when it holds a literal, but weak-password stays out of it.
-//
-// Config answers these patterns on ASCII names with string tests of the
-// same answers (names.go), not with the regexps: a change to a pattern
-// needs the same change there, which FuzzDefaultNamePatterns checks.
 const (
 	// DefaultCredentialEnvPattern matches env var names that hold
 	// credentials: passwords (…PASSWORD, …PASSWD, …PASSPHRASE, …_PASS,
@@ -205,7 +201,7 @@ func (c *Config) Profile(image string) *ImageProfile {
 // IsCredentialEnv reports whether an env var named name holds a credential:
 // it matches CredentialEnv and not CredentialSwitch.
 func (c *Config) IsCredentialEnv(name string) bool {
-	return matchName(c.CredentialEnv, DefaultCredentialEnvPattern, isDefaultCredentialEnv, name) &&
+	return matchName(c.CredentialEnv, name) &&
 		!c.isCredentialSwitch(name)
 }
 
@@ -214,7 +210,7 @@ func (c *Config) IsCredentialEnv(name string) bool {
 // may be nil), and is not a switch.
 func (c *Config) IsPasswordName(name string, p *ImageProfile) bool {
 	if !(p != nil && slices.Contains(p.PasswordEnv, name)) &&
-		!matchName(c.PasswordName, DefaultPasswordNamePattern, isDefaultPasswordName, name) {
+		!matchName(c.PasswordName, name) {
 		return false
 	}
 	return !c.isCredentialSwitch(name)
@@ -222,7 +218,7 @@ func (c *Config) IsPasswordName(name string, p *ImageProfile) bool {
 
 // isCredentialSwitch reports whether name matches CredentialSwitch.
 func (c *Config) isCredentialSwitch(name string) bool {
-	return matchName(c.CredentialSwitch, DefaultCredentialSwitchPattern, isDefaultCredentialSwitch, name)
+	return matchName(c.CredentialSwitch, name)
 }
 
 // IsWeakPassword reports whether value is empty or one of WeakPasswords,

@@ -1,23 +1,13 @@
 package engine
 
 import (
+	"fmt"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 )
-
-// defaultNamePatterns are the default name patterns with their string
-// tests.
-var defaultNamePatterns = []struct {
-	name    string
-	pattern string
-	match   func(string) bool
-}{
-	{"CredentialEnv", DefaultCredentialEnvPattern, isDefaultCredentialEnv},
-	{"CredentialSwitch", DefaultCredentialSwitchPattern, isDefaultCredentialSwitch},
-	{"PasswordName", DefaultPasswordNamePattern, isDefaultPasswordName},
-}
 
 // nameCases are the env var names and Secret keys of the tests, the rule
 // fixtures (test/testdata/rules) and the examples, and edge cases of each
@@ -164,23 +154,55 @@ var nameCases = []struct {
 }
 
 // TestDefaultNamePatterns: the default patterns give each name's expected
-// answer, through the regexps and through Config, which asks the string
-// tests for ASCII names.
+// answer, through the regexps and through Config (asked twice: the second
+// answer comes from matchName's memory).
 func TestDefaultNamePatterns(t *testing.T) {
 	c := DefaultConfig()
+	patterns := []string{DefaultCredentialEnvPattern, DefaultCredentialSwitchPattern, DefaultPasswordNamePattern}
 	for _, tc := range nameCases {
 		t.Run(tc.name, func(t *testing.T) {
 			want := []bool{tc.credential, tc.isSwitch, tc.password}
-			for i, p := range defaultNamePatterns {
-				assert.Equal(t, want[i], regexp.MustCompile(p.pattern).MatchString(tc.name), "%s regexp", p.name)
-				if isASCII(tc.name) {
-					assert.Equal(t, want[i], p.match(tc.name), "%s string test", p.name)
-				}
+			for i, p := range patterns {
+				assert.Equal(t, want[i], regexp.MustCompile(p).MatchString(tc.name), p)
 			}
-			assert.Equal(t, tc.credential && !tc.isSwitch, c.IsCredentialEnv(tc.name), "IsCredentialEnv")
-			assert.Equal(t, tc.password && !tc.isSwitch, c.IsPasswordName(tc.name, nil), "IsPasswordName")
+			for range 2 {
+				assert.Equal(t, tc.credential && !tc.isSwitch, c.IsCredentialEnv(tc.name), "IsCredentialEnv")
+				assert.Equal(t, tc.password && !tc.isSwitch, c.IsPasswordName(tc.name, nil), "IsPasswordName")
+			}
 		})
 	}
+}
+
+// matchName answers as the regexp it is given, whatever it remembers: the
+// same name asked of two patterns, a name too long to remember, and more
+// names than it remembers.
+func TestMatchNameAnswersAsTheRegexp(t *testing.T) {
+	password, token := regexp.MustCompile(`(?i)password$`), regexp.MustCompile(`(?i)token$`)
+	long := strings.Repeat("x", maxCachedNameLength) + "_PASSWORD"
+	cases := []struct {
+		re   *regexp.Regexp
+		name string
+		want bool
+	}{
+		{password, "DB_PASSWORD", true},
+		{token, "DB_PASSWORD", false},
+		{token, "API_TOKEN", true},
+		{password, "API_TOKEN", false},
+		{password, long, true},
+		{token, long, false},
+	}
+	for range 2 {
+		for _, tc := range cases {
+			assert.Equal(t, tc.want, matchName(tc.re, tc.name), "%s on %.20q", tc.re, tc.name)
+		}
+	}
+	for i := range 2 * nameMatchCacheSize {
+		name := fmt.Sprintf("N%d_PASSWORD", i)
+		assert.True(t, matchName(password, name), name)
+		assert.False(t, matchName(token, name), name)
+	}
+	assert.LessOrEqual(t, nameMatches.Len(), nameMatchCacheSize)
+	assert.True(t, matchName(password, "DB_PASSWORD"), "asked again once evicted")
 }
 
 // TestPolicyNamePatterns: a policy's own patterns are asked as regexps,
@@ -207,25 +229,4 @@ func TestPolicyNamePatterns(t *testing.T) {
 			assert.Equal(t, tc.password, c.IsPasswordName(tc.name, tc.profile), "IsPasswordName")
 		})
 	}
-}
-
-// FuzzDefaultNamePatterns: on any name, the string tests answer as the
-// default patterns' regexps (go test -fuzz FuzzDefaultNamePatterns
-// ./engine/).
-func FuzzDefaultNamePatterns(f *testing.F) {
-	for _, tc := range nameCases {
-		f.Add(tc.name)
-	}
-	res := make([]*regexp.Regexp, len(defaultNamePatterns))
-	for i, p := range defaultNamePatterns {
-		res[i] = regexp.MustCompile(p.pattern)
-	}
-	f.Fuzz(func(t *testing.T, name string) {
-		for i, p := range defaultNamePatterns {
-			want := res[i].MatchString(name)
-			if got := matchName(res[i], p.pattern, p.match, name); got != want {
-				t.Fatalf("%s(%q) = %v, regexp %v", p.name, name, got, want)
-			}
-		}
-	})
 }
