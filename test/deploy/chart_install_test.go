@@ -370,8 +370,8 @@ func (h *chartRelease) uninstall() {
 type certState struct {
 	webhooks int // how many the release has
 	bundles  map[string]string
-	secret  *corev1.Secret
-	errs    []string
+	secret   *corev1.Secret
+	errs     []string
 }
 
 func (h *chartRelease) certState() certState {
