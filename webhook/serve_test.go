@@ -100,13 +100,7 @@ func TestServeAnswersAsControllerRuntime(t *testing.T) {
 	for _, path := range []string{webhook.ValidateStatefulSetPath, webhook.MutateStatefulSetPath, webhook.ValidateServicePath} {
 		want, got := controllerRuntime(t, objs...), handlers(t, objs...)
 		for name, body := range bodies {
-			t.Run(path+"/"+name, func(t *testing.T) {
-				a := post(want[path], path, strings.NewReader(body), "application/json")
-				b := post(got[path], path, strings.NewReader(body), "application/json")
-				assert.Equal(t, a.Code, b.Code)
-				assert.Equal(t, a.Header(), b.Header())
-				assert.Equal(t, a.Body.String(), b.Body.String())
-			})
+			t.Run(path+"/"+name, func(t *testing.T) { sameAnswer(t, want[path], got[path], path, body) })
 		}
 		t.Run(path+"/content types", func(t *testing.T) {
 			for _, ct := range []string{"", "text/plain", "application/json; charset=utf-8"} {
@@ -215,6 +209,18 @@ func TestLazyLogConstructor(t *testing.T) {
 
 // controllerRuntime returns the webhooks over a lookup of objs, served by
 // controller-runtime's Webhook.ServeHTTP, as before Serve.
+// sameAnswer posts body as JSON to want (controller-runtime's serving) and
+// to got (stsguard's) at path and asserts the same status, headers and
+// body.
+func sameAnswer(t *testing.T, want, got http.Handler, path, body string) {
+	t.Helper()
+	a := post(want, path, strings.NewReader(body), "application/json")
+	b := post(got, path, strings.NewReader(body), "application/json")
+	assert.Equal(t, a.Code, b.Code)
+	assert.Equal(t, a.Header(), b.Header())
+	assert.Equal(t, a.Body.String(), b.Body.String())
+}
+
 func controllerRuntime(tb testing.TB, objs ...runtime.Object) map[string]http.Handler {
 	tb.Helper()
 	out := map[string]http.Handler{}
