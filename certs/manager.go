@@ -20,8 +20,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/cert"
 	"k8s.io/client-go/util/keyutil"
 	"k8s.io/utils/clock"
@@ -40,6 +43,12 @@ type ManagerOptions struct {
 	// Client reads and writes the Secret and the webhook configurations,
 	// directly against the API (no cache).
 	Client client.Client
+	// Watch, when set, watches the two webhook configurations (list and
+	// watch of each, by name): Start then reconciles as soon as one
+	// changes, so that a webhook added by an upgrade, or a caBundle
+	// emptied by kubectl apply, Helm or Argo CD, gets the CA within a
+	// moment instead of at the next Interval. Nil: Interval alone.
+	Watch kubernetes.Interface
 	// Namespace and SecretName name the Secret holding tls.crt, tls.key,
 	// ca.crt (every CA clients must trust, the signing CA first) and ca.key.
 	Namespace, SecretName string
@@ -133,17 +142,63 @@ func (m *Manager) propagation() time.Duration { return min(time.Minute, m.o.Cert
 // loaded and may perform a rotation.
 func (m *Manager) NeedLeaderElection() bool { return false }
 
-// Start reconciles at once and then every Interval until ctx is done.
-// Errors are logged and retried at the next tick; Start returns nil when
-// ctx ends.
+// Start reconciles at once, then every Interval and, with Watch, whenever
+// one of the webhook configurations changes, until ctx is done. Errors are
+// logged and retried at the next tick; Start returns nil when ctx ends.
 func (m *Manager) Start(ctx context.Context) error {
-	wait.UntilWithContext(ctx, func(ctx context.Context) {
+	changed := make(chan struct{}, 1)
+	if m.o.Watch != nil {
+		ctx, cancel := context.WithCancel(ctx)
+		shutdown := m.watchConfigurations(ctx, func() {
+			select {
+			case changed <- struct{}{}:
+			default: // a reconcile is already due
+			}
+		})
+		defer shutdown()
+		defer cancel() // before shutdown, which waits for the informers
+	}
+	tick := time.NewTicker(m.o.Interval)
+	defer tick.Stop()
+	for {
 		if err := m.Reconcile(ctx); err != nil && ctx.Err() == nil {
 			m.o.Metrics.Failed()
 			m.o.Log.Error(err, "certificate reconcile failed; retrying", "secret", m.o.Namespace+"/"+m.o.SecretName, "in", m.o.Interval)
 		}
-	}, m.o.Interval)
-	return nil
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		case <-changed:
+		}
+	}
+}
+
+// watchConfigurations starts client-go informers on the
+// MutatingWebhookConfiguration and the ValidatingWebhookConfiguration
+// named WebhookConfigurationName (a metadata.name field selector, which
+// RBAC authorizes by resourceNames) and calls changed on every add or
+// update of either, until ctx is done; the function it returns waits for
+// the informers to stop once ctx is done. Its own caBundle writes come back
+// as one update each, after which a reconcile finds nothing to write.
+func (m *Manager) watchConfigurations(ctx context.Context, changed func()) (shutdown func()) {
+	factory := informers.NewSharedInformerFactoryWithOptions(m.o.Watch, 0,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", m.o.WebhookConfigurationName).String()
+		}))
+	handler := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { changed() },
+		UpdateFunc: func(any, any) { changed() },
+	}
+	api := factory.Admissionregistration().V1()
+	for _, inf := range []cache.SharedIndexInformer{api.MutatingWebhookConfigurations().Informer(), api.ValidatingWebhookConfigurations().Informer()} {
+		if _, err := inf.AddEventHandler(handler); err != nil {
+			m.o.Log.Error(err, "watching the webhook configurations; their caBundle is checked every interval only", "interval", m.o.Interval)
+			return func() {}
+		}
+	}
+	factory.Start(ctx.Done())
+	return factory.Shutdown
 }
 
 // GetCertificate returns the serving certificate in force, for

@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -207,7 +208,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
-	serving, err := o.servingCertificate(live, certMetrics, log)
+	serving, err := o.servingCertificate(restCfg, live, certMetrics, log)
 	if err != nil {
 		return err
 	}
@@ -366,13 +367,19 @@ type servingSource interface {
 	Ready(*http.Request) error
 }
 
-// servingCertificate returns the Manager of --manage-certs, or a
-// certwatcher on CertDir (generating a self-signed pair there when it holds
-// none). Both record the serving certificate's expiry in m.
-func (o *Options) servingCertificate(c client.Client, m *certs.Metrics, log logr.Logger) (servingSource, error) {
+// servingCertificate returns the Manager of --manage-certs (reading and
+// writing through c, watching the webhook configurations through a
+// clientset of cfg), or a certwatcher on CertDir (generating a self-signed
+// pair there when it holds none). Both record the serving certificate's
+// expiry in m.
+func (o *Options) servingCertificate(cfg *rest.Config, c client.Client, m *certs.Metrics, log logr.Logger) (servingSource, error) {
 	if o.ManageCerts {
+		watch, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("client for watching the webhook configurations: %w", err)
+		}
 		cm, err := certs.NewManager(certs.ManagerOptions{
-			Client: c, Namespace: o.CertNamespace, SecretName: o.CertSecret,
+			Client: c, Watch: watch, Namespace: o.CertNamespace, SecretName: o.CertSecret,
 			WebhookConfigurationName: o.WebhookConfigurationName, DNSNames: o.DNSNames,
 			CAValidity: o.CAValidity, CertValidity: o.CertValidity,
 			Log: ctrl.Log.WithName("certs"), Metrics: m,

@@ -17,6 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/cert"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -238,5 +240,79 @@ func TestManageCertsRotatesWithoutAFailedRequest(t *testing.T) {
 	require.NoError(t, err, "stsguard_certificate_expiry_timestamp_seconds follows the Secret: %v", mismatch)
 	for _, secretValue := range []string{string(s.Data[certs.KeyFile]), string(s.Data[certs.CAKeyFile])} {
 		assert.NotContains(t, logs.String(), strings.TrimSpace(secretValue)[40:80], "no key material in the logs")
+	}
+}
+
+// With --manage-certs, a webhook left without the CA (a helm upgrade that
+// adds one, kubectl apply or Argo CD writing a configuration as rendered)
+// gets it back within seconds, not at the next reconcile (every minute
+// with the default validities): stsguard watches its two webhook
+// configurations by name, which the rendered RBAC allows.
+func TestManageCertsPutsTheCABackWhenAWebhookLosesIt(t *testing.T) {
+	install(t, "self-signed")
+	c, _ := admin(t)
+	ctx := context.Background()
+	key := client.ObjectKey{Namespace: "stsguard-system", Name: server.DefaultCertSecret}
+	if err := c.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}); err != nil {
+		require.True(t, apierrors.IsNotFound(err), "%v", err)
+	}
+	setWebhooks(t, func(cc *admissionregistrationv1.WebhookClientConfig, _ **admissionregistrationv1.FailurePolicyType) {
+		cc.CABundle = nil // as rendered
+	})
+	serve(t, server.Options{RESTConfig: asServiceAccount(), ManageCerts: true, CertNamespace: key.Namespace,
+		DNSNames: []string{cp.Webhook.LocalServingHost}})
+
+	// bundles returns every webhook's caBundle by name.
+	bundles := func() map[string]string {
+		mwc := &admissionregistrationv1.MutatingWebhookConfiguration{}
+		vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+		require.NoError(t, c.Get(ctx, client.ObjectKey{Name: "stsguard"}, mwc))
+		require.NoError(t, c.Get(ctx, client.ObjectKey{Name: "stsguard"}, vwc))
+		out := map[string]string{}
+		for _, w := range mwc.Webhooks {
+			out[w.Name] = string(w.ClientConfig.CABundle)
+		}
+		for _, w := range vwc.Webhooks {
+			out[w.Name] = string(w.ClientConfig.CABundle)
+		}
+		return out
+	}
+	var want string
+	eventually(t, "every webhook has the CA", func() bool {
+		sec := &corev1.Secret{}
+		if c.Get(ctx, key, sec) != nil {
+			return false
+		}
+		want = string(sec.Data[certs.CAFile])
+		for _, b := range bundles() {
+			if b != want {
+				return false
+			}
+		}
+		return want != ""
+	})
+
+	for _, name := range []string{"statefulsets-update.mutate.stsguard.io", "services-update.validate.stsguard.io"} {
+		mwc := &admissionregistrationv1.MutatingWebhookConfiguration{}
+		vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+		require.NoError(t, c.Get(ctx, client.ObjectKey{Name: "stsguard"}, mwc))
+		require.NoError(t, c.Get(ctx, client.ObjectKey{Name: "stsguard"}, vwc))
+		found := false
+		for i := range mwc.Webhooks {
+			if mwc.Webhooks[i].Name == name {
+				mwc.Webhooks[i].ClientConfig.CABundle, found = nil, true
+				require.NoError(t, c.Update(ctx, mwc))
+			}
+		}
+		for i := range vwc.Webhooks {
+			if vwc.Webhooks[i].Name == name {
+				vwc.Webhooks[i].ClientConfig.CABundle, found = nil, true
+				require.NoError(t, c.Update(ctx, vwc))
+			}
+		}
+		require.True(t, found, "no webhook %s", name)
+		start := time.Now()
+		harness.Eventually(t, name+" has the CA again", func() bool { return bundles()[name] == want }, 20*time.Second)
+		t.Logf("%s had the CA back after %s", name, time.Since(start).Round(time.Millisecond))
 	}
 }

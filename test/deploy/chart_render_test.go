@@ -417,7 +417,7 @@ func checkSelfManaged(t *testing.T, r *rendered, fullname, ns string) {
 	cr := one[*rbacv1.ClusterRole](t, r, fullname+"-manage-certs")
 	assert.Equal(t, []rbacv1.PolicyRule{{
 		APIGroups: []string{"admissionregistration.k8s.io"}, Resources: []string{"mutatingwebhookconfigurations", "validatingwebhookconfigurations"},
-		ResourceNames: []string{configName}, Verbs: []string{"get", "update"},
+		ResourceNames: []string{configName}, Verbs: []string{"get", "list", "watch", "update"},
 	}}, cr.Rules)
 	sa := d.Spec.Template.Spec.ServiceAccountName
 	for _, b := range []struct{ subjects []rbacv1.Subject }{

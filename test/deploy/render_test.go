@@ -408,6 +408,6 @@ func TestSelfSignedOverlay(t *testing.T) {
 	cr := one[*rbacv1.ClusterRole](t, r, "stsguard-manage-certs")
 	assert.Equal(t, []rbacv1.PolicyRule{{
 		APIGroups: []string{"admissionregistration.k8s.io"}, Resources: []string{"mutatingwebhookconfigurations", "validatingwebhookconfigurations"},
-		ResourceNames: []string{"stsguard"}, Verbs: []string{"get", "update"},
+		ResourceNames: []string{"stsguard"}, Verbs: []string{"get", "list", "watch", "update"},
 	}}, cr.Rules)
 }
