@@ -332,8 +332,10 @@ func documents(data []byte) iter.Seq[document] {
 //
 // YAMLReader returns each document's lines but not where they were:
 // splitYAML walks data alongside, one line for each line of a document and
-// one for each separator line YAMLReader skipped, and yields those lines of
-// data with the number of the first and of the first with content.
+// one for each separator line YAMLReader skipped or, when it came before
+// any other line of a document, kept as the document's first line; it
+// yields the lines of data after those separators, with the number of the
+// first and of the first with content.
 func splitYAML(data []byte, yield func(document) bool) {
 	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	// rest is the part of data YAMLReader has not returned yet, line the
@@ -382,7 +384,13 @@ func splitYAML(data []byte, yield func(document) bool) {
 			}
 			continue
 		}
-		for range bytes.Count(chunk, []byte("\n")) {
+		// YAMLReader keeps a separator read before any line of a document
+		// as the document's first line; it was skipped above.
+		n := bytes.Count(chunk, []byte("\n"))
+		if bytes.HasPrefix(chunk, []byte(yamlSeparator)) {
+			n--
+		}
+		for range n {
 			content()
 		}
 		// The same lines as they are in data: YAMLReader's copy lacks the
