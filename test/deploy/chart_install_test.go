@@ -455,10 +455,12 @@ func webhookSpecs[W admissionregistrationv1.MutatingWebhook | admissionregistrat
 	return out
 }
 
-// previousChart returns the chart as it was at its previous version (the
-// newest commit whose charts/stsguard/Chart.yaml has another version),
-// extracted from git into a temporary directory, and whether there was
-// one; without one it returns this chart.
+// previousChart returns the directory of the chart as it last was at the
+// version before the current one (the commit before the one that set the
+// current version, or HEAD when the working tree's Chart.yaml carries a
+// bump not committed yet), that version's metadata, and true. It returns
+// this chart and false when git has no earlier version: a first version,
+// no git, or a shallow clone without the commit.
 func previousChart(t *testing.T) (string, chartMeta, bool) {
 	t.Helper()
 	root := harness.Root()
@@ -468,20 +470,29 @@ func previousChart(t *testing.T) (string, chartMeta, bool) {
 		t.Logf("git log: %v: upgrading from this chart", err)
 		return chartDir(), cur, false
 	}
+	at := "HEAD"
 	for _, commit := range strings.Fields(string(commits)) {
 		raw, err := exec.Command("git", "-C", root, "show", commit+":charts/stsguard/Chart.yaml").Output()
 		if err != nil {
 			continue
 		}
-		m := readChartMeta(t, raw)
-		if m.Version == cur.Version {
+		if readChartMeta(t, raw).Version == cur.Version {
+			at = commit + "^" // the last state before this version
 			continue
 		}
-		archive, err := exec.Command("git", "-C", root, "archive", "--format=tar", commit, "charts/stsguard").Output()
-		require.NoError(t, err)
+		raw, err = exec.Command("git", "-C", root, "show", at+":charts/stsguard/Chart.yaml").Output()
+		if err != nil {
+			t.Logf("git show %s: %v: upgrading from this chart", at, err)
+			return chartDir(), cur, false
+		}
+		archive, err := exec.Command("git", "-C", root, "archive", "--format=tar", at, "charts/stsguard").Output()
+		if err != nil {
+			t.Logf("git archive %s: %v: upgrading from this chart", at, err)
+			return chartDir(), cur, false
+		}
 		dir := t.TempDir()
 		require.NoError(t, untar(bytes.NewReader(archive), dir))
-		return filepath.Join(dir, "charts", "stsguard"), m, true
+		return filepath.Join(dir, "charts", "stsguard"), readChartMeta(t, raw), true
 	}
 	return chartDir(), cur, false
 }
