@@ -293,26 +293,36 @@ func TestManageCertsPutsTheCABackWhenAWebhookLosesIt(t *testing.T) {
 	})
 
 	for _, name := range []string{"statefulsets-update.mutate.stsguard.io", "services-update.validate.stsguard.io"} {
-		mwc := &admissionregistrationv1.MutatingWebhookConfiguration{}
-		vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{}
-		require.NoError(t, c.Get(ctx, client.ObjectKey{Name: "stsguard"}, mwc))
-		require.NoError(t, c.Get(ctx, client.ObjectKey{Name: "stsguard"}, vwc))
-		found := false
-		for i := range mwc.Webhooks {
-			if mwc.Webhooks[i].Name == name {
-				mwc.Webhooks[i].ClientConfig.CABundle, found = nil, true
-				require.NoError(t, c.Update(ctx, mwc))
-			}
-		}
-		for i := range vwc.Webhooks {
-			if vwc.Webhooks[i].Name == name {
-				vwc.Webhooks[i].ClientConfig.CABundle, found = nil, true
-				require.NoError(t, c.Update(ctx, vwc))
-			}
-		}
-		require.True(t, found, "no webhook %s", name)
+		dropCABundle(t, c, "stsguard", name)
 		start := time.Now()
 		harness.Eventually(t, name+" has the CA again", func() bool { return bundles()[name] == want }, 20*time.Second)
 		t.Logf("%s had the CA back after %s", name, time.Since(start).Round(time.Millisecond))
 	}
+}
+
+// dropCABundle empties the caBundle of the webhook named webhook in the
+// webhook configurations named config, as applying a configuration as
+// rendered does (or a helm upgrade that adds the webhook).
+func dropCABundle(t *testing.T, c client.Client, config, webhook string) {
+	t.Helper()
+	ctx := context.Background()
+	mwc := &admissionregistrationv1.MutatingWebhookConfiguration{}
+	vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+	require.NoError(t, c.Get(ctx, client.ObjectKey{Name: config}, mwc))
+	require.NoError(t, c.Get(ctx, client.ObjectKey{Name: config}, vwc))
+	for i := range mwc.Webhooks {
+		if mwc.Webhooks[i].Name == webhook {
+			mwc.Webhooks[i].ClientConfig.CABundle = nil
+			require.NoError(t, c.Update(ctx, mwc))
+			return
+		}
+	}
+	for i := range vwc.Webhooks {
+		if vwc.Webhooks[i].Name == webhook {
+			vwc.Webhooks[i].ClientConfig.CABundle = nil
+			require.NoError(t, c.Update(ctx, vwc))
+			return
+		}
+	}
+	require.Failf(t, "no such webhook", "no webhook %s in %s", webhook, config)
 }

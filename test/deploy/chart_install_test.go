@@ -25,6 +25,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/cert"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -103,6 +104,27 @@ func TestChartOnTheCluster(t *testing.T) {
 		require.NoError(t, <-done)
 
 		h.upgrade(prev, found)
+
+		// The upgraded release's stsguard, as its pods start: its manager
+		// watches both webhook configurations (the chart's RBAC allows
+		// list and watch by name) and puts the CA into a webhook that lacks
+		// it (one an upgrade adds) at once, not at its next reconcile.
+		watch, err := kubernetes.NewForConfig(sa)
+		require.NoError(t, err)
+		m, err = certs.NewManager(certs.ManagerOptions{Client: saClient, Watch: watch, Namespace: "stsguard-system", SecretName: server.DefaultCertSecret,
+			WebhookConfigurationName: "stsguard", DNSNames: server.DefaultDNSNames, Log: logr.Discard()})
+		require.NoError(t, err)
+		mctx, stop = context.WithCancel(ctx)
+		go func() { done <- m.Start(mctx) }()
+		h.eventually("--manage-certs injected its CA into every webhook of the upgraded chart", func() bool {
+			return h.certState().complete()
+		})
+		dropCABundle(t, c, h.name, "statefulsets-update.validate.stsguard.io")
+		harness.Eventually(t, "the CA put back into the webhook that lost it, within seconds", func() bool {
+			return h.certState().complete()
+		}, 20*time.Second)
+		stop()
+		require.NoError(t, <-done)
 		h.uninstall()
 	})
 
@@ -293,6 +315,7 @@ func (h *chartRelease) upgrade(prev string, found bool) {
 		assert.Empty(t, all[*corev1.Secret](r), "a rendered Secret would replace the certificates")
 		renders = append(renders, r)
 	}
+	h.webhooks = len(chartWebhooks(renders[1]))
 	assert.Equal(t, certNames(t, renders[0]), certNames(t, renders[1]))
 }
 
