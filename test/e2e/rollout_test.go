@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stsguard/stsguard/rules"
@@ -105,12 +107,20 @@ func TestCanaryRolloutWithTheStatefulSetController(t *testing.T) {
 		}
 		var have map[string]string
 		var uids map[string]types.UID
-		harness.Eventually(t, fmt.Sprintf("partition %d rolled out", partition), func() bool {
-			require.NoError(t, c.Get(ctx(), types.NamespacedName{Namespace: ns, Name: "web"}, sts))
+		start := time.Now()
+		err := wait.PollUntilContextTimeout(ctx(), 50*time.Millisecond, 90*time.Second, true, func(context.Context) (bool, error) {
+			if err := c.Get(ctx(), types.NamespacedName{Namespace: ns, Name: "web"}, sts); err != nil {
+				return false, err
+			}
 			have, uids = images(t, c, ns)
 			return sts.Status.ObservedGeneration == sts.Generation && sts.Status.ReadyReplicas == 3 &&
-				sts.Status.UpdatedReplicas == int32(3-partition) && assert.ObjectsAreEqual(want, have)
-		}, 90*time.Second)
+				sts.Status.UpdatedReplicas == int32(3-partition) && assert.ObjectsAreEqual(want, have), nil
+		})
+		if err != nil {
+			logNamespace(t, c, ns)
+			t.Fatalf("partition %d not rolled out within 90 s (%v): status %+v, images %v", partition, err, sts.Status, have)
+		}
+		t.Logf("partition %d rolled out in %s", partition, time.Since(start).Round(time.Millisecond))
 		for i := range partition {
 			name := fmt.Sprintf("web-%d", i)
 			assert.Equal(t, before[name], uids[name], "%s, below the partition, is never restarted", name)
