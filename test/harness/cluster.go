@@ -155,6 +155,14 @@ func (cl *Cluster) start(assets string) error {
 		"--manage-all-nodes=false",
 		"--manage-nodes-with-annotation-selector="+kwokNodeAnnotation+"=fake",
 		"--cidr=10.244.0.0/16", // pod IPs; the apiserver's service range is 10.0.0.0/24
+		// The node's heartbeat is its Lease in kube-node-lease, as a
+		// kubelet's is (the node-heartbeat-with-lease stage renews its
+		// status only every 10 minutes). Without the Lease, which a
+		// --config holding only Stages leaves off, the node lifecycle
+		// controller marked the node NotReady every 50 s or so and set every
+		// pod's Ready condition to False, which kwok never set back: a
+		// StatefulSet rollout then waited forever.
+		"--node-lease-duration-seconds=40",
 		"--server-address=127.0.0.1:"+strconv.Itoa(kwokPort),
 	); err != nil {
 		return err
