@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/cert"
+	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/client-go/util/keyutil"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -43,11 +44,13 @@ type ManagerOptions struct {
 	// Client reads and writes the Secret and the webhook configurations,
 	// directly against the API (no cache).
 	Client client.Client
-	// Watch, when set, watches the two webhook configurations (list and
-	// watch of each, by name): Start then reconciles as soon as one
-	// changes, so that a webhook added by an upgrade, or a caBundle
-	// emptied by kubectl apply, Helm or Argo CD, gets the CA within a
-	// moment instead of at the next Interval. Nil: Interval alone.
+	// Watch, when set, watches the two webhook configurations: Start then
+	// reconciles as soon as one changes, so that a webhook added by an
+	// upgrade, or a caBundle emptied by kubectl apply, Helm or Argo CD,
+	// gets the CA within a moment instead of at the next Interval. It
+	// needs RBAC list and watch of both kinds (resourceNames
+	// WebhookConfigurationName is enough); without them Start logs so once
+	// and goes on with Interval alone. Nil: Interval alone.
 	Watch kubernetes.Interface
 	// Namespace and SecretName name the Secret holding tls.crt, tls.key,
 	// ca.crt (every CA clients must trust, the signing CA first) and ca.key.
@@ -100,6 +103,10 @@ type Manager struct {
 	current atomic.Pointer[tls.Certificate]
 	mu      sync.Mutex // serialises Reconcile
 	loaded  []byte     // tls.crt of current
+	// wroteBundle is when inject last wrote a caBundle (under mu): a new
+	// signing CA is used only a propagation delay after that too, however
+	// soon the next reconcile comes (with Watch, ~0.1 s after the write).
+	wroteBundle time.Time
 }
 
 // NewManager checks o and returns a Manager. It returns an error when a
@@ -128,7 +135,7 @@ func NewManager(o ManagerOptions) (*Manager, error) {
 		return nil, fmt.Errorf("certificate manager: the serving certificate validity (%s) must not exceed the CA validity (%s)", o.CertValidity, o.CAValidity)
 	}
 	if o.Interval <= 0 {
-		o.Interval = min(time.Minute, o.CertValidity/20)
+		o.Interval = max(time.Second, min(time.Minute, o.CertValidity/20))
 	}
 	return &Manager{o: o, clock: clock.RealClock{}}, nil
 }
@@ -143,21 +150,23 @@ func (m *Manager) propagation() time.Duration { return min(time.Minute, m.o.Cert
 func (m *Manager) NeedLeaderElection() bool { return false }
 
 // Start reconciles at once, then every Interval and, with Watch, whenever
-// one of the webhook configurations changes, until ctx is done. Errors are
-// logged and retried at the next tick; Start returns nil when ctx ends.
+// one of the webhook configurations changes (at most one such reconcile a
+// second, a burst of 5: a writer that keeps resetting the caBundle does not
+// start a write loop at API speed), until ctx is done. Errors are logged
+// and retried at the next tick; Start returns nil when ctx ends.
 func (m *Manager) Start(ctx context.Context) error {
 	changed := make(chan struct{}, 1)
 	if m.o.Watch != nil {
-		ctx, cancel := context.WithCancel(ctx)
-		shutdown := m.watchConfigurations(ctx, func() {
+		wctx, cancel := context.WithCancel(ctx)
+		shutdown := m.watchConfigurations(wctx, cancel, func() {
 			select {
 			case changed <- struct{}{}:
 			default: // a reconcile is already due
 			}
 		})
-		defer shutdown()
-		defer cancel() // before shutdown, which waits for the informers
+		defer func() { cancel(); shutdown() }()
 	}
+	events := flowcontrol.NewTokenBucketRateLimiter(1, 5)
 	tick := time.NewTicker(m.o.Interval)
 	defer tick.Stop()
 	for {
@@ -170,6 +179,9 @@ func (m *Manager) Start(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 		case <-changed:
+			if events.Wait(ctx) != nil {
+				return nil
+			}
 		}
 	}
 }
@@ -180,8 +192,11 @@ func (m *Manager) Start(ctx context.Context) error {
 // RBAC authorizes by resourceNames) and calls changed on every add or
 // update of either, until ctx is done; the function it returns waits for
 // the informers to stop once ctx is done. Its own caBundle writes come back
-// as one update each, after which a reconcile finds nothing to write.
-func (m *Manager) watchConfigurations(ctx context.Context, changed func()) (shutdown func()) {
+// as one update each, after which a reconcile finds nothing to write. When
+// RBAC forbids the list or watch (a stsguard of this version with the RBAC
+// of an older one), it logs so once and calls stop: the caBundle is then
+// checked every Interval only.
+func (m *Manager) watchConfigurations(ctx context.Context, stop context.CancelFunc, changed func()) (shutdown func()) {
 	factory := informers.NewSharedInformerFactoryWithOptions(m.o.Watch, 0,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", m.o.WebhookConfigurationName).String()
@@ -190,8 +205,25 @@ func (m *Manager) watchConfigurations(ctx context.Context, changed func()) (shut
 		AddFunc:    func(any) { changed() },
 		UpdateFunc: func(any, any) { changed() },
 	}
+	var forbidden sync.Once
+	onError := func(ctx context.Context, r *cache.Reflector, err error) {
+		if apierrors.IsForbidden(err) {
+			forbidden.Do(func() {
+				m.o.Log.Info("not permitted to watch the webhook configurations (RBAC: list and watch of "+
+					"mutatingwebhookconfigurations and validatingwebhookconfigurations, resourceNames "+m.o.WebhookConfigurationName+
+					"); their caBundle is checked every interval only", "interval", m.o.Interval, "error", err.Error())
+				stop()
+			})
+			return
+		}
+		cache.DefaultWatchErrorHandler(ctx, r, err)
+	}
 	api := factory.Admissionregistration().V1()
 	for _, inf := range []cache.SharedIndexInformer{api.MutatingWebhookConfigurations().Informer(), api.ValidatingWebhookConfigurations().Informer()} {
+		if err := inf.SetWatchErrorHandlerWithContext(onError); err != nil {
+			m.o.Log.Error(err, "watching the webhook configurations; their caBundle is checked every interval only", "interval", m.o.Interval)
+			return func() {}
+		}
 		if _, err := inf.AddEventHandler(handler); err != nil {
 			m.o.Log.Error(err, "watching the webhook configurations; their caBundle is checked every interval only", "interval", m.o.Interval)
 			return func() {}
@@ -337,9 +369,14 @@ func (m *Manager) reconcileOnce(ctx context.Context) error {
 }
 
 // published reports whether the signing CA has been in every caBundle for
-// the propagation delay.
+// the propagation delay: since it became the signing CA, and since the last
+// caBundle write (one that restored a caBundle someone reset).
 func (m *Manager) published(st *state, injected bool, now time.Time) bool {
-	return injected && !now.Before(st.caSince.Add(m.propagation()))
+	since := st.caSince
+	if m.wroteBundle.After(since) {
+		since = m.wroteBundle
+	}
+	return injected && !now.Before(since.Add(m.propagation()))
 }
 
 // fresh returns a new CA and a serving certificate signed by it.
@@ -440,6 +477,7 @@ func (m *Manager) inject(ctx context.Context, bundle []byte) (bool, error) {
 			return false, fmt.Errorf("writing caBundle into %s %s: %w", obj.GetObjectKind().GroupVersionKind().Kind, name.Name, err)
 		}
 		m.o.Log.Info("caBundle written", "configuration", fmt.Sprintf("%T", obj), "name", name.Name, "webhooks", len(bundles))
+		m.wroteBundle = m.clock.Now()
 		all = false // written just now: not yet propagated
 	}
 	return all, nil

@@ -3,16 +3,26 @@ package certs
 import (
 	"context"
 	"crypto/x509"
+	"errors"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
+	kubefake "k8s.io/client-go/kubernetes/fake"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/util/cert"
 	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -323,4 +333,114 @@ func TestNewManagerRejectsBadOptions(t *testing.T) {
 	assert.Equal(t, DefaultValidity, m.o.CertValidity)
 	assert.Equal(t, time.Minute, m.o.Interval)
 	assert.Error(t, m.Ready(nil), "not ready before a certificate is loaded")
+}
+
+// A caBundle someone reset (an old bundle applied from Git, say) and put
+// back by the manager counts as not propagated until the propagation delay
+// after that write, even when the new CA has been the signing CA for
+// longer: with Watch, the next reconcile comes ~0.1 s after the write.
+func TestManagerWaitsForARestoredCABundleToPropagate(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Now())
+	c := newFakeClient(webhookConfigurations()...)
+	m := newTestManager(t, c, clk)
+	ctx := context.Background()
+	require.NoError(t, m.Reconcile(ctx))
+	for len(pemCerts(t, getSecret(t, c).Data[CAFile])) < 2 {
+		clk.Step(time.Hour)
+		require.NoError(t, m.Reconcile(ctx))
+	}
+	served := getSecret(t, c).Data[CertFile]
+	half := m.propagation() / 2
+
+	clk.Step(half)
+	mwc := &admissionregistrationv1.MutatingWebhookConfiguration{}
+	require.NoError(t, c.Get(ctx, client.ObjectKey{Name: "stsguard"}, mwc))
+	mwc.Webhooks[0].ClientConfig.CABundle = nil
+	require.NoError(t, c.Update(ctx, mwc))
+	require.NoError(t, m.Reconcile(ctx)) // puts it back
+
+	clk.Step(half) // the new CA signs since a propagation delay, the bundle was written half of one ago
+	require.NoError(t, m.Reconcile(ctx))
+	assert.Equal(t, served, getSecret(t, c).Data[CertFile], "not re-issued before the restored caBundle propagated")
+
+	clk.Step(half)
+	require.NoError(t, m.Reconcile(ctx))
+	assert.NotEqual(t, served, getSecret(t, c).Data[CertFile], "re-issued by the new CA")
+	checkServing(t, c, m, clk.Now())
+}
+
+// With Watch, a change of a webhook configuration is reconciled at once
+// (Interval here is an hour); without RBAC for the watch, Start says so
+// once and goes on with Interval.
+func TestManagerWatch(t *testing.T) {
+	cases := []struct {
+		name      string
+		forbidden bool
+	}{
+		{"a webhook loses its caBundle", false},
+		{"list and watch forbidden", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newFakeClient(webhookConfigurations()...)
+			watched := kubefake.NewClientset(webhookConfigurations()[0])
+			if tc.forbidden {
+				watched.PrependReactor("list", "*", func(a clienttesting.Action) (bool, runtime.Object, error) {
+					return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "admissionregistration.k8s.io", Resource: a.GetResource().Resource}, "", errors.New("RBAC"))
+				})
+			}
+			var mu sync.Mutex
+			var logged []string
+			log := funcr.New(func(prefix, args string) {
+				mu.Lock()
+				defer mu.Unlock()
+				logged = append(logged, args)
+			}, funcr.Options{})
+			m, err := NewManager(ManagerOptions{
+				Client: c, Watch: watched, Namespace: testNS, SecretName: testSecret, WebhookConfigurationName: "stsguard",
+				DNSNames: testNames, Interval: time.Hour, Log: log,
+			})
+			require.NoError(t, err)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- m.Start(ctx) }()
+			defer func() { cancel(); require.NoError(t, <-done) }()
+			complete := func() bool {
+				for _, b := range caBundles(t, c) {
+					if len(b) == 0 {
+						return false
+					}
+				}
+				return true
+			}
+			require.NoError(t, wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 10*time.Second, true,
+				func(context.Context) (bool, error) { return complete(), nil }), "the first reconcile")
+
+			if tc.forbidden {
+				require.NoError(t, wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+					mu.Lock()
+					defer mu.Unlock()
+					n := 0
+					for _, l := range logged {
+						if strings.Contains(l, "not permitted to watch the webhook configurations") {
+							n++
+						}
+					}
+					return n == 1, nil
+				}), "said once that the watch is not permitted")
+				return
+			}
+			mwc := &admissionregistrationv1.MutatingWebhookConfiguration{}
+			require.NoError(t, c.Get(ctx, client.ObjectKey{Name: "stsguard"}, mwc))
+			mwc.Webhooks[1].ClientConfig.CABundle = nil
+			require.NoError(t, c.Update(ctx, mwc))
+			// The watched API sees the change (here a separate fake).
+			changed := webhookConfigurations()[0].(*admissionregistrationv1.MutatingWebhookConfiguration)
+			changed.Labels = map[string]string{"touched": "yes"}
+			_, err = watched.AdmissionregistrationV1().MutatingWebhookConfigurations().Update(ctx, changed, metav1.UpdateOptions{})
+			require.NoError(t, err)
+			assert.NoError(t, wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 10*time.Second, true,
+				func(context.Context) (bool, error) { return complete(), nil }), "the caBundle put back well before the hourly reconcile")
+		})
+	}
 }
