@@ -316,6 +316,18 @@ func (h *chartRelease) upgrade(prev string, found bool) {
 		renders = append(renders, r)
 	}
 	h.webhooks = len(chartWebhooks(renders[1]))
+	// The upgrade left the webhooks as this chart renders them: no
+	// operation or matchCondition of the previous chart's kept on a name
+	// both use.
+	mutating, validating := harness.WebhookConfigurations(renders[1].objs)
+	require.Len(t, mutating, 1)
+	require.Len(t, validating, 1)
+	mwc := &admissionregistrationv1.MutatingWebhookConfiguration{}
+	vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+	require.NoError(t, h.c.Get(ctx, client.ObjectKeyFromObject(mutating[0]), mwc))
+	require.NoError(t, h.c.Get(ctx, client.ObjectKeyFromObject(validating[0]), vwc))
+	assert.Equal(t, webhookSpecs(mutating[0].Webhooks), webhookSpecs(mwc.Webhooks), "the mutating webhooks after the upgrade, as rendered")
+	assert.Equal(t, webhookSpecs(validating[0].Webhooks), webhookSpecs(vwc.Webhooks), "the validating webhooks after the upgrade, as rendered")
 	assert.Equal(t, certNames(t, renders[0]), certNames(t, renders[1]))
 }
 
