@@ -196,8 +196,10 @@ func Apply(e *engine.Engine, objs []manifest.Object, existing []manifest.Object)
 // Report.AddErrors. A deferred object is decoded (manifest.Entry.Decode)
 // by the task that replays its namespace, just before its replay, and what
 // the replay of a namespace stored is dropped once it is done, so that at
-// most GOMAXPROCS namespaces' typed objects are in memory at once. It
-// writes to entries: each deferred entry is decoded once.
+// most GOMAXPROCS namespaces' typed objects (besides existing and the
+// cluster-scoped objects) are in memory at once. It consumes entries: each
+// deferred entry is decoded, and its JSON dropped, once; call it once per
+// manifest.Read.
 func ApplyEntries(e *engine.Engine, entries []manifest.Entry, existing []manifest.Object) (*Report, []error) {
 	w := newWorld()
 	for _, o := range existing {

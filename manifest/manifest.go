@@ -168,6 +168,7 @@ type Entry struct {
 	// apiVersion and kind are as written, namespace is the default one.
 	json                        []byte
 	apiVersion, kind, namespace string
+	decoded                     bool // Decode took json
 }
 
 // Deferred reports whether e holds an object whose typed decoding waits
@@ -179,13 +180,18 @@ func (e *Entry) Deferred() bool { return e.json != nil }
 // e keeps only the kind, namespace, name, file and line): it returns the
 // object with its typed Object set, or an *Error, the one Load would have
 // returned for the document. On an entry that is not deferred it returns
-// e.Object and e.Err unchanged.
+// e.Object and e.Err unchanged. A deferred entry is decoded once: a second
+// Decode returns an *Error saying so, not an object without its typed
+// Object.
 func (e *Entry) Decode() (Object, error) {
+	if e.decoded {
+		return Object{}, &Error{File: e.File, Line: e.Line, Err: fmt.Errorf("%s %s/%s was decoded already: Entry.Decode gives a deferred object once", e.kind, e.Namespace, e.Name)}
+	}
 	if e.json == nil {
 		return e.Object, e.Err
 	}
 	js := e.json
-	e.json = nil
+	e.json, e.decoded = nil, true
 	return decodeObject(e.File, e.Line, js, typeMeta{APIVersion: e.apiVersion, Kind: e.kind}, e.namespace)
 }
 

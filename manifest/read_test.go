@@ -137,6 +137,14 @@ func TestReadDefers(t *testing.T) {
 			assert.Equal(t, tc.deferred, entries[0].Deferred())
 			if tc.deferred {
 				assert.Nil(t, entries[0].Object.Object)
+				_, first := entries[0].Decode()
+				assert.False(t, entries[0].Deferred())
+				_, again := entries[0].Decode()
+				require.Error(t, again, "a deferred entry decodes once")
+				assert.Contains(t, again.Error(), "decoded already")
+				if first == nil {
+					assert.NotEqual(t, first, again)
+				}
 			}
 		})
 	}
