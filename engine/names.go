@@ -2,6 +2,7 @@ package engine
 
 import (
 	"regexp"
+	"strings"
 
 	"k8s.io/utils/lru"
 )
@@ -42,6 +43,8 @@ func matchName(re *regexp.Regexp, name string) bool {
 		return v.(bool)
 	}
 	m := re.MatchString(name)
-	nameMatches.Add(k, m)
+	// A copy, so that the key keeps no larger string (a decoded object's
+	// buffer) alive.
+	nameMatches.Add(nameMatchKey{re, strings.Clone(name)}, m)
 	return m
 }

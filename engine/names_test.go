@@ -201,7 +201,9 @@ func TestMatchNameAnswersAsTheRegexp(t *testing.T) {
 		assert.True(t, matchName(password, name), name)
 		assert.False(t, matchName(token, name), name)
 	}
-	assert.LessOrEqual(t, nameMatches.Len(), nameMatchCacheSize)
+	assert.Equal(t, nameMatchCacheSize, nameMatches.Len(), "full, and no larger")
+	_, kept := nameMatches.Get(nameMatchKey{password, "DB_PASSWORD"})
+	assert.False(t, kept, "the oldest answers were evicted")
 	assert.True(t, matchName(password, "DB_PASSWORD"), "asked again once evicted")
 }
 

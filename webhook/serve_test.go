@@ -207,8 +207,6 @@ func TestLazyLogConstructor(t *testing.T) {
 	assert.Equal(t, 1, n, "the values are added once")
 }
 
-// controllerRuntime returns the webhooks over a lookup of objs, served by
-// controller-runtime's Webhook.ServeHTTP, as before Serve.
 // sameAnswer posts body as JSON to want (controller-runtime's serving) and
 // to got (stsguard's) at path and asserts the same status, headers and
 // body.
@@ -221,6 +219,8 @@ func sameAnswer(t *testing.T, want, got http.Handler, path, body string) {
 	assert.Equal(t, a.Body.String(), b.Body.String())
 }
 
+// controllerRuntime returns the webhooks over a lookup of objs, served by
+// controller-runtime's Webhook.ServeHTTP, as before Serve.
 func controllerRuntime(tb testing.TB, objs ...runtime.Object) map[string]http.Handler {
 	tb.Helper()
 	out := map[string]http.Handler{}

@@ -1,11 +1,14 @@
 package webhook
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -41,6 +44,7 @@ func TestDecodeTypedReview(t *testing.T) {
 		{"object a string", review(`"object":"x"`), false, "", ""},
 		{"subresource", review(`"subResource":"scale","object":` + sts), false, "", ""},
 		{"not an AdmissionReview", `[]`, false, "", ""},
+		{"as encoding/json writes a kubectl-applied StatefulSet", marshalledReview(t), true, "db", "db"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -66,4 +70,28 @@ func TestDecodeTypedReview(t *testing.T) {
 			}
 		})
 	}
+}
+
+// marshalledReview is an UPDATE review of a StatefulSet that kubectl apply
+// wrote (its last-applied annotation holds the manifest as a JSON string)
+// with a label value holding <, > and &, as encoding/json writes it: the
+// common body, which must take the typed path.
+func marshalledReview(t *testing.T) string {
+	t.Helper()
+	sts := func() *appsv1.StatefulSet {
+		return &appsv1.StatefulSet{
+			TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
+			ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "prod",
+				Labels:      map[string]string{"team": "a&b<c>"},
+				Annotations: map[string]string{"kubectl.kubernetes.io/last-applied-configuration": `{"apiVersion":"apps/v1","kind":"StatefulSet","metadata":{"name":"db","namespace":"prod"},"spec":{"serviceName":"db","template":{"spec":{"containers":[{"env":[{"name":"MYSQL_ROOT_PASSWORD","valueFrom":{"secretKeyRef":{"key":"password","name":"db-credentials"}}}],"image":"mysql:8.4","name":"mysql"}]}}}}` + "\n"}},
+			Spec: appsv1.StatefulSetSpec{ServiceName: "db"},
+		}
+	}
+	b, err := json.Marshal(admissionv1.AdmissionReview{
+		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
+		Request: &admissionv1.AdmissionRequest{UID: "1", Operation: admissionv1.Update,
+			Object: runtime.RawExtension{Object: sts()}, OldObject: runtime.RawExtension{Object: sts()}},
+	})
+	require.NoError(t, err)
+	return string(b)
 }

@@ -63,11 +63,20 @@ func writesOf(r *rendered, ns, sa string) sets.Set[string] {
 		}
 	}
 	for _, b := range all[*rbacv1.RoleBinding](r) {
-		if slices.Contains(b.Subjects, subject) {
-			for _, role := range all[*rbacv1.Role](r) {
-				if role.Name == b.RoleRef.Name && role.Namespace == b.Namespace {
-					policyRules = append(policyRules, role.Rules...)
+		if !slices.Contains(b.Subjects, subject) {
+			continue
+		}
+		if b.RoleRef.Kind == "ClusterRole" { // granted in the binding's namespace
+			for _, cr := range all[*rbacv1.ClusterRole](r) {
+				if cr.Name == b.RoleRef.Name {
+					policyRules = append(policyRules, cr.Rules...)
 				}
+			}
+			continue
+		}
+		for _, role := range all[*rbacv1.Role](r) {
+			if role.Name == b.RoleRef.Name && role.Namespace == b.Namespace {
+				policyRules = append(policyRules, role.Rules...)
 			}
 		}
 	}
@@ -86,11 +95,12 @@ func writesOf(r *rendered, ns, sa string) sets.Set[string] {
 	return writes
 }
 
-// matches reports whether w is called for op on group/resource.
+// matches reports whether w is called for op on group/resource; "*" as
+// group or resource (an RBAC wildcard) stands for every one.
 func (w webhookEntry) matches(group, resource string, op admissionregistrationv1.OperationType) bool {
 	for _, rule := range w.rules {
-		if (slices.Contains(rule.APIGroups, group) || slices.Contains(rule.APIGroups, "*")) &&
-			(slices.Contains(rule.Resources, resource) || slices.Contains(rule.Resources, "*")) &&
+		if (group == "*" || slices.Contains(rule.APIGroups, group) || slices.Contains(rule.APIGroups, "*")) &&
+			(resource == "*" || slices.Contains(rule.Resources, resource) || slices.Contains(rule.Resources, "*")) &&
 			(slices.Contains(rule.Operations, op) || slices.Contains(rule.Operations, admissionregistrationv1.OperationAll)) {
 			return true
 		}
@@ -174,4 +184,15 @@ func TestCheckMatchConditionsCatches(t *testing.T) {
 			assert.Equal(t, !tc.ok, len(rec.msgs) > 0, "%v", rec.msgs)
 		})
 	}
+
+	// Writes granted another way: a RoleBinding to a ClusterRole, and a
+	// wildcard resource. A Service webhook without the condition is caught.
+	services := &admissionregistrationv1.ValidatingWebhookConfiguration{Webhooks: []admissionregistrationv1.ValidatingWebhook{{Name: "a", Rules: rule("services", "CREATE")}}}
+	wide := &rbacv1.ClusterRole{Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"*"}, Verbs: []string{"create"}}}}
+	wide.Name = "wide"
+	inNamespace := &rbacv1.RoleBinding{RoleRef: rbacv1.RoleRef{Kind: "ClusterRole", Name: "wide"}, Subjects: binding.Subjects}
+	inNamespace.Name, inNamespace.Namespace = "wide", "ns"
+	var rec failures
+	checkMatchConditions(&rec, &rendered{objs: []client.Object{role, binding, wide, inNamespace, services}}, "ns", "stsguard")
+	assert.NotEmpty(t, rec.msgs, "a RoleBinding to a ClusterRole granting every resource of the core group")
 }
