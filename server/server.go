@@ -103,6 +103,11 @@ type Options struct {
 	// Rules configures the rule engine when ConfigFile is empty. Default
 	// engine.DefaultConfig().
 	Rules *engine.Config
+	// ShutdownDelay is how long the server keeps answering after the
+	// context of Run is cancelled (SIGTERM), with /readyz failing and every
+	// response closing its connection, before it stops (see drain). Nil
+	// means DefaultShutdownDelay; zero stops at once.
+	ShutdownDelay *time.Duration
 }
 
 // DefaultCertDir is controller-runtime's default certificate directory.
@@ -144,6 +149,9 @@ func (o *Options) setDefaults() {
 		cfg := engine.DefaultConfig()
 		o.Rules = &cfg
 	}
+	if o.ShutdownDelay == nil {
+		o.ShutdownDelay = ptr.To(DefaultShutdownDelay)
+	}
 }
 
 // restConfig returns the client configuration Options ask for.
@@ -166,9 +174,12 @@ func (o *Options) restConfig() (*rest.Config, error) {
 	}
 }
 
-// Run starts the server and blocks until ctx is done or the server fails.
-// It returns an error when the configuration is unusable (no cluster
-// configuration, unreadable or half-present certificates, a port in use).
+// Run starts the server and blocks until it has stopped, or fails. When ctx
+// is cancelled (SIGTERM) the server drains for o.ShutdownDelay (/readyz
+// fails, responses close their connections), then stops, letting requests
+// in flight finish. It returns an error when the configuration is unusable
+// (no cluster configuration, unreadable or half-present certificates, a port
+// in use).
 func Run(ctx context.Context, o Options) error {
 	o.setDefaults()
 	log := ctrl.Log.WithName("serve")
@@ -283,6 +294,10 @@ func Run(ctx context.Context, o Options) error {
 	if err := mgr.AddReadyzCheck("certificate", serving.Ready); err != nil {
 		return err
 	}
+	var drain drain
+	if err := mgr.AddReadyzCheck("shutdown", drain.Checker); err != nil {
+		return err
+	}
 	if err := mgr.Add(serving); err != nil {
 		return err
 	}
@@ -308,11 +323,14 @@ func Run(ctx context.Context, o Options) error {
 	// before.
 	srv := mgr.GetWebhookServer()
 	for path, h := range handlers.HTTPHandlers() {
-		srv.Register(path, h)
+		srv.Register(path, drain.Handler(h))
 	}
 
-	log.Info("starting", "port", o.Port, "manageCerts", o.ManageCerts, "metrics", o.MetricsBindAddress, "probes", o.HealthProbeBindAddress, "http2", o.EnableHTTP2, "pprof", o.PprofBindAddress)
-	return mgr.Start(ctx)
+	log.Info("starting", "port", o.Port, "manageCerts", o.ManageCerts, "metrics", o.MetricsBindAddress, "probes", o.HealthProbeBindAddress,
+		"http2", o.EnableHTTP2, "pprof", o.PprofBindAddress, "shutdownDelay", *o.ShutdownDelay)
+	mgrCtx, release := drain.context(ctx, *o.ShutdownDelay, log)
+	defer release()
+	return mgr.Start(mgrCtx)
 }
 
 // Client-side limits of the Secret writes of password-secret-ref (writes

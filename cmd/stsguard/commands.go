@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -85,6 +86,9 @@ invalid file stops the start-up, an invalid change keeps the policy in force.`,
 	f.StringVar(&o.PprofBindAddress, "pprof-bind-address", "", `address of Go's pprof profiles (/debug/pprof/, plain HTTP, no authentication; "" or "0": off); for profiling only, on a loopback address`)
 	f.BoolVar(&o.EnableHTTP2, "enable-http2", false, "allow HTTP/2 on the webhook server (off because of HTTP/2 Rapid Reset, CVE-2023-44487)")
 	f.StringVar(&o.ConfigFile, "config", "", "policy file (config.stsguard.io/v1alpha1 Policy), reloaded when it changes")
+	o.ShutdownDelay = new(time.Duration)
+	f.DurationVar(o.ShutdownDelay, "shutdown-delay-duration", server.DefaultShutdownDelay,
+		"after SIGTERM, keep answering this long with /readyz failing and keep-alives off (each response closes its connection), then stop; in-flight requests finish (0: stop at once)")
 	gfs := flag.NewFlagSet("zap", flag.ContinueOnError)
 	zapOpts.BindFlags(gfs)
 	f.AddGoFlagSet(gfs)
