@@ -7,7 +7,9 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,17 +85,58 @@ type component struct {
 // Ready and the controllers answer. It returns an error naming the
 // component and the end of its log when one fails to start; stop the
 // cluster with Stop in every case where the error is nil.
-func StartCluster() (*Cluster, error) {
+func StartCluster() (*Cluster, error) { return StartClusterWith(ClusterOptions{}) }
+
+// ClusterOptions change the cluster StartClusterWith starts. The zero value
+// is StartCluster's cluster.
+type ClusterOptions struct {
+	// APIServerAddress, when valid, is the address the apiserver listens on
+	// (its serving certificate names it, with localhost) instead of
+	// 127.0.0.1, such as a Network's Gateway, which processes in the
+	// Network's namespaces reach.
+	APIServerAddress netip.Addr
+	// APIServerFlags are added to the apiserver's command line (name without
+	// dashes, value).
+	APIServerFlags map[string]string
+	// NoWebhooks starts the cluster without stsguard's webhook
+	// configurations, for a test that installs them itself (with the chart).
+	// ControlPlane.Webhook is then empty.
+	NoWebhooks bool
+}
+
+// StartClusterWith is StartCluster with o.
+func StartClusterWith(o ClusterOptions) (*Cluster, error) {
 	assets := AssetsDir()
 	for _, b := range clusterBinaries {
 		if _, err := os.Stat(filepath.Join(assets, b)); err != nil {
 			return nil, fmt.Errorf("%s missing in %s: run `make envtest-assets` (builds the control plane, the controllers and kwok into bin/k8s)", b, assets)
 		}
 	}
+	port := 0
+	if o.APIServerAddress.IsValid() {
+		l, err := net.Listen("tcp", netip.AddrPortFrom(o.APIServerAddress, 0).String())
+		if err != nil {
+			return nil, fmt.Errorf("finding a free port on %s for the apiserver: %w", o.APIServerAddress, err)
+		}
+		port = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+	}
 	cp, err := start(func(env *envtest.Environment) {
+		apiserver := env.ControlPlane.GetAPIServer()
 		// envtest turns the ServiceAccount plugin off because it runs no
 		// controller to create ServiceAccounts; this cluster does.
-		env.ControlPlane.GetAPIServer().Configure().Disable("disable-admission-plugins")
+		apiserver.Configure().Disable("disable-admission-plugins")
+		if o.APIServerAddress.IsValid() {
+			// envtest picks an address and port on loopback unless given both.
+			apiserver.SecureServing.ListenAddr.Address = o.APIServerAddress.String()
+			apiserver.SecureServing.ListenAddr.Port = strconv.Itoa(port)
+		}
+		for name, value := range o.APIServerFlags {
+			apiserver.Configure().Set(name, value)
+		}
+		if o.NoWebhooks {
+			env.WebhookInstallOptions = envtest.WebhookInstallOptions{}
+		}
 	})
 	if err != nil {
 		return nil, err
