@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -122,6 +123,9 @@ func serve(t *testing.T, o server.Options) {
 	require.NoError(t, err)
 	o.Host, o.Port = cp.Webhook.LocalServingHost, cp.Webhook.LocalServingPort
 	o.HealthProbeBindAddress, o.MetricsBindAddress = probe, "0"
+	if o.ShutdownDelay == nil {
+		o.ShutdownDelay = ptr.To(time.Duration(0)) // no call to drain when a test stops it
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- server.Run(ctx, o) }()

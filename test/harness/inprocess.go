@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
+	"k8s.io/utils/ptr"
 
 	"github.com/stsguard/stsguard/server"
 )
@@ -61,6 +62,8 @@ func ServeInProcess(cp *ControlPlane) (*InProcess, error) {
 			HealthProbeBindAddress: s.ProbeAddr,
 			ConfigFile:             s.PolicyFile,
 			PolicyPollInterval:     time.Hour, // file system events must do it
+			// Stopped only with its control plane: no call to drain.
+			ShutdownDelay: ptr.To(time.Duration(0)),
 		})
 	}()
 	// Stop waiting as soon as server.Run returns (a port taken, a bad

@@ -73,6 +73,7 @@ func productionServer(tb testing.TB, c client.Client) string {
 			Kubeconfig: kubeconfig, Host: "127.0.0.1", Port: harness.Port(webhookAddr),
 			CertDir: certDir, DNSNames: []string{"127.0.0.1"},
 			MetricsBindAddress: "0", HealthProbeBindAddress: probe,
+			ShutdownDelay: ptr.To(time.Duration(0)),
 		})
 	}()
 	tb.Cleanup(func() {

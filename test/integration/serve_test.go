@@ -6,17 +6,21 @@ import (
 	"crypto/x509"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"k8s.io/utils/ptr"
 
 	"github.com/stsguard/stsguard/certs"
 	"github.com/stsguard/stsguard/server"
 	"github.com/stsguard/stsguard/test/harness"
+	"github.com/stsguard/stsguard/webhook"
 )
 
 // A server started with an empty --cert-dir generates a CA and a serving
@@ -34,6 +38,7 @@ func TestServeGeneratesCertificates(t *testing.T) {
 		done <- server.Run(ctx, server.Options{
 			RESTConfig: cp.Config, Host: "127.0.0.1", Port: harness.Port(addr), CertDir: dir,
 			DNSNames: []string{"127.0.0.1"}, MetricsBindAddress: "0", HealthProbeBindAddress: probe,
+			ShutdownDelay: ptr.To(time.Duration(0)),
 		})
 	}()
 	t.Cleanup(func() {
@@ -74,6 +79,7 @@ func TestServePprofWhenAsked(t *testing.T) {
 		done <- server.Run(ctx, server.Options{
 			RESTConfig: cp.Config, Host: "127.0.0.1", Port: harness.Port(webhookAddr), CertDir: filepath.Join(t.TempDir(), "certs"),
 			DNSNames: []string{"127.0.0.1"}, MetricsBindAddress: metrics, HealthProbeBindAddress: probe, PprofBindAddress: pprof,
+			ShutdownDelay: ptr.To(time.Duration(0)),
 		})
 	}()
 	t.Cleanup(func() {
@@ -98,5 +104,98 @@ func TestServePprofWhenAsked(t *testing.T) {
 	for _, other := range []string{metrics, probe} {
 		code, _ := get("http://" + other + "/debug/pprof/cmdline")
 		assert.Equal(t, http.StatusNotFound, code, "pprof only on its own address, not on %s", other)
+	}
+}
+
+// On shutdown (SIGTERM: the context of server.Run ends), a server with a
+// shutdown delay keeps answering on the connections its clients kept alive,
+// with readyz failing and "Connection: close" on each response, so that
+// the apiserver's next call on a kept-alive connection is answered instead
+// of cut; without the delay that call fails.
+func TestServeDrainsKeptAliveConnectionsOnShutdown(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		delay  time.Duration
+		served bool // the call on the kept-alive connection after SIGTERM is answered
+	}{
+		{name: "with a shutdown delay", delay: 3 * time.Second, served: true},
+		{name: "without one the next call on a kept-alive connection fails", delay: 0, served: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "certs")
+			addr, err := harness.FreeAddr()
+			require.NoError(t, err)
+			probe, err := harness.FreeAddr()
+			require.NoError(t, err)
+			ctx, sigterm := context.WithCancel(context.Background())
+			defer sigterm()
+			done := make(chan error, 1)
+			go func() {
+				done <- server.Run(ctx, server.Options{
+					RESTConfig: cp.Config, Host: "127.0.0.1", Port: harness.Port(addr), CertDir: dir,
+					DNSNames: []string{"127.0.0.1"}, MetricsBindAddress: "0", HealthProbeBindAddress: probe,
+					ShutdownDelay: &tc.delay,
+				})
+			}()
+			require.NoError(t, harness.WaitReady(context.Background(), probe, 30*time.Second))
+			caPEM, err := os.ReadFile(filepath.Join(dir, certs.CAFile))
+			require.NoError(t, err)
+			pool := x509.NewCertPool()
+			require.True(t, pool.AppendCertsFromPEM(caPEM))
+			c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+			url := "https://" + addr + webhook.ValidateSecretPath
+
+			call := func() (*http.Response, bool, error) {
+				reused := false
+				trace := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }})
+				req, _ := http.NewRequestWithContext(trace, http.MethodPost, url, strings.NewReader("{}"))
+				resp, err := c.Do(req)
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				return resp, reused, err
+			}
+			resp, _, err := call()
+			require.NoError(t, err)
+			require.False(t, resp.Close, "before shutdown the connection is kept alive")
+
+			sigterm()
+			if tc.served {
+				require.Eventually(t, func() bool {
+					resp, err := http.Get("http://" + probe + "/readyz")
+					if err != nil {
+						return false
+					}
+					resp.Body.Close()
+					return resp.StatusCode == http.StatusInternalServerError
+				}, 10*time.Second, 10*time.Millisecond, "readyz fails while the server drains")
+			} else {
+				select {
+				case err := <-done:
+					require.NoError(t, err)
+					done <- nil
+				case <-time.After(30 * time.Second):
+					t.Fatal("the server did not stop")
+				}
+			}
+			resp, reused, err := call()
+			if !tc.served {
+				require.Error(t, err, "a server that stops at once leaves the kept-alive connection's next call unanswered")
+				return
+			}
+			require.NoError(t, err, "the call on the kept-alive connection is answered while the server drains")
+			assert.True(t, reused, "the call went over the connection kept alive before SIGTERM")
+			assert.True(t, resp.Close, "the answer closes the connection (Connection: close)")
+			_, reused, err = call()
+			require.NoError(t, err, "a new connection is still served during the shutdown delay")
+			assert.False(t, reused)
+			select {
+			case err := <-done:
+				require.NoError(t, err)
+			case <-time.After(30 * time.Second):
+				t.Fatal("the server did not stop after its shutdown delay")
+			}
+		})
 	}
 }
