@@ -1,14 +1,10 @@
 package deploy
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -490,78 +486,19 @@ func webhookSpecs[W admissionregistrationv1.MutatingWebhook | admissionregistrat
 	return out
 }
 
-// previousChart returns the directory of the chart as it last was at the
-// version before the current one (the commit before the one that set the
-// current version, or HEAD when the working tree's Chart.yaml carries a
-// bump not committed yet), that version's metadata, and true. It returns
-// this chart and false when git has no earlier version: a first version,
-// no git, or a shallow clone without the commit.
+// previousChart returns the directory of the chart of the previous release
+// (harness.PreviousRelease: the chart as it last was at the version before
+// the current one), that version's metadata, and true. It returns this
+// chart and false when git has no earlier version: a first version, no git,
+// or a shallow clone without the commit.
 func previousChart(t *testing.T) (string, chartMeta, bool) {
 	t.Helper()
-	root := harness.Root()
-	cur := readChartMeta(t, must(os.ReadFile(filepath.Join(chartDir(), "Chart.yaml"))))
-	commits, err := exec.Command("git", "-C", root, "log", "--format=%H", "--", "charts/stsguard/Chart.yaml").Output()
-	if err != nil {
-		t.Logf("git log: %v: upgrading from this chart", err)
-		return chartDir(), cur, false
+	commit, meta, ok := harness.PreviousRelease()
+	if !ok {
+		t.Logf("no earlier chart version in git history: upgrading from this chart")
+		return chartDir(), readChartMeta(t, must(os.ReadFile(filepath.Join(chartDir(), "Chart.yaml")))), false
 	}
-	at := "HEAD"
-	for _, commit := range strings.Fields(string(commits)) {
-		raw, err := exec.Command("git", "-C", root, "show", commit+":charts/stsguard/Chart.yaml").Output()
-		if err != nil {
-			continue
-		}
-		if readChartMeta(t, raw).Version == cur.Version {
-			at = commit + "^" // the last state before this version
-			continue
-		}
-		raw, err = exec.Command("git", "-C", root, "show", at+":charts/stsguard/Chart.yaml").Output()
-		if err != nil {
-			t.Logf("git show %s: %v: upgrading from this chart", at, err)
-			return chartDir(), cur, false
-		}
-		archive, err := exec.Command("git", "-C", root, "archive", "--format=tar", at, "charts/stsguard").Output()
-		if err != nil {
-			t.Logf("git archive %s: %v: upgrading from this chart", at, err)
-			return chartDir(), cur, false
-		}
-		dir := t.TempDir()
-		require.NoError(t, untar(bytes.NewReader(archive), dir))
-		return filepath.Join(dir, "charts", "stsguard"), readChartMeta(t, raw), true
-	}
-	return chartDir(), cur, false
-}
-
-func untar(r io.Reader, dir string) error {
-	tr := tar.NewReader(r)
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		path := filepath.Join(dir, filepath.Clean(hdr.Name))
-		if !strings.HasPrefix(path, dir+string(os.PathSeparator)) {
-			return fmt.Errorf("%s: outside the archive's directory", hdr.Name)
-		}
-		switch hdr.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(path, 0o755); err != nil {
-				return err
-			}
-		case tar.TypeReg:
-			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-				return err
-			}
-			data, err := io.ReadAll(tr)
-			if err != nil {
-				return err
-			}
-			if err := os.WriteFile(path, data, 0o644); err != nil {
-				return err
-			}
-		}
-	}
+	src, err := harness.CheckoutAt(commit, t.TempDir())
+	require.NoError(t, err)
+	return filepath.Join(src, "charts", "stsguard"), chartMeta(meta), true
 }
