@@ -296,8 +296,7 @@ func (n *ProcessNode) run(ctx context.Context, r *podRun) {
 	spec, err := n.prepare(ctx, pod, host, dir)
 	if err != nil {
 		n.failPod(ctx, pod, err)
-		<-r.terminate
-		n.deletePod(ctx, pod)
+		n.awaitDeletion(ctx, r)
 		return
 	}
 	start := func() (*process, error) {
@@ -325,8 +324,7 @@ func (n *ProcessNode) run(ctx context.Context, r *podRun) {
 	p, err := start()
 	if err != nil {
 		n.failPod(ctx, pod, err)
-		<-r.terminate
-		n.deletePod(ctx, pod)
+		n.awaitDeletion(ctx, r)
 		return
 	}
 	restarts := int32(0)
@@ -378,8 +376,7 @@ func (n *ProcessNode) run(ctx context.Context, r *podRun) {
 			}
 			if p, err = start(); err != nil {
 				n.failPod(ctx, pod, err)
-				<-r.terminate
-				n.deletePod(ctx, pod)
+				n.awaitDeletion(ctx, r)
 				return
 			}
 			startedAt = metav1.Now()
@@ -395,6 +392,16 @@ func (n *ProcessNode) run(ctx context.Context, r *podRun) {
 				n.setStatus(ctx, pod, host, ready, restarts, startedAt)
 			}
 		}
+	}
+}
+
+// awaitDeletion waits, for a pod whose container could not start, until the
+// pod is deleted, and finishes the deletion; or until the node stops.
+func (n *ProcessNode) awaitDeletion(ctx context.Context, r *podRun) {
+	select {
+	case <-r.terminate:
+		n.deletePod(ctx, r.pod)
+	case <-ctx.Done():
 	}
 }
 
