@@ -18,27 +18,38 @@ const DefaultShutdownDelay = 5 * time.Second
 // drain is the graceful shutdown of the webhook server, in the order a
 // replica behind a Service needs it:
 //
-//  1. /readyz fails (Checker), so that whatever routes to the replica by its
-//     readiness (the EndpointSlice controller, a load balancer) stops
-//     sending it new connections;
+//  1. /readyz fails (Checker). A deleted pod has left its Service's ready
+//     endpoints already (the EndpointSlice controller marks a terminating
+//     pod not ready); a failing /readyz also marks it not serving, and
+//     takes out of the Service a replica that is stopped without being
+//     deleted (the process restarted in place). The cost: where every
+//     replica terminates at once, kube-proxy has no serving terminating
+//     endpoint to fall back on.
 //  2. every response carries "Connection: close" (Handler), so that each
-//     keep-alive connection the kube-apiserver holds to the replica is closed
-//     after the next request it carries, instead of being cut under a
-//     request when the server stops;
+//     keep-alive connection the kube-apiserver holds to the replica is
+//     closed by the next request it carries, instead of by the server under
+//     a request the apiserver is about to send;
 //  3. after the delay, the servers stop: controller-runtime's webhook server
-//     then closes the connections still idle and waits for the requests in
-//     flight (http.Server.Shutdown).
+//     closes the connections still idle (those that carried no request
+//     during the delay) and waits for the requests in flight
+//     (http.Server.Shutdown). The informer cache stops just before; the
+//     requests still in flight read it as it was.
 //
-// Without it, the server closed every idle keep-alive connection the moment
-// SIGTERM arrived, and the apiserver's calls that were about to reuse one
-// failed: with failurePolicy Ignore, writes admitted unjudged; with Fail,
-// writes refused. "Connection: close" set by the handler is net/http's way of
-// turning keep-alives off per response (the http.Server that would take
-// SetKeepAlivesEnabled(false) is controller-runtime's, inside its webhook
-// server). Kubernetes' own kube-apiserver does the same with
-// --shutdown-delay-duration (readyz fails, requests are still served).
+// Without it, the server stopped the moment SIGTERM arrived: a replica whose
+// endpoint had not yet left every apiserver's view refused new connections,
+// and each call on such a connection failed (with failurePolicy Ignore, a
+// write admitted unjudged; with Fail, a write refused). "Connection: close"
+// set by the handler is net/http's way of turning keep-alives off per
+// response (the http.Server that would take SetKeepAlivesEnabled(false) is
+// controller-runtime's, inside its webhook server, which has no shutdown
+// delay of its own); Go's HTTP/2 server answers it with a GOAWAY. Like
+// kube-apiserver's --shutdown-delay-duration, /readyz fails at once and
+// requests are served through the delay; unlike it, keep-alives end at
+// once, since stsguard's only client, the apiserver, reconnects at no cost.
 type drain struct {
 	draining atomic.Bool
+	// exited is closed when the goroutine of context returns.
+	exited chan struct{}
 }
 
 // errDraining is /readyz's answer while the replica drains.
@@ -73,7 +84,9 @@ func (d *drain) context(parent context.Context, delay time.Duration, log logr.Lo
 		return context.WithCancel(parent)
 	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	d.exited = make(chan struct{})
 	go func() {
+		defer close(d.exited)
 		select {
 		case <-parent.Done():
 		case <-ctx.Done():
@@ -91,7 +104,9 @@ func (d *drain) context(parent context.Context, delay time.Duration, log logr.Lo
 		case <-t.C:
 		case <-ctx.Done():
 		}
-		log.Info("drain over; stopping the servers (requests in flight finish)", "drained", time.Since(start).Round(time.Millisecond))
+		if ctx.Err() == nil {
+			log.Info("drain over; stopping the servers (requests in flight finish)", "drained", time.Since(start).Round(time.Millisecond))
+		}
 		cancel()
 	}()
 	return ctx, cancel

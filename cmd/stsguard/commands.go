@@ -63,6 +63,9 @@ kind: Policy; see examples/policy.yaml). It is reloaded when it changes; an
 invalid file stops the start-up, an invalid change keeps the policy in force.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if *o.ShutdownDelay < 0 {
+				return usageError("--shutdown-delay-duration %s is negative: give how long to keep answering after SIGTERM, such as 5s, or 0 to stop at once", *o.ShutdownDelay)
+			}
 			if o.ManageCerts && cmd.Flags().Changed("cert-dir") {
 				return usageError("--cert-dir and --manage-certs exclude each other: --manage-certs serves the certificate it keeps in the Secret --cert-secret; drop one of them")
 			}

@@ -71,7 +71,11 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 	cl, err := harness.StartClusterWith(harness.ClusterOptions{
 		APIServerAddress: nw.Gateway,
 		APIServerFlags:   map[string]string{"enable-aggregator-routing": "true"},
-		NoWebhooks:       true,
+		// A pod's change reaches its EndpointSlice up to 2 s late, as in a
+		// busy cluster (and later still where kube-proxy syncs its rules
+		// on a period): the delay a stopping replica must cover.
+		ControllerManagerFlags: map[string]string{"endpointslice-updates-batch-period": "2s"},
+		NoWebhooks:             true,
 	})
 	if err != nil {
 		return nil, errors.Join(err, nw.Close())

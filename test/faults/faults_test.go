@@ -2,6 +2,8 @@ package faults_test
 
 import (
 	"context"
+	"errors"
+	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -42,7 +44,10 @@ func TestProductionPath(t *testing.T) {
 	}
 
 	env, err := faults.Start(ctx, faults.Options{Images: images, Log: t.Logf})
-	require.NoError(t, err, "the production path needs root and ip(8) for its network namespaces")
+	if errors.Is(err, harness.ErrNoNetwork) && os.Getenv("CI") == "" {
+		t.Skipf("SKIPPED: the production path is not tested on this machine: %v (CI runs it as root)", err)
+	}
+	require.NoError(t, err)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("what the production path looked like:\n%s", env.Diagnose())
@@ -85,6 +90,19 @@ func TestProductionPath(t *testing.T) {
 		}
 	})
 
+	t.Run("without the preStop hook and the drain, a rolling restart loses writes", func(t *testing.T) {
+		bare := faults.Values(map[string]any{"preStopSleepSeconds": 0, "shutdownDelay": "0"})
+		require.NoError(t, env.Install(ctx, harness.ChartDir(), bare, true))
+		require.NoError(t, env.WaitPodsGone(ctx))
+		r, err := env.Measure(ctx, "rolling restart without the preStop hook and the drain", env.RolloutRestart)
+		require.NoError(t, err)
+		// Each replica stops at once while its endpoint is still listed (up
+		// to 2 s): the apiserver's new connections to it are refused.
+		assert.Positive(t, max(r.Unjudged, int(r.FailOpen)), "writes admitted unjudged")
+		require.NoError(t, env.Install(ctx, harness.ChartDir(), values, true))
+		require.NoError(t, env.WaitPodsGone(ctx))
+	})
+
 	t.Run("a hung replica", func(t *testing.T) {
 		pods, err := env.CS.CoreV1().Pods(faults.Namespace).List(ctx, metav1.ListOptions{})
 		require.NoError(t, err)
@@ -107,8 +125,9 @@ func TestProductionPath(t *testing.T) {
 		})
 		require.NoError(t, err)
 		t.Logf("the hung replica left the Service's endpoints %.1f s after it stopped answering", left.Seconds())
-		// Its readinessProbe: a period of 5 s, 2 failures, 1 s each.
-		assert.Less(t, left, 20*time.Second, "the hung replica left the endpoints")
+		// Its readinessProbe: every 2 s, 3 failures of up to 2 s each, and
+		// the EndpointSlice's 2 s.
+		assert.Less(t, left, 12*time.Second, "the hung replica left the endpoints")
 		assert.Zero(t, r.Failed, "with failurePolicy Ignore no write fails")
 		// The calls that reached the hung replica waited out timeoutSeconds
 		// and failed open: those before it left the endpoints, and one on

@@ -30,9 +30,13 @@ type Result struct {
 	Scenario string
 	// Writes were sent, Failed refused or failed on the way.
 	Writes, Failed int
-	// Unjudged are StatefulSets stored with their literal password: admitted
+	// Unjudged are StatefulSets stored with their literal password without
+	// stsguard's warning that it could not write their Secret: admitted
 	// without stsguard's mutating webhook.
 	Unjudged int
+	// SecretWriteFailed are StatefulSets stsguard judged but left with their
+	// literal password, its Secret write having failed (with a warning).
+	SecretWriteFailed int
 	// FailOpen and CallErrors are the apiserver's counts of calls to
 	// stsguard's webhooks that failed: ignored (failurePolicy Ignore; the
 	// write admitted unjudged) or refused (Fail).
@@ -71,8 +75,13 @@ func (e *Env) Measure(ctx context.Context, scenario string, action func(context.
 		return Result{}, err
 	}
 	d := after.Sub(before)
-	r := Result{Scenario: scenario, Writes: lr.Writes, Failed: lr.Failed, Unjudged: len(literal),
+	r := Result{Scenario: scenario, Writes: lr.Writes, Failed: lr.Failed, SecretWriteFailed: len(lr.SecretWriteFailed),
 		FailOpen: d.FailOpen, CallErrors: d.CallErrors, Errors: lr.Errors}
+	for _, name := range literal {
+		if !lr.SecretWriteFailed[name] {
+			r.Unjudged++
+		}
+	}
 	for _, t := range e.Node.Terminations()[terms:] {
 		r.Drains = append(r.Drains, t.Drain)
 	}
@@ -88,8 +97,8 @@ func (r Result) String() string {
 	for i, d := range r.Drains {
 		drains[i] = fmt.Sprintf("%.1f", d.Seconds())
 	}
-	s := fmt.Sprintf("%d writes, %d failed, %d unjudged (literal passwords stored), apiserver: %.0f failed open, %.0f refused for a failed call; drains [%s] s",
-		r.Writes, r.Failed, r.Unjudged, r.FailOpen, r.CallErrors, strings.Join(drains, " "))
+	s := fmt.Sprintf("%d writes, %d failed, %d unjudged (literal passwords stored), %d judged but its Secret not written, apiserver: %.0f failed open, %.0f refused for a failed call; drains [%s] s",
+		r.Writes, r.Failed, r.Unjudged, r.SecretWriteFailed, r.FailOpen, r.CallErrors, strings.Join(drains, " "))
 	if len(r.Errors) > 0 {
 		s += "; first errors: " + strings.Join(r.Errors, " | ")
 	}

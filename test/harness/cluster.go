@@ -67,6 +67,7 @@ type Cluster struct {
 	// (<component>.log). Stop removes it.
 	Dir        string
 	components []*component
+	kcmFlags   []string
 }
 
 // component is one process of the cluster.
@@ -98,6 +99,9 @@ type ClusterOptions struct {
 	// APIServerFlags are added to the apiserver's command line (name without
 	// dashes, value).
 	APIServerFlags map[string]string
+	// ControllerManagerFlags are added to kube-controller-manager's command
+	// line (name without dashes, value).
+	ControllerManagerFlags map[string]string
 	// NoWebhooks starts the cluster without stsguard's webhook
 	// configurations, for a test that installs them itself (with the chart).
 	// ControlPlane.Webhook is then empty.
@@ -142,6 +146,9 @@ func StartClusterWith(o ClusterOptions) (*Cluster, error) {
 		return nil, err
 	}
 	cl := &Cluster{ControlPlane: cp}
+	for name, value := range o.ControllerManagerFlags {
+		cl.kcmFlags = append(cl.kcmFlags, "--"+name+"="+value)
+	}
 	if err := cl.start(assets); err != nil {
 		return nil, errors.Join(err, cl.Stop())
 	}
@@ -180,13 +187,13 @@ func (cl *Cluster) start(assets string) error {
 	}
 	kcmPort, schedPort, kwokPort := ports[0], ports[1], ports[2]
 	common := []string{"--kubeconfig=" + cl.Kubeconfig, "--leader-elect=false", "--bind-address=127.0.0.1"}
-	if err := cl.run(assets, "kube-controller-manager", append(common,
-		"--secure-port="+strconv.Itoa(kcmPort),
+	if err := cl.run(assets, "kube-controller-manager", slices.Concat(common, []string{
+		"--secure-port=" + strconv.Itoa(kcmPort),
 		"--controllers=*",
 		"--use-service-account-credentials=false",
-		"--root-ca-file="+rootCA,
-		"--service-account-private-key-file="+filepath.Join(cl.Env.ControlPlane.APIServer.CertDir, "sa-signer.key"),
-	)...); err != nil {
+		"--root-ca-file=" + rootCA,
+		"--service-account-private-key-file=" + filepath.Join(cl.Env.ControlPlane.APIServer.CertDir, "sa-signer.key"),
+	}, cl.kcmFlags)...); err != nil {
 		return err
 	}
 	if err := cl.run(assets, "kube-scheduler", append(common, "--secure-port="+strconv.Itoa(schedPort))...); err != nil {

@@ -69,15 +69,17 @@ type ProcessNode struct {
 	// Dir holds each pod's directory (volumes, kubeconfig, log).
 	Dir string
 
-	cfg   *rest.Config
-	cs    kubernetes.Interface
-	net   *Network
-	free  chan *Host
-	stop  context.CancelFunc
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	pods  map[types.UID]*podRun
-	terms []Termination
+	cfg     *rest.Config
+	cs      kubernetes.Interface
+	net     *Network
+	free    chan *Host
+	stop    context.CancelFunc
+	factory informers.SharedInformerFactory
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	stopped bool // under mu: no pod is started once Stop has begun
+	pods    map[types.UID]*podRun
+	terms   []Termination
 }
 
 // NodeLabel marks a ProcessNode's Node; a chart's nodeSelector sends pods
@@ -98,6 +100,9 @@ type podRun struct {
 	terminate chan struct{}
 	once      sync.Once
 	proc      atomic.Pointer[process]
+	// grace is the pod's deletionGracePeriodSeconds as last seen (a
+	// second delete may shorten it); -1 until the pod is deleted.
+	grace atomic.Int64
 }
 
 // Signal sends sig to the process of the pod namespace/name (SIGSTOP hangs
@@ -146,15 +151,20 @@ func StartProcessNode(ctx context.Context, cl *Cluster, nw *Network, name string
 	}
 	runCtx, stop := context.WithCancel(context.Background())
 	n.stop = stop
+	cleanup := func() {
+		stop()
+		n.wg.Wait()
+		_ = os.RemoveAll(dir)
+	}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		n.heartbeat(runCtx)
 	}()
-	factory := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+	n.factory = informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 		o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", name).String()
 	}))
-	inf := factory.Core().V1().Pods().Informer()
+	inf := n.factory.Core().V1().Pods().Informer()
 	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { n.observe(runCtx, obj) },
 		UpdateFunc: func(_, obj any) { n.observe(runCtx, obj) },
@@ -165,11 +175,13 @@ func StartProcessNode(ctx context.Context, cl *Cluster, nw *Network, name string
 			n.observe(runCtx, obj)
 		},
 	}); err != nil {
+		cleanup()
 		return nil, err
 	}
-	factory.Start(runCtx.Done())
+	n.factory.Start(runCtx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
-		stop()
+		n.factory.Shutdown()
+		cleanup()
 		return nil, errors.New("the pod informer of the process node did not sync")
 	}
 	return n, nil
@@ -196,7 +208,11 @@ func (n *ProcessNode) Logs(lines int) map[string]string {
 
 // Stop kills every process the node runs and stops its kubelet.
 func (n *ProcessNode) Stop() error {
+	n.mu.Lock()
+	n.stopped = true
+	n.mu.Unlock()
 	n.stop()
+	n.factory.Shutdown()
 	n.wg.Wait()
 	return os.RemoveAll(n.Dir)
 }
@@ -258,10 +274,14 @@ func (n *ProcessNode) observe(ctx context.Context, obj any) {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.stopped {
+		return
+	}
 	r, running := n.pods[pod.UID]
 	switch {
 	case !running && pod.DeletionTimestamp == nil && pod.Status.Phase == corev1.PodPending:
 		r = &podRun{pod: pod.DeepCopy(), terminate: make(chan struct{})}
+		r.grace.Store(-1)
 		n.pods[pod.UID] = r
 		n.wg.Add(1)
 		go func() {
@@ -271,8 +291,17 @@ func (n *ProcessNode) observe(ctx context.Context, obj any) {
 			delete(n.pods, pod.UID)
 			n.mu.Unlock()
 		}()
+	case !running && pod.DeletionTimestamp != nil && pod.Status.Phase == corev1.PodPending:
+		// Deleted before it ran here: nothing to stop, finish the deletion.
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.deletePod(ctx, pod)
+		}()
 	case running && pod.DeletionTimestamp != nil:
-		r.pod.DeletionGracePeriodSeconds = pod.DeletionGracePeriodSeconds
+		if g := pod.DeletionGracePeriodSeconds; g != nil {
+			r.grace.Store(*g)
+		}
 		r.once.Do(func() { close(r.terminate) })
 	}
 }
@@ -290,8 +319,14 @@ func (n *ProcessNode) run(ctx context.Context, r *podRun) {
 	case host = <-n.free:
 	case <-ctx.Done():
 		return
+	case <-r.terminate: // deleted before a host was free: never started
+		n.deletePod(ctx, pod)
+		return
 	}
 	defer func() { n.free <- host }()
+	if ctx.Err() != nil {
+		return
+	}
 	dir := filepath.Join(n.Dir, pod.Namespace+"_"+pod.Name)
 	spec, err := n.prepare(ctx, pod, host, dir)
 	if err != nil {
@@ -344,7 +379,32 @@ func (n *ProcessNode) run(ctx context.Context, r *podRun) {
 			return
 		case <-r.terminate:
 			tick.Stop()
-			n.terminate(ctx, pod, p)
+			// As a kubelet, keep probing readiness while the pod terminates,
+			// so that the endpoint's serving condition follows /readyz.
+			probing, stopProbing := context.WithCancel(ctx)
+			probed := make(chan struct{})
+			go func() {
+				defer close(probed)
+				for was := ready; probing.Err() == nil; {
+					select {
+					case <-probing.Done():
+						return
+					case <-time.After(readiness.nextIn(readiness)):
+					}
+					if readiness.due() {
+						if now := readiness.probe(probing, was); now != was {
+							was = now
+							n.setStatus(probing, pod, host, now, restarts, startedAt)
+						}
+					}
+				}
+			}()
+			drain, killed := n.stopContainer(ctx, r, p, time.Now())
+			stopProbing()
+			<-probed
+			n.mu.Lock()
+			n.terms = append(n.terms, Termination{Pod: pod.Namespace + "/" + pod.Name, Drain: drain, Killed: killed})
+			n.mu.Unlock()
 			n.deletePod(ctx, pod)
 			return
 		case <-p.exited:
@@ -357,13 +417,19 @@ func (n *ProcessNode) run(ctx context.Context, r *podRun) {
 			restart = true
 		default:
 			if liveness.due() && !liveness.probe(ctx, true) {
-				_ = p.cmd.Process.Kill()
-				<-p.exited
+				// A kubelet kills a container that fails its liveness
+				// probe as it stops one for a deletion: preStop, SIGTERM,
+				// the grace period, SIGKILL.
+				n.stopContainer(ctx, r, p, time.Now())
 				restart = true
 			}
 		}
 		if restart {
 			restarts++
+			if ready {
+				ready = false
+				n.setStatus(ctx, pod, host, false, restarts, startedAt)
+			}
 			// A kubelet's CrashLoopBackOff, shortened: 1 s more for each
 			// restart, at most 10 s.
 			select {
@@ -382,7 +448,6 @@ func (n *ProcessNode) run(ctx context.Context, r *podRun) {
 			startedAt = metav1.Now()
 			readiness.reset()
 			liveness.reset()
-			ready = false
 			n.setStatus(ctx, pod, host, false, restarts, startedAt)
 			continue
 		}
@@ -405,18 +470,25 @@ func (n *ProcessNode) awaitDeletion(ctx context.Context, r *podRun) {
 	}
 }
 
-// terminate runs the preStop hook (sleep), sends SIGTERM, and SIGKILL when
-// the pod's grace period is over, and records the Termination.
-func (n *ProcessNode) terminate(ctx context.Context, pod *corev1.Pod, p *process) {
-	begin := time.Now()
-	grace := 30 * time.Second
-	if s := pod.DeletionGracePeriodSeconds; s != nil {
-		grace = time.Duration(*s) * time.Second
+// stopContainer stops p as a kubelet stops a container, the grace period
+// counted from begin: the preStop hook (sleep, cut short by the grace
+// period), SIGTERM, and SIGKILL when the grace period is over (at least 2 s
+// after SIGTERM, as a kubelet gives). The grace period is the pod's
+// deletionGracePeriodSeconds as last seen (a second, shorter delete cuts it),
+// else its terminationGracePeriodSeconds. It returns the time from SIGTERM
+// to exit, and whether SIGKILL ended the process.
+func (n *ProcessNode) stopContainer(ctx context.Context, r *podRun, p *process, begin time.Time) (time.Duration, bool) {
+	grace := func() time.Duration {
+		if g := r.grace.Load(); g >= 0 {
+			return time.Duration(g) * time.Second
+		}
+		return time.Duration(ptr.Deref(r.pod.Spec.TerminationGracePeriodSeconds, 30)) * time.Second
 	}
-	c := pod.Spec.Containers[0]
+	c := r.pod.Spec.Containers[0]
 	if c.Lifecycle != nil && c.Lifecycle.PreStop != nil && c.Lifecycle.PreStop.Sleep != nil {
+		hook := time.Duration(c.Lifecycle.PreStop.Sleep.Seconds) * time.Second
 		select {
-		case <-time.After(time.Duration(c.Lifecycle.PreStop.Sleep.Seconds) * time.Second):
+		case <-time.After(min(hook, max(grace()-time.Since(begin), 0))):
 		case <-p.exited:
 		case <-ctx.Done():
 		}
@@ -426,7 +498,7 @@ func (n *ProcessNode) terminate(ctx context.Context, pod *corev1.Pod, p *process
 	killed := false
 	select {
 	case <-p.exited:
-	case <-time.After(max(grace-time.Since(begin), 2*time.Second)):
+	case <-time.After(max(grace()-time.Since(begin), 2*time.Second)):
 		killed = true
 		_ = p.cmd.Process.Kill()
 		<-p.exited
@@ -434,9 +506,7 @@ func (n *ProcessNode) terminate(ctx context.Context, pod *corev1.Pod, p *process
 		_ = p.cmd.Process.Kill()
 		<-p.exited
 	}
-	n.mu.Lock()
-	n.terms = append(n.terms, Termination{Pod: pod.Namespace + "/" + pod.Name, Drain: time.Since(term), Killed: killed})
-	n.mu.Unlock()
+	return time.Since(term), killed
 }
 
 func (n *ProcessNode) deletePod(ctx context.Context, pod *corev1.Pod) {

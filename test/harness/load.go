@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,6 +35,10 @@ type Load struct {
 
 // LoadResult counts a Load's writes.
 type LoadResult struct {
+	// SecretWriteFailed names the StatefulSets stsguard judged but stored
+	// with their literal password, because password-secret-ref could not
+	// write their Secret in time (its warning says so): not unjudged.
+	SecretWriteFailed map[string]bool
 	// Writes is the number of writes sent, Failed those the apiserver
 	// refused (or that failed on the way), StatefulSets and Secrets the
 	// writes of each kind that were stored.
@@ -67,10 +72,12 @@ func StartLoad(ctx context.Context, cfg *rest.Config, namespace string, writers 
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	l := &Load{Namespace: namespace, cancel: cancel}
+	l.result.SecretWriteFailed = map[string]bool{}
 	for w := range writers {
 		c := rest.CopyConfig(cfg)
-		c.QPS, c.Burst = -1, 0               // the interval is the limit
-		c.WarningHandler = rest.NoWarnings{} // stsguard's warnings on every write
+		c.QPS, c.Burst = -1, 0 // the interval is the limit
+		warned := &secretWriteWarning{}
+		c.WarningHandler = warned
 		wcs, err := kubernetes.NewForConfig(c)
 		if err != nil {
 			cancel()
@@ -79,13 +86,23 @@ func StartLoad(ctx context.Context, cfg *rest.Config, namespace string, writers 
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
-			l.write(runCtx, wcs, w, interval)
+			l.write(runCtx, wcs, w, interval, warned)
 		}()
 	}
 	return l, nil
 }
 
-func (l *Load) write(ctx context.Context, cs kubernetes.Interface, writer int, interval time.Duration) {
+// secretWriteWarning notes whether the writer's last write drew stsguard's
+// warning that it could not write a Secret; the other warnings are dropped.
+type secretWriteWarning struct{ seen atomic.Bool }
+
+func (w *secretWriteWarning) HandleWarningHeader(_ int, _ string, text string) {
+	if strings.Contains(text, "stsguard could not write Secret") {
+		w.seen.Store(true)
+	}
+}
+
+func (l *Load) write(ctx context.Context, cs kubernetes.Interface, writer int, interval time.Duration, warned *secretWriteWarning) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for i := 0; ; i++ {
@@ -98,6 +115,7 @@ func (l *Load) write(ctx context.Context, cs kubernetes.Interface, writer int, i
 		// Each write gets its own deadline: a write cut by Stop is not one
 		// the webhook failed.
 		wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		warned.seen.Store(false)
 		var err error
 		if i%2 == 0 {
 			_, err = cs.AppsV1().StatefulSets(l.Namespace).Create(wctx, loadStatefulSet(l.Namespace, name), metav1.CreateOptions{})
@@ -118,6 +136,9 @@ func (l *Load) write(ctx context.Context, cs kubernetes.Interface, writer int, i
 			}
 		case i%2 == 0:
 			l.result.StatefulSets++
+			if warned.seen.Load() {
+				l.result.SecretWriteFailed[name] = true
+			}
 		default:
 			l.result.Secrets++
 		}

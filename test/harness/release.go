@@ -90,11 +90,13 @@ func CheckoutAt(commit, dir string) (string, error) {
 	if err := untar.Start(); err != nil {
 		return "", err
 	}
-	if err := archive.Run(); err != nil {
-		return "", fmt.Errorf("git archive %s: %w", commit, err)
+	archiveErr := archive.Run()
+	untarErr := untar.Wait()
+	if archiveErr != nil {
+		return "", fmt.Errorf("git archive %s: %w", commit, archiveErr)
 	}
-	if err := untar.Wait(); err != nil {
-		return "", fmt.Errorf("tar -x of %s: %w", commit, err)
+	if untarErr != nil {
+		return "", fmt.Errorf("tar -x of %s: %w", commit, untarErr)
 	}
 	return out, nil
 }

@@ -108,10 +108,11 @@ func TestServePprofWhenAsked(t *testing.T) {
 }
 
 // On shutdown (SIGTERM: the context of server.Run ends), a server with a
-// shutdown delay keeps answering on the connections its clients kept alive,
-// with readyz failing and "Connection: close" on each response, so that
-// the apiserver's next call on a kept-alive connection is answered instead
-// of cut; without the delay that call fails.
+// shutdown delay keeps answering through the delay, on the connections its
+// clients kept alive and on new ones, with readyz failing and "Connection:
+// close" on each response; without the delay a call after SIGTERM finds no
+// server, as the apiserver's calls do while the replica's endpoint has not
+// yet left its view.
 func TestServeDrainsKeptAliveConnectionsOnShutdown(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -119,7 +120,7 @@ func TestServeDrainsKeptAliveConnectionsOnShutdown(t *testing.T) {
 		served bool // the call on the kept-alive connection after SIGTERM is answered
 	}{
 		{name: "with a shutdown delay", delay: 3 * time.Second, served: true},
-		{name: "without one the next call on a kept-alive connection fails", delay: 0, served: false},
+		{name: "without one a call after SIGTERM fails", delay: 0, served: false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "certs")
@@ -181,7 +182,7 @@ func TestServeDrainsKeptAliveConnectionsOnShutdown(t *testing.T) {
 			}
 			resp, reused, err := call()
 			if !tc.served {
-				require.Error(t, err, "a server that stops at once leaves the kept-alive connection's next call unanswered")
+				require.Error(t, err, "a server that stops at once answers no call after SIGTERM")
 				return
 			}
 			require.NoError(t, err, "the call on the kept-alive connection is answered while the server drains")
