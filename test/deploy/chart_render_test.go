@@ -546,6 +546,8 @@ func TestChartRefusesInvalidValues(t *testing.T) {
 		{"secret name without secret mode", []string{"certificates.secret.name=tls"}, []string{`certificates.secret.name is set but certificates.mode is "self-managed"`}},
 		{"ServiceMonitor without the metrics Service", []string{"metrics.serviceMonitor.enabled=true", "metrics.service.enabled=false"}, []string{"metrics.serviceMonitor.enabled needs metrics.enabled and metrics.service.enabled"}},
 		{"invalid duration", []string{"certificates.mode=cert-manager", "certificates.certManager.duration=90d"}, []string{"at '/certificates/certManager/duration'"}},
+		{"shutdown delay in milliseconds", []string{"shutdownDelay=500ms"}, []string{"at '/shutdownDelay'"}},
+		{"preStop and shutdown delay past the grace period", []string{"preStopSleepSeconds=15", "shutdownDelay=10s"}, []string{"preStopSleepSeconds (15) and shutdownDelay (10s) add up to 25 s, more than 20"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			args := []string{"template", "stsguard", chartDir(), "--namespace", "stsguard-system"}
