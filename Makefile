@@ -1,6 +1,8 @@
 # stsguard: two commands set everything up on a fresh machine:
 #   make demo   build, start a local cluster, show stsguard with kubectl on examples/
 #   make test   unit, envtest integration and real-cluster (e2e) tests
+# and make test-versions runs the e2e and integration tests against the
+# other Kubernetes versions stsguard is tested on.
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 
@@ -53,6 +55,14 @@ cluster: build envtest-assets ## Start the local cluster with stsguard for exper
 .PHONY: test
 test: envtest-assets helm ## Unit, envtest integration and real-cluster (test/e2e) tests.
 	$(GO) test -count=1 -p 1 ./...  # one package at a time: the suites each run a control plane or a cluster on 2 cores
+
+# The Kubernetes versions make test-versions tests besides v1.36.3 (make
+# test's): the oldest and the newest the README names.
+K8S_VERSIONS ?= v1.30.14 v1.37.2
+
+.PHONY: test-versions
+test-versions: ## The e2e and integration tests against each of K8S_VERSIONS, built into bin/k8s-<version> (each binary skipped when present).
+	GO=$(GO) ./hack/test-versions.sh $(K8S_VERSIONS)
 
 .PHONY: unit
 unit: ## Unit tests only (no control plane).

@@ -23,7 +23,7 @@ var partitionExceedsReplicas = engine.Rule{
 
 func checkPartitionExceedsReplicas(ctx context.Context, in *engine.Input[*appsv1.StatefulSet], _ engine.Lookup) field.ErrorList {
 	sts := in.Object
-	if sts.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
+	if !rollsInStages(sts.Spec.UpdateStrategy) {
 		return nil
 	}
 	p := partitionOf(sts.Spec.UpdateStrategy)

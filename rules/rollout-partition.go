@@ -28,10 +28,11 @@ var rolloutPartition = engine.Rule{
 func mutatePartition(ctx context.Context, in *engine.Input[*appsv1.StatefulSet], _ engine.Lookup, m *engine.Mutation) field.ErrorList {
 	sts := in.Object
 	strategy := &sts.Spec.UpdateStrategy
-	if strategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
+	if !rollsInStages(*strategy) {
+		// The apiserver refuses a rollingUpdate with any other type, so
+		// none is added.
 		if _, ok := sts.Annotations[CanaryAnnotation]; ok && in.Operation == admissionv1.Update && templateChanged(in) {
-			return field.ErrorList{field.Invalid(canaryPath, sts.Annotations[CanaryAnnotation],
-				"has no effect with updateStrategy.type OnDelete, where pods take the new template only when you delete them; use type RollingUpdate for a staged rollout or remove the annotation")}
+			return field.ErrorList{field.Invalid(canaryPath, sts.Annotations[CanaryAnnotation], canaryWithoutStages(strategy.Type))}
 		}
 		return nil
 	}
@@ -55,7 +56,7 @@ func mutatePartition(ctx context.Context, in *engine.Input[*appsv1.StatefulSet],
 		msg = "set to 0 explicitly (all pods take a new pod template); raise it to stage a rollout"
 	}
 	switch {
-	case strategy.Type == "":
+	case strategy.RollingUpdate == nil && strategy.Type == "":
 		strategy.Type = appsv1.RollingUpdateStatefulSetStrategyType
 		strategy.RollingUpdate = &appsv1.RollingUpdateStatefulSetStrategy{Partition: want}
 		m.Set(RolloutPartition, partitionPath, engine.Pointer("spec", "updateStrategy"), strategy, msg)
@@ -63,10 +64,26 @@ func mutatePartition(ctx context.Context, in *engine.Input[*appsv1.StatefulSet],
 		strategy.RollingUpdate = &appsv1.RollingUpdateStatefulSetStrategy{Partition: want}
 		m.Set(RolloutPartition, partitionPath, engine.Pointer("spec", "updateStrategy", "rollingUpdate"), strategy.RollingUpdate, msg)
 	default:
+		// Only the partition: maxUnavailable, and any other field of
+		// rollingUpdate, stays as it is.
 		strategy.RollingUpdate.Partition = want
 		m.Set(RolloutPartition, partitionPath, engine.Pointer("spec", "updateStrategy", "rollingUpdate", "partition"), *want, msg)
 	}
 	return errs
+}
+
+// canaryWithoutStages says why the canary annotation does nothing with
+// updateStrategy type t, which has no partition.
+func canaryWithoutStages(t appsv1.StatefulSetUpdateStrategyType) string {
+	const fix = "use type RollingUpdate for a staged rollout or remove the annotation"
+	switch t {
+	case appsv1.OnDeleteStatefulSetStrategyType:
+		return "has no effect with updateStrategy.type OnDelete, where pods take the new template only when you delete them; " + fix
+	case appsv1.RecreateStatefulSetStrategyType:
+		return "has no effect with updateStrategy.type Recreate, where every pod is deleted before any pod takes the new template; " + fix
+	default:
+		return fmt.Sprintf("has no effect with updateStrategy.type %q: only type RollingUpdate has a partition to stage a rollout with; %s", t, fix)
+	}
 }
 
 // canaryPartition returns the partition the canary annotation asks for on

@@ -24,6 +24,15 @@ func templateChanged(in *engine.Input[*appsv1.StatefulSet]) bool {
 	return !equality.Semantic.DeepEqual(in.Object.Spec.Template, in.OldObject.Spec.Template)
 }
 
+// rollsInStages reports whether s is a rolling update, the one strategy
+// with a rollingUpdate (a partition, maxUnavailable): type RollingUpdate, or
+// no type, which the apiserver defaults to RollingUpdate. The apiserver
+// refuses a rollingUpdate with any other type (OnDelete; Recreate, alpha in
+// Kubernetes 1.37).
+func rollsInStages(s appsv1.StatefulSetUpdateStrategy) bool {
+	return s.Type == "" || s.Type == appsv1.RollingUpdateStatefulSetStrategyType
+}
+
 func partitionOf(s appsv1.StatefulSetUpdateStrategy) *int32 {
 	if s.RollingUpdate == nil {
 		return nil

@@ -7,9 +7,17 @@
 #   etcd                                                              (etcd_version)
 #   kwok, which plays the kubelets of simulated nodes                 (kwok_version)
 #
+# $2 is the Kubernetes version (default v1.36.3, the one `make test` runs).
+# `make test-versions` builds the other versions it tests, each into a
+# directory of its own (bin/k8s-<version>), with the same etcd and kwok:
+#
+#   v1.36.3   pinned in ./go.mod
+#   v1.30.14  pinned in ./versions/v1.30/go.mod
+#   v1.37.2   pinned in ./versions/v1.37/go.mod
+#
 # Each binary is built only when it is missing or was built at another
-# version (bin/k8s/.version-<name> holds the version it was built at), so a
-# warm bin/k8s costs nothing and a version bump rebuilds only what changed.
+# version (<out>/.version-<name> holds the version it was built at), so a
+# warm directory costs nothing and a version bump rebuilds only what changed.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -17,21 +25,37 @@ out=${1:-$here/../../bin/k8s}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
-k8s_version=v1.36.3
+k8s_version=${2:-v1.36.3}
 etcd_version=v3.6.8
 kwok_version=v0.8.0
 
+# The module that pins k8s.io/kubernetes at k8s_version (with its staging
+# modules replaced by their matching releases).
+case $k8s_version in
+  v1.36.3)  k8s_module=$here ;;
+  v1.30.14) k8s_module=$here/versions/v1.30 ;;
+  v1.37.2)  k8s_module=$here/versions/v1.37 ;;
+  *) echo "build.sh: no module pins Kubernetes $k8s_version: use v1.36.3, v1.30.14 or v1.37.2, or add hack/envtest/versions/v1.<minor>/go.mod (see the comment in one)" >&2; exit 2 ;;
+esac
+pinned=$(cd "$k8s_module" && go list -m -f '{{.Version}}' k8s.io/kubernetes)
+if [[ $pinned != "$k8s_version" ]]; then
+  echo "build.sh: $k8s_module/go.mod pins k8s.io/kubernetes $pinned, not $k8s_version: change one of them to match" >&2
+  exit 2
+fi
+k8s_minor=${k8s_version#v1.}
+k8s_minor=${k8s_minor%%.*}
+
 export CGO_ENABLED=0
 pkg=k8s.io/component-base/version
-k8s_ldflags="-s -w -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=36 -X $pkg.gitTreeState=clean"
+k8s_ldflags="-s -w -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$k8s_minor -X $pkg.gitTreeState=clean"
 
-# built NAME VERSION: true when bin/k8s/NAME exists and was built at VERSION.
+# built NAME VERSION: true when $out/NAME exists and was built at VERSION.
 built() { [[ -x $out/$1 && -f $out/.version-$1 && $(cat "$out/.version-$1") == "$2" ]]; }
 stamp() { echo "$2" > "$out/.version-$1"; }
 
-cd "$here"
-# The Kubernetes binaries come from k8s.io/kubernetes, pinned with etcd in
-# this helper module (tool directives in go.mod).
+# The Kubernetes binaries come from k8s.io/kubernetes, pinned in k8s_module
+# (tool directives in its go.mod).
+cd "$k8s_module"
 for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
   if built "$cmd" "$k8s_version"; then continue; fi
   echo "building $cmd $k8s_version into $out"
@@ -40,6 +64,9 @@ for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
   echo "  $cmd built in $((SECONDS - start)) s"
   stamp "$cmd" "$k8s_version"
 done
+# etcd is pinned in this directory's module, whichever Kubernetes version is
+# built.
+cd "$here"
 if ! built etcd "$etcd_version"; then
   echo "building etcd $etcd_version into $out"
   go build -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3

@@ -49,7 +49,8 @@ const (
 var storageStages []byte
 
 // clusterBinaries are the programs StartCluster runs besides the apiserver
-// and etcd, all built into bin/k8s by `make envtest-assets`.
+// and etcd, all built into bin/k8s by `make envtest-assets` (and into
+// bin/k8s-<version> by `make test-versions`).
 var clusterBinaries = []string{"kube-controller-manager", "kube-scheduler", "kwok", "kubectl", "kwok-stages.yaml"}
 
 // Cluster is a ControlPlane that answers back: kube-controller-manager (every
@@ -113,7 +114,7 @@ func StartClusterWith(o ClusterOptions) (*Cluster, error) {
 	assets := AssetsDir()
 	for _, b := range clusterBinaries {
 		if _, err := os.Stat(filepath.Join(assets, b)); err != nil {
-			return nil, fmt.Errorf("%s missing in %s: run `make envtest-assets` (builds the control plane, the controllers and kwok into bin/k8s)", b, assets)
+			return nil, fmt.Errorf("%s missing in %s: %s", b, assets, buildHint(assets))
 		}
 	}
 	port := 0
@@ -187,6 +188,9 @@ func (cl *Cluster) start(assets string) error {
 	}
 	kcmPort, schedPort, kwokPort := ports[0], ports[1], ports[2]
 	common := []string{"--kubeconfig=" + cl.Kubeconfig, "--leader-elect=false", "--bind-address=127.0.0.1"}
+	if gates := FeatureGates(); gates != "" {
+		common = append(common, "--feature-gates="+gates) // the apiserver's (see start)
+	}
 	if err := cl.run(assets, "kube-controller-manager", slices.Concat(common, []string{
 		"--secure-port=" + strconv.Itoa(kcmPort),
 		"--controllers=*",
@@ -279,7 +283,7 @@ func (cl *Cluster) createNodeAndStorage(ctx context.Context, c client.Client) er
 	return nil
 }
 
-// run starts bin/k8s/name with args, its output in Dir/<name>.log.
+// run starts name in assets with args, its output in Dir/<name>.log.
 func (cl *Cluster) run(assets, name string, args ...string) error {
 	logPath := filepath.Join(cl.Dir, name+".log")
 	f, err := os.Create(logPath)

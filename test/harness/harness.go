@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -42,8 +43,28 @@ func AssetsDir() string {
 	return filepath.Join(Root(), "bin", "k8s")
 }
 
+// FeatureGatesEnv names the environment variable that holds the
+// --feature-gates the apiserver, the controller manager and the scheduler
+// run with (for example "StatefulSetRecreateStrategy=true"); unset, each
+// runs with its version's defaults. `make test-versions` sets it for the
+// versions whose tests need an alpha feature.
+const FeatureGatesEnv = "STSGUARD_TEST_FEATURE_GATES"
+
+// FeatureGates returns $STSGUARD_TEST_FEATURE_GATES (see FeatureGatesEnv).
+func FeatureGates() string { return os.Getenv(FeatureGatesEnv) }
+
 // ErrNoAssets is returned by Start when kube-apiserver or etcd is missing.
-var ErrNoAssets = errors.New("envtest binaries missing: run `make envtest-assets` (builds kube-apiserver and etcd into bin/k8s)")
+var ErrNoAssets = errors.New("envtest binaries missing")
+
+// buildHint says how to build the binaries of the assets directory assets:
+// `make envtest-assets` for bin/k8s, build.sh with the version for another
+// Kubernetes version's bin/k8s-<version>.
+func buildHint(assets string) string {
+	if v, ok := strings.CutPrefix(filepath.Base(assets), "k8s-"); ok {
+		return fmt.Sprintf("run `hack/envtest/build.sh %s %s` (`make test-versions` does) to build Kubernetes %s into it", assets, v, v)
+	}
+	return "run `make envtest-assets` (builds the local cluster into bin/k8s)"
+}
 
 // ControlPlane is a running envtest control plane with stsguard's webhook
 // configurations installed, pointing at Webhook.
@@ -69,7 +90,7 @@ func start(configure func(*envtest.Environment)) (*ControlPlane, error) {
 	assets := AssetsDir()
 	for _, b := range []string{"kube-apiserver", "etcd"} {
 		if _, err := os.Stat(filepath.Join(assets, b)); err != nil {
-			return nil, fmt.Errorf("%w (looked in %s)", ErrNoAssets, assets)
+			return nil, fmt.Errorf("%w: no %s in %s: %s", ErrNoAssets, b, assets, buildHint(assets))
 		}
 	}
 	rendered, err := Render("base")
@@ -93,6 +114,9 @@ func start(configure func(*envtest.Environment)) (*ControlPlane, error) {
 		},
 		ControlPlaneStartTimeout: 60 * time.Second,
 		ControlPlaneStopTimeout:  30 * time.Second,
+	}
+	if gates := FeatureGates(); gates != "" {
+		env.ControlPlane.GetAPIServer().Configure().Set("feature-gates", gates)
 	}
 	if configure != nil {
 		configure(env)
