@@ -26,6 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -296,8 +297,7 @@ func (n *ProcessNode) run(ctx context.Context, r *podRun) {
 	spec, err := n.prepare(ctx, pod, host, dir)
 	if err != nil {
 		n.failPod(ctx, pod, err)
-		<-r.terminate
-		n.deletePod(ctx, pod)
+		n.awaitDeletion(ctx, r)
 		return
 	}
 	start := func() (*process, error) {
@@ -325,8 +325,7 @@ func (n *ProcessNode) run(ctx context.Context, r *podRun) {
 	p, err := start()
 	if err != nil {
 		n.failPod(ctx, pod, err)
-		<-r.terminate
-		n.deletePod(ctx, pod)
+		n.awaitDeletion(ctx, r)
 		return
 	}
 	restarts := int32(0)
@@ -378,8 +377,7 @@ func (n *ProcessNode) run(ctx context.Context, r *podRun) {
 			}
 			if p, err = start(); err != nil {
 				n.failPod(ctx, pod, err)
-				<-r.terminate
-				n.deletePod(ctx, pod)
+				n.awaitDeletion(ctx, r)
 				return
 			}
 			startedAt = metav1.Now()
@@ -432,10 +430,28 @@ func (n *ProcessNode) terminate(ctx context.Context, pod *corev1.Pod, p *process
 	n.mu.Unlock()
 }
 
+// awaitDeletion waits until the pod of a process that could not start is
+// deleted, then deletes it for good; or until the node stops.
+func (n *ProcessNode) awaitDeletion(ctx context.Context, r *podRun) {
+	select {
+	case <-r.terminate:
+		n.deletePod(ctx, r.pod)
+	case <-ctx.Done():
+	}
+}
+
+// deletePod deletes the pod for good (grace 0), as a kubelet does once its
+// containers are gone, and retries as a kubelet's sync does until the pod
+// is gone, another pod has its name, or the node stops: an error (an
+// apiserver restarting) must not leave it terminating forever.
 func (n *ProcessNode) deletePod(ctx context.Context, pod *corev1.Pod) {
-	_ = n.cs.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
-		GracePeriodSeconds: ptr.To[int64](0), Preconditions: metav1.NewUIDPreconditions(string(pod.UID)),
-	})
+	_ = wait.ExponentialBackoffWithContext(ctx, wait.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Steps: 10, Cap: 5 * time.Second},
+		func(ctx context.Context) (bool, error) {
+			err := n.cs.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+				GracePeriodSeconds: ptr.To[int64](0), Preconditions: metav1.NewUIDPreconditions(string(pod.UID)),
+			})
+			return err == nil || apierrors.IsNotFound(err) || apierrors.IsConflict(err), nil
+		})
 }
 
 func (n *ProcessNode) setStatus(ctx context.Context, pod *corev1.Pod, host *Host, ready bool, restarts int32, startedAt metav1.Time) {
