@@ -153,6 +153,7 @@ func assertNoneLost(t *testing.T, r faults.Result) {
 	assert.Positive(t, r.Writes)
 	assert.Zero(t, r.Failed, "writes that failed: %v", r.Errors)
 	assert.Zero(t, r.Unjudged, "StatefulSets stored with their literal password (admitted unjudged)")
+	assert.Zero(t, r.KeptLiteral, "StatefulSets stored with their literal password because stsguard could not write the Secret")
 	assert.Zero(t, r.FailOpen, "calls to stsguard that failed open (apiserver_admission_webhook_fail_open_count)")
 }
 

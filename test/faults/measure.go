@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,6 +34,11 @@ type Result struct {
 	// Unjudged are StatefulSets stored with their literal password: admitted
 	// without stsguard's mutating webhook.
 	Unjudged int
+	// KeptLiteral are StatefulSets stored with their literal password that
+	// stsguard judged: it could not write the Secret to move the password
+	// into, admitted them as they were and said so in a warning
+	// (password-secret-ref fails open that way).
+	KeptLiteral int
 	// FailOpen and CallErrors are the apiserver's counts of calls to
 	// stsguard's webhooks that failed: ignored (failurePolicy Ignore; the
 	// write admitted unjudged) or refused (Fail).
@@ -71,8 +77,15 @@ func (e *Env) Measure(ctx context.Context, scenario string, action func(context.
 		return Result{}, err
 	}
 	d := after.Sub(before)
-	r := Result{Scenario: scenario, Writes: lr.Writes, Failed: lr.Failed, Unjudged: len(literal),
+	r := Result{Scenario: scenario, Writes: lr.Writes, Failed: lr.Failed,
 		FailOpen: d.FailOpen, CallErrors: d.CallErrors, Errors: lr.Errors}
+	for _, name := range literal {
+		if slices.Contains(lr.KeptLiteral, name) {
+			r.KeptLiteral++
+		} else {
+			r.Unjudged++
+		}
+	}
 	for _, t := range e.Node.Terminations()[terms:] {
 		r.Drains = append(r.Drains, t.Drain)
 	}
@@ -88,8 +101,8 @@ func (r Result) String() string {
 	for i, d := range r.Drains {
 		drains[i] = fmt.Sprintf("%.1f", d.Seconds())
 	}
-	s := fmt.Sprintf("%d writes, %d failed, %d unjudged (literal passwords stored), apiserver: %.0f failed open, %.0f refused for a failed call; drains [%s] s",
-		r.Writes, r.Failed, r.Unjudged, r.FailOpen, r.CallErrors, strings.Join(drains, " "))
+	s := fmt.Sprintf("%d writes, %d failed, %d unjudged (literal passwords stored), %d literal passwords kept with a warning (Secret not written), apiserver: %.0f failed open, %.0f refused for a failed call; drains [%s] s",
+		r.Writes, r.Failed, r.Unjudged, r.KeptLiteral, r.FailOpen, r.CallErrors, strings.Join(drains, " "))
 	if len(r.Errors) > 0 {
 		s += "; first errors: " + strings.Join(r.Errors, " | ")
 	}
@@ -97,8 +110,9 @@ func (r Result) String() string {
 }
 
 // PrintTable writes results as a Markdown table: scenario, writes, failed,
-// unjudged (the larger of the literal passwords stored and the apiserver's
-// fail-open count), the apiserver's refusals for failed calls, drain
+// unjudged (the larger of the literal passwords stored without stsguard's
+// warning and the apiserver's fail-open count), literal passwords kept
+// with stsguard's warning, the apiserver's refusals for failed calls, drain
 // seconds.
 func PrintTable(w io.Writer, results []Result) error {
 	var errs []error
@@ -106,14 +120,14 @@ func PrintTable(w io.Writer, results []Result) error {
 		_, err := fmt.Fprintf(w, format, args...)
 		errs = append(errs, err)
 	}
-	p("| scenario | writes | failed | unjudged | refused (Fail) | drain s (per replica) |\n")
-	p("| --- | ---: | ---: | ---: | ---: | --- |\n")
+	p("| scenario | writes | failed | unjudged | kept literal (warned) | refused (Fail) | drain s (per replica) |\n")
+	p("| --- | ---: | ---: | ---: | ---: | ---: | --- |\n")
 	for _, r := range results {
 		drains := make([]string, len(r.Drains))
 		for i, d := range r.Drains {
 			drains[i] = fmt.Sprintf("%.1f", d.Seconds())
 		}
-		p("| %s | %d | %d | %d | %.0f | %s |\n", r.Scenario, r.Writes, r.Failed, max(r.Unjudged, int(r.FailOpen)), r.CallErrors, strings.Join(drains, ", "))
+		p("| %s | %d | %d | %d | %d | %.0f | %s |\n", r.Scenario, r.Writes, r.Failed, max(r.Unjudged, int(r.FailOpen)), r.KeptLiteral, r.CallErrors, strings.Join(drains, ", "))
 	}
 	return errors.Join(errs...)
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -40,7 +41,16 @@ type LoadResult struct {
 	Writes, Failed, StatefulSets, Secrets int
 	// Errors are the first errors of failed writes.
 	Errors []string
+	// KeptLiteral are the StatefulSets stored with their literal password
+	// because stsguard could not write the Secret to move it into, and
+	// said so in a warning (password-secret-ref fails open that way): they
+	// were judged, unlike a literal stored without that warning.
+	KeptLiteral []string
 }
+
+// secretNotWritten is how password-secret-ref's warning begins when it
+// could not write the Secret and left the literal in place.
+const secretNotWritten = "stsguard could not write Secret"
 
 // LoadPasswordEnv is the env var whose literal value Load's StatefulSets
 // carry.
@@ -69,8 +79,11 @@ func StartLoad(ctx context.Context, cfg *rest.Config, namespace string, writers 
 	l := &Load{Namespace: namespace, cancel: cancel}
 	for w := range writers {
 		c := rest.CopyConfig(cfg)
-		c.QPS, c.Burst = -1, 0               // the interval is the limit
-		c.WarningHandler = rest.NoWarnings{} // stsguard's warnings on every write
+		c.QPS, c.Burst = -1, 0 // the interval is the limit
+		// stsguard's warnings, on every write: one writer's, one write at
+		// a time.
+		warnings := &Warnings{}
+		c.WarningHandler, c.WarningHandlerWithContext = nil, warnings
 		wcs, err := kubernetes.NewForConfig(c)
 		if err != nil {
 			cancel()
@@ -79,13 +92,13 @@ func StartLoad(ctx context.Context, cfg *rest.Config, namespace string, writers 
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
-			l.write(runCtx, wcs, w, interval)
+			l.write(runCtx, wcs, warnings, w, interval)
 		}()
 	}
 	return l, nil
 }
 
-func (l *Load) write(ctx context.Context, cs kubernetes.Interface, writer int, interval time.Duration) {
+func (l *Load) write(ctx context.Context, cs kubernetes.Interface, warnings *Warnings, writer int, interval time.Duration) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for i := 0; ; i++ {
@@ -99,6 +112,7 @@ func (l *Load) write(ctx context.Context, cs kubernetes.Interface, writer int, i
 		// the webhook failed.
 		wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		var err error
+		warnings.Take()
 		if i%2 == 0 {
 			_, err = cs.AppsV1().StatefulSets(l.Namespace).Create(wctx, loadStatefulSet(l.Namespace, name), metav1.CreateOptions{})
 		} else {
@@ -108,6 +122,7 @@ func (l *Load) write(ctx context.Context, cs kubernetes.Interface, writer int, i
 			}, metav1.CreateOptions{})
 		}
 		cancel()
+		kept := slices.ContainsFunc(warnings.Take(), func(w string) bool { return strings.Contains(w, secretNotWritten) })
 		l.mu.Lock()
 		l.result.Writes++
 		switch {
@@ -118,6 +133,9 @@ func (l *Load) write(ctx context.Context, cs kubernetes.Interface, writer int, i
 			}
 		case i%2 == 0:
 			l.result.StatefulSets++
+			if kept {
+				l.result.KeptLiteral = append(l.result.KeptLiteral, name)
+			}
 		default:
 			l.result.Secrets++
 		}
@@ -190,6 +208,11 @@ type WebhookCounts struct {
 	// that failed with failurePolicy Fail, writes refused because stsguard
 	// could not be called.
 	CallErrors float64
+}
+
+// Add returns c + d.
+func (c WebhookCounts) Add(d WebhookCounts) WebhookCounts {
+	return WebhookCounts{FailOpen: c.FailOpen + d.FailOpen, CallErrors: c.CallErrors + d.CallErrors}
 }
 
 // Sub returns c - d.
