@@ -45,14 +45,15 @@ type Result struct {
 	FailOpen, CallErrors float64
 	// Drains are how long each stsguard process took to exit after SIGTERM.
 	Drains []time.Duration
-	// Errors are the first errors of failed writes.
-	Errors []string
+	// Errors are the first errors of failed writes, KeptWarnings the first
+	// of stsguard's warnings that kept a literal password.
+	Errors, KeptWarnings []string
 }
 
 // Measure starts the load in a namespace of its own, runs action after
 // Lead, lets the load run Tail longer, stops it, and counts.
 func (e *Env) Measure(ctx context.Context, scenario string, action func(context.Context) error) (Result, error) {
-	before, err := harness.ReadWebhookCounts(e.APIServerMetrics)
+	before, err := e.webhookCounts()
 	if err != nil {
 		return Result{}, err
 	}
@@ -68,17 +69,19 @@ func (e *Env) Measure(ctx context.Context, scenario string, action func(context.
 	actionErr := action(ctx)
 	time.Sleep(Tail)
 	lr := load.Stop()
-	after, err := harness.ReadWebhookCounts(e.APIServerMetrics)
+	// A failed action (an apiserver that did not come back) is the error
+	// to report, with whatever keeps the counts from being read.
+	after, err := e.webhookCounts()
 	if err != nil {
-		return Result{}, err
+		return Result{}, errors.Join(actionErr, err)
 	}
 	literal, err := harness.LiteralPasswords(ctx, e.Cluster.Config, ns)
 	if err != nil {
-		return Result{}, err
+		return Result{}, errors.Join(actionErr, err)
 	}
 	d := after.Sub(before)
 	r := Result{Scenario: scenario, Writes: lr.Writes, Failed: lr.Failed,
-		FailOpen: d.FailOpen, CallErrors: d.CallErrors, Errors: lr.Errors}
+		FailOpen: d.FailOpen, CallErrors: d.CallErrors, Errors: lr.Errors, KeptWarnings: lr.KeptWarnings}
 	for _, name := range literal {
 		if slices.Contains(lr.KeptLiteral, name) {
 			r.KeptLiteral++
@@ -105,6 +108,9 @@ func (r Result) String() string {
 		r.Writes, r.Failed, r.Unjudged, r.KeptLiteral, r.FailOpen, r.CallErrors, strings.Join(drains, " "))
 	if len(r.Errors) > 0 {
 		s += "; first errors: " + strings.Join(r.Errors, " | ")
+	}
+	if len(r.KeptWarnings) > 0 {
+		s += "; first warnings that kept a literal: " + strings.Join(r.KeptWarnings, " | ")
 	}
 	return s
 }

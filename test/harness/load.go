@@ -46,6 +46,8 @@ type LoadResult struct {
 	// said so in a warning (password-secret-ref fails open that way): they
 	// were judged, unlike a literal stored without that warning.
 	KeptLiteral []string
+	// KeptWarnings are the first of stsguard's warnings that said so.
+	KeptWarnings []string
 }
 
 // secretNotWritten is how password-secret-ref's warning begins when it
@@ -122,7 +124,8 @@ func (l *Load) write(ctx context.Context, cs kubernetes.Interface, warnings *War
 			}, metav1.CreateOptions{})
 		}
 		cancel()
-		kept := slices.ContainsFunc(warnings.Take(), func(w string) bool { return strings.Contains(w, secretNotWritten) })
+		got := warnings.Take()
+		kept := slices.IndexFunc(got, func(w string) bool { return strings.Contains(w, secretNotWritten) })
 		l.mu.Lock()
 		l.result.Writes++
 		switch {
@@ -133,8 +136,11 @@ func (l *Load) write(ctx context.Context, cs kubernetes.Interface, warnings *War
 			}
 		case i%2 == 0:
 			l.result.StatefulSets++
-			if kept {
+			if kept >= 0 {
 				l.result.KeptLiteral = append(l.result.KeptLiteral, name)
+				if len(l.result.KeptWarnings) < 2 {
+					l.result.KeptWarnings = append(l.result.KeptWarnings, got[kept])
+				}
 			}
 		default:
 			l.result.Secrets++
