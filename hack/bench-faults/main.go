@@ -1,9 +1,13 @@
 // Command bench-faults runs stsguard as a cluster runs it (the chart, two
 // replicas behind its Service, the apiserver resolving the Service through
 // its EndpointSlices) under a steady load of writes, through a sequence of
-// faults, and prints one Markdown table: per scenario the writes, those that
-// failed, those admitted unjudged, those refused because a call failed, and
-// how long each replica took to exit after SIGTERM. `make bench-faults` runs
+// faults (stsguard's rollouts, a hung replica, the apiserver restarted, etcd
+// paused, the certificates rotated), and prints one Markdown table: per
+// scenario the writes, those that failed, those admitted unjudged, those
+// stsguard admitted with their literal password and a warning, those
+// refused because a call failed, and how long each replica took to exit
+// after SIGTERM. After each fault it checks that stsguard's decisions are
+// right again. `make bench-faults` runs
 // it; it needs root and ip(8) for its network namespaces.
 //
 // Usage:
@@ -101,14 +105,20 @@ func run(bin string) error {
 		name   string
 		values map[string]any // installed before the step, when not nil
 		action func(context.Context) error
+		// fault: after the step, check that stsguard's decisions are right
+		// again (DecisionsRight).
+		fault bool
 	}{
-		{"rolling restart", nil, env.RolloutRestart},
-		{"rolling restart again", nil, env.RolloutRestart},
-		{"rolling restart without the drain (shutdownDelay 0)", faults.Values(map[string]any{"shutdownDelay": "0"}), env.RolloutRestart},
-		{"rolling restart without the preStop hook", faults.Values(map[string]any{"preStopSleepSeconds": 0}), env.RolloutRestart},
-		{"rolling restart without either", faults.Values(map[string]any{"preStopSleepSeconds": 0, "shutdownDelay": "0"}), env.RolloutRestart},
-		{"rolling restart, failurePolicy Fail on the validating webhooks", faults.FailValues(), env.RolloutRestart},
-		{"a hung replica (SIGSTOP) until it leaves the endpoints", values, hang(env)},
+		{"rolling restart", nil, env.RolloutRestart, false},
+		{"rolling restart again", nil, env.RolloutRestart, false},
+		{"rolling restart without the drain (shutdownDelay 0)", faults.Values(map[string]any{"shutdownDelay": "0"}), env.RolloutRestart, false},
+		{"rolling restart without the preStop hook", faults.Values(map[string]any{"preStopSleepSeconds": 0}), env.RolloutRestart, false},
+		{"rolling restart without either", faults.Values(map[string]any{"preStopSleepSeconds": 0, "shutdownDelay": "0"}), env.RolloutRestart, false},
+		{"rolling restart, failurePolicy Fail on the validating webhooks", faults.FailValues(), env.RolloutRestart, false},
+		{"a hung replica (SIGSTOP) until it leaves the endpoints", values, hang(env), true},
+		{"the apiserver restarted (SIGTERM, then the same certificates and port)", nil, restartAPIServer(env), true},
+		{"etcd paused (SIGSTOP) for 5 s", nil, func(ctx context.Context) error { return env.PauseEtcd(ctx, 5*time.Second) }, true},
+		{"CA and serving certificate rotated (Secret deleted) during a rolling restart", nil, env.RotateCertificates, true},
 	}
 	for _, s := range steps {
 		if s.values != nil {
@@ -122,10 +132,26 @@ func run(bin string) error {
 		if err := measure(s.name, s.action); err != nil {
 			return err
 		}
+		if s.fault {
+			caught, err := env.DecisionsRight(ctx, 90*time.Second)
+			if err != nil {
+				return fmt.Errorf("after %s: %w", s.name, err)
+			}
+			logf("after %s: decisions right; the caches saw a new Service and StorageClass within %.1f s", s.name, caught.Seconds())
+		}
 	}
 	fmt.Printf("\n%d writers, one write each %s (%d writes/s): a StatefulSet with a literal password, then a Secret; load from %s before to %s after each action.\n\n",
 		faults.Writers, faults.Interval, int(float64(faults.Writers)/faults.Interval.Seconds()), faults.Lead, faults.Tail)
 	return faults.PrintTable(os.Stdout, results)
+}
+
+// restartAPIServer is env.RestartAPIServer as a step's action (it logs
+// how long the apiserver was away).
+func restartAPIServer(env *faults.Env) func(context.Context) error {
+	return func(ctx context.Context) error {
+		_, err := env.RestartAPIServer(ctx)
+		return err
+	}
 }
 
 // hang stops one replica with SIGSTOP, waits until the EndpointSlice

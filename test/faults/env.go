@@ -50,6 +50,9 @@ type Env struct {
 	helm             string
 	helmHome         string
 	log              func(format string, args ...any)
+	// carried are the webhook counts of apiserver processes that
+	// RestartAPIServer stopped: a new process counts from zero.
+	carried harness.WebhookCounts
 }
 
 // Options configure Start.
@@ -70,7 +73,12 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 	}
 	cl, err := harness.StartClusterWith(harness.ClusterOptions{
 		APIServerAddress: nw.Gateway,
-		APIServerFlags:   map[string]string{"enable-aggregator-routing": "true"},
+		APIServerFlags: map[string]string{
+			"enable-aggregator-routing": "true",
+			// On SIGTERM (RestartAPIServer), answer the requests in flight and
+			// exit, instead of waiting out the watches for 60 s.
+			"shutdown-send-retry-after": "true",
+		},
 		// A pod's change reaches its EndpointSlice up to 2 s late, as in a
 		// busy cluster (and later still where kube-proxy syncs its rules
 		// on a period): the delay a stopping replica must cover.
@@ -279,17 +287,29 @@ func (e *Env) RolloutRestart(ctx context.Context) error {
 // WaitPodsGone waits until stsguard's namespace holds only the Deployment's
 // replicas (the terminating ones are gone).
 func (e *Env) WaitPodsGone(ctx context.Context) error {
-	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+	var last string
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 		d, err := e.CS.AppsV1().Deployments(Namespace).Get(ctx, Release, metav1.GetOptions{})
 		if err != nil {
+			last = err.Error()
 			return false, nil
 		}
 		pods, err := e.CS.CoreV1().Pods(Namespace).List(ctx, metav1.ListOptions{})
 		if err != nil {
+			last = err.Error()
 			return false, nil
 		}
+		var names []string
+		for _, p := range pods.Items {
+			names = append(names, p.Name)
+		}
+		last = fmt.Sprintf("pods %v, %d replicas", names, *d.Spec.Replicas)
 		return len(pods.Items) == int(*d.Spec.Replicas), nil
 	})
+	if err != nil {
+		return fmt.Errorf("waiting for the old pods to be gone: %s: %w", last, err)
+	}
+	return nil
 }
 
 // Diagnose returns what shows why stsguard is not serving: its pods'
@@ -322,6 +342,9 @@ func (e *Env) Diagnose() string {
 		fmt.Fprintf(&b, "--- log of %s:\n%s\n", pod, log)
 	}
 	fmt.Fprintf(&b, "--- kube-controller-manager:\n%s\n", e.Cluster.ComponentLog("kube-controller-manager", 10))
+	if _, err := os.Stat(filepath.Join(e.Cluster.Dir, "kube-apiserver.log")); err == nil {
+		fmt.Fprintf(&b, "--- kube-apiserver (restarted):\n%s\n", e.Cluster.ComponentLog("kube-apiserver", 10))
+	}
 	return b.String()
 }
 

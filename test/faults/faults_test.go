@@ -22,9 +22,10 @@ import (
 // TestProductionPath runs stsguard as a cluster runs it (the chart, two
 // replicas, the apiserver calling its Service) and, under a steady load of
 // writes, upgrades it from the previous release, restarts it, hangs a
-// replica, restarts it with failurePolicy Fail, and takes every replica
-// away: the writes that failed, and those admitted without stsguard's
-// judgement, are counted for each.
+// replica, restarts it with failurePolicy Fail, takes every replica away,
+// restarts the apiserver, pauses etcd, and rotates the certificates during
+// a rolling restart: the writes that failed, and those admitted without
+// stsguard's judgement, are counted for each.
 func TestProductionPath(t *testing.T) {
 	ctx := context.Background()
 	meta, err := harness.ReadChartMeta()
@@ -165,6 +166,74 @@ func TestProductionPath(t *testing.T) {
 		_, err = env.CS.CoreV1().Secrets(ns).Create(ctx, secret("guarded"), metav1.CreateOptions{})
 		assert.NoError(t, err, "stsguard is back: the guarded namespace takes writes again")
 	})
+
+	// The control plane's faults, with the chart's failurePolicy (Ignore):
+	// a call to stsguard that fails admits the write unjudged, which the
+	// counts show, instead of refusing it.
+	require.NoError(t, env.Install(ctx, harness.ChartDir(), values, true))
+	require.NoError(t, env.WaitPodsGone(ctx))
+
+	t.Run("the apiserver restarted", func(t *testing.T) {
+		var restart harness.APIServerRestart
+		r, err := env.Measure(ctx, "the apiserver restarted", func(ctx context.Context) error {
+			var err error
+			restart, err = env.RestartAPIServer(ctx)
+			return err
+		})
+		require.NoError(t, err)
+		// Writes fail while no apiserver listens: not stsguard's doing.
+		t.Logf("the apiserver was away %.1f s; %d of %d writes failed meanwhile; %d literal passwords kept with stsguard's warning",
+			restart.Down.Seconds(), r.Failed, r.Writes, r.KeptLiteral)
+		// Every write the apiserver admitted, before it stopped and after it
+		// was back, was judged.
+		assert.Zero(t, r.Unjudged, "StatefulSets stored with their literal password (admitted unjudged)")
+		assert.Zero(t, r.FailOpen, "calls to stsguard that failed open")
+		decisionsRight(t, env)
+	})
+
+	t.Run("etcd paused", func(t *testing.T) {
+		r, err := env.Measure(ctx, "etcd paused 5 s", func(ctx context.Context) error {
+			return env.PauseEtcd(ctx, 5*time.Second)
+		})
+		require.NoError(t, err)
+		// A StatefulSet admitted while etcd is paused keeps its literal
+		// password, with stsguard's warning: the Secret it would move the
+		// password into cannot be written within stsguard's 2 s deadline.
+		// How many depends on which writes the pause catches.
+		t.Logf("etcd paused 5 s: %d of %d writes failed; %d literal passwords kept with stsguard's warning",
+			r.Failed, r.Writes, r.KeptLiteral)
+		// stsguard answers within its bounds however long etcd stalls (a
+		// Secret write gives up after 2 s, a live read after 500 ms), well
+		// inside the webhooks' timeoutSeconds: no call fails.
+		assert.Zero(t, r.Unjudged, "StatefulSets stored with their literal password (admitted unjudged)")
+		assert.Zero(t, r.FailOpen, "calls to stsguard that failed open")
+		decisionsRight(t, env)
+	})
+
+	t.Run("certificates rotated during a rolling restart", func(t *testing.T) {
+		r, err := env.Measure(ctx, "certificates rotated during a rolling restart", env.RotateCertificates)
+		require.NoError(t, err)
+		// With failurePolicy Ignore a call that fails admits its write: none
+		// is refused.
+		assert.Zero(t, r.Failed, "writes that failed: %v", r.Errors)
+		assert.Len(t, r.Drains, 2, "both old replicas stopped")
+		// Not asserted: a new CA replaces the old one in the caBundle at
+		// once, so that a call verified against the new CA while a replica
+		// still serves the old certificate (until it sees the caBundle
+		// change and loads the new Secret), or against the old CA while a
+		// replica already serves the new one, fails open.
+		t.Logf("admitted unjudged while the certificates rotated: %d literal passwords stored, %.0f calls failed open", r.Unjudged, r.FailOpen)
+		decisionsRight(t, env)
+	})
+}
+
+// decisionsRight asserts that stsguard judges as before the fault, with
+// caches that follow the API again, and logs how long they took.
+func decisionsRight(t *testing.T, env *faults.Env) {
+	t.Helper()
+	caught, err := env.DecisionsRight(context.Background(), 90*time.Second)
+	require.NoError(t, err)
+	t.Logf("decisions right; the caches saw a new Service and StorageClass within %.1f s", caught.Seconds())
 }
 
 func assertNoneLost(t *testing.T, r faults.Result) {
@@ -172,6 +241,7 @@ func assertNoneLost(t *testing.T, r faults.Result) {
 	assert.Positive(t, r.Writes)
 	assert.Zero(t, r.Failed, "writes that failed: %v", r.Errors)
 	assert.Zero(t, r.Unjudged, "StatefulSets stored with their literal password (admitted unjudged)")
+	assert.Zero(t, r.KeptLiteral, "StatefulSets stored with their literal password because stsguard could not write the Secret")
 	assert.Zero(t, r.FailOpen, "calls to stsguard that failed open (apiserver_admission_webhook_fail_open_count)")
 }
 

@@ -69,6 +69,9 @@ type Cluster struct {
 	Dir        string
 	components []*component
 	kcmFlags   []string
+	// apiserver is the kube-apiserver RestartAPIServer started, if any
+	// (envtest's own one has exited then).
+	apiserver *component
 }
 
 // component is one process of the cluster.
@@ -344,7 +347,8 @@ func (cl *Cluster) waitHealthy(ctx context.Context, name, url string) error {
 
 // Stop stops kwok, the scheduler and the controller manager (first, since
 // the apiserver does not stop while their watches are open), then the
-// apiserver and etcd, and removes Dir. Stop whatever else watches the
+// apiserver (the one RestartAPIServer started, if any) and etcd, and
+// removes Dir. Stop whatever else watches the
 // apiserver (stsguard serve) before calling it.
 func (cl *Cluster) Stop() error {
 	var errs []error
@@ -359,6 +363,14 @@ func (cl *Cluster) Stop() error {
 		}
 	}
 	cl.components = nil
+	if cl.apiserver != nil {
+		// Before envtest's Stop, which removes its certificate directory
+		// and finds its own apiserver process exited.
+		if killed, err := cl.apiserver.stop(30 * time.Second); err != nil || killed {
+			errs = append(errs, fmt.Errorf("stopping kube-apiserver: killed %v: %v", killed, err))
+		}
+		cl.apiserver = nil
+	}
 	if cl.ControlPlane != nil {
 		errs = append(errs, cl.ControlPlane.Stop())
 	}

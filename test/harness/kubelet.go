@@ -26,6 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -509,10 +510,18 @@ func (n *ProcessNode) stopContainer(ctx context.Context, r *podRun, p *process, 
 	return time.Since(term), killed
 }
 
+// deletePod deletes the pod for good (grace 0), as a kubelet does once its
+// containers are gone, and retries as a kubelet's sync does until the pod
+// is gone, another pod has its name, or the node stops: an error (an
+// apiserver restarting) must not leave it terminating forever.
 func (n *ProcessNode) deletePod(ctx context.Context, pod *corev1.Pod) {
-	_ = n.cs.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
-		GracePeriodSeconds: ptr.To[int64](0), Preconditions: metav1.NewUIDPreconditions(string(pod.UID)),
-	})
+	_ = wait.ExponentialBackoffWithContext(ctx, wait.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Steps: 10, Cap: 5 * time.Second},
+		func(ctx context.Context) (bool, error) {
+			err := n.cs.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+				GracePeriodSeconds: ptr.To[int64](0), Preconditions: metav1.NewUIDPreconditions(string(pod.UID)),
+			})
+			return err == nil || apierrors.IsNotFound(err) || apierrors.IsConflict(err), nil
+		})
 }
 
 func (n *ProcessNode) setStatus(ctx context.Context, pod *corev1.Pod, host *Host, ready bool, restarts int32, startedAt metav1.Time) {

@@ -5,9 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,17 +35,24 @@ type Load struct {
 
 // LoadResult counts a Load's writes.
 type LoadResult struct {
-	// SecretWriteFailed names the StatefulSets stsguard judged but stored
-	// with their literal password, because password-secret-ref could not
-	// write their Secret in time (its warning says so): not unjudged.
-	SecretWriteFailed map[string]bool
 	// Writes is the number of writes sent, Failed those the apiserver
 	// refused (or that failed on the way), StatefulSets and Secrets the
 	// writes of each kind that were stored.
 	Writes, Failed, StatefulSets, Secrets int
 	// Errors are the first errors of failed writes.
 	Errors []string
+	// KeptLiteral are the StatefulSets stored with their literal password
+	// because stsguard could not write the Secret to move it into, and
+	// said so in a warning (password-secret-ref fails open that way): they
+	// were judged, unlike a literal stored without that warning.
+	KeptLiteral []string
+	// KeptWarnings are the first of stsguard's warnings that said so.
+	KeptWarnings []string
 }
+
+// secretNotWritten is how password-secret-ref's warning begins when it
+// could not write the Secret and left the literal in place.
+const secretNotWritten = "stsguard could not write Secret"
 
 // LoadPasswordEnv is the env var whose literal value Load's StatefulSets
 // carry.
@@ -72,12 +79,13 @@ func StartLoad(ctx context.Context, cfg *rest.Config, namespace string, writers 
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	l := &Load{Namespace: namespace, cancel: cancel}
-	l.result.SecretWriteFailed = map[string]bool{}
 	for w := range writers {
 		c := rest.CopyConfig(cfg)
 		c.QPS, c.Burst = -1, 0 // the interval is the limit
-		warned := &secretWriteWarning{}
-		c.WarningHandler = warned
+		// stsguard's warnings, on every write: one writer's, one write at
+		// a time.
+		warnings := &Warnings{}
+		c.WarningHandler, c.WarningHandlerWithContext = nil, warnings
 		wcs, err := kubernetes.NewForConfig(c)
 		if err != nil {
 			cancel()
@@ -86,23 +94,13 @@ func StartLoad(ctx context.Context, cfg *rest.Config, namespace string, writers 
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
-			l.write(runCtx, wcs, w, interval, warned)
+			l.write(runCtx, wcs, warnings, w, interval)
 		}()
 	}
 	return l, nil
 }
 
-// secretWriteWarning notes whether the writer's last write drew stsguard's
-// warning that it could not write a Secret; the other warnings are dropped.
-type secretWriteWarning struct{ seen atomic.Bool }
-
-func (w *secretWriteWarning) HandleWarningHeader(_ int, _ string, text string) {
-	if strings.Contains(text, "stsguard could not write Secret") {
-		w.seen.Store(true)
-	}
-}
-
-func (l *Load) write(ctx context.Context, cs kubernetes.Interface, writer int, interval time.Duration, warned *secretWriteWarning) {
+func (l *Load) write(ctx context.Context, cs kubernetes.Interface, warnings *Warnings, writer int, interval time.Duration) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for i := 0; ; i++ {
@@ -115,8 +113,8 @@ func (l *Load) write(ctx context.Context, cs kubernetes.Interface, writer int, i
 		// Each write gets its own deadline: a write cut by Stop is not one
 		// the webhook failed.
 		wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		warned.seen.Store(false)
 		var err error
+		warnings.Take()
 		if i%2 == 0 {
 			_, err = cs.AppsV1().StatefulSets(l.Namespace).Create(wctx, loadStatefulSet(l.Namespace, name), metav1.CreateOptions{})
 		} else {
@@ -126,6 +124,8 @@ func (l *Load) write(ctx context.Context, cs kubernetes.Interface, writer int, i
 			}, metav1.CreateOptions{})
 		}
 		cancel()
+		got := warnings.Take()
+		kept := slices.IndexFunc(got, func(w string) bool { return strings.Contains(w, secretNotWritten) })
 		l.mu.Lock()
 		l.result.Writes++
 		switch {
@@ -136,8 +136,11 @@ func (l *Load) write(ctx context.Context, cs kubernetes.Interface, writer int, i
 			}
 		case i%2 == 0:
 			l.result.StatefulSets++
-			if warned.seen.Load() {
-				l.result.SecretWriteFailed[name] = true
+			if kept >= 0 {
+				l.result.KeptLiteral = append(l.result.KeptLiteral, name)
+				if len(l.result.KeptWarnings) < 2 {
+					l.result.KeptWarnings = append(l.result.KeptWarnings, got[kept])
+				}
 			}
 		default:
 			l.result.Secrets++
@@ -211,6 +214,11 @@ type WebhookCounts struct {
 	// that failed with failurePolicy Fail, writes refused because stsguard
 	// could not be called.
 	CallErrors float64
+}
+
+// Add returns c + d.
+func (c WebhookCounts) Add(d WebhookCounts) WebhookCounts {
+	return WebhookCounts{FailOpen: c.FailOpen + d.FailOpen, CallErrors: c.CallErrors + d.CallErrors}
 }
 
 // Sub returns c - d.
