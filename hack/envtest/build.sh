@@ -22,9 +22,6 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-$here/../../bin/k8s}
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
-
 k8s_version=${2:-v1.36.3}
 etcd_version=v3.6.8
 kwok_version=v0.8.0
@@ -44,6 +41,9 @@ if [[ $pinned != "$k8s_version" ]]; then
 fi
 k8s_minor=${k8s_version#v1.}
 k8s_minor=${k8s_minor%%.*}
+
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
 
 export CGO_ENABLED=0
 pkg=k8s.io/component-base/version

@@ -3,7 +3,9 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stsguard/stsguard/engine"
@@ -33,9 +36,32 @@ func runExpand(ctx context.Context, t *testing.T, ns, size string, dryRun bool) 
 // runExpandWith is runExpand with the client c, whose warnings w records.
 func runExpandWith(ctx context.Context, c client.Client, w *harness.Warnings, ns, size string, dryRun bool) (string, error) {
 	var out bytes.Buffer
-	err := expand.Run(ctx, c, expand.Options{Namespace: ns, Name: "db", Template: "data", Size: resource.MustParse(size),
-		DryRun: dryRun, Poll: 20 * time.Millisecond, Out: &out, Warnings: w})
+	err := runExpandTo(ctx, c, w, ns, size, dryRun, &out)
 	return out.String(), err
+}
+
+// runExpandTo is runExpandWith printing into out.
+func runExpandTo(ctx context.Context, c client.Client, w *harness.Warnings, ns, size string, dryRun bool, out io.Writer) error {
+	return expand.Run(ctx, c, expand.Options{Namespace: ns, Name: "db", Template: "data", Size: resource.MustParse(size),
+		DryRun: dryRun, Poll: 20 * time.Millisecond, Out: out, Warnings: w})
+}
+
+// syncBuffer is a bytes.Buffer that a test may read while expand writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // running is what must not change when a StatefulSet is re-created: its
@@ -241,12 +267,22 @@ func TestExpandResumesAfterAnInterruption(t *testing.T) {
 	const hold = "stsguard.test/hold"
 	live := getStatefulSet(t, c, ns, "db")
 	require.NoError(t, c.Patch(context.Background(), live, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"finalizers":["`+hold+`"]}}`))))
-	r.pause(false)
 	ctx = waitUntil(t, func(ctx context.Context) bool {
 		sts := &appsv1.StatefulSet{}
 		return c.Get(ctx, client.ObjectKeyFromObject(old), sts) == nil && sts.DeletionTimestamp != nil
 	})
-	out, err = runExpand(ctx, t, ns, "2Gi", false)
+	// The volumes grow once run 2 has printed its plan: a resizer let go
+	// before could grow them first, and the plan would say "at 2Gi already".
+	run2 := &syncBuffer{}
+	go func() {
+		_ = wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(context.Context) (bool, error) {
+			return strings.Contains(run2.String(), "plan: "), nil
+		})
+		r.pause(false)
+	}()
+	c2, w2 := newClient(t)
+	err = runExpandTo(ctx, c2, w2, ns, "2Gi", false, run2)
+	out = run2.String()
 	require.ErrorIs(t, err, context.Canceled, out)
 	assert.Contains(t, out, "can expand): requested 2Gi; waiting for the volume to grow", "run 1 requested it already")
 	assert.False(t, stateSecretGone(t, c, ns, "db"), "the StatefulSet to create is saved")
