@@ -285,7 +285,8 @@ func (e *Env) RolloutRestart(ctx context.Context) error {
 }
 
 // WaitPodsGone waits until stsguard's namespace holds only the Deployment's
-// replicas (the terminating ones are gone).
+// replicas (the terminating ones are gone) and the Service's EndpointSlices
+// list those alone (they lag the pods by up to 2 s).
 func (e *Env) WaitPodsGone(ctx context.Context) error {
 	var last string
 	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
@@ -303,13 +304,32 @@ func (e *Env) WaitPodsGone(ctx context.Context) error {
 		for _, p := range pods.Items {
 			names = append(names, p.Name)
 		}
-		last = fmt.Sprintf("pods %v, %d replicas", names, *d.Spec.Replicas)
-		return len(pods.Items) == int(*d.Spec.Replicas), nil
+		endpoints, err := e.endpoints(ctx)
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		last = fmt.Sprintf("pods %v, %d endpoints, %d replicas", names, endpoints, *d.Spec.Replicas)
+		return len(pods.Items) == int(*d.Spec.Replicas) && endpoints == int(*d.Spec.Replicas), nil
 	})
 	if err != nil {
 		return fmt.Errorf("waiting for the old pods to be gone: %s: %w", last, err)
 	}
 	return nil
+}
+
+// endpoints counts the endpoints of stsguard's Service, whatever their
+// conditions.
+func (e *Env) endpoints(ctx context.Context) (int, error) {
+	slices, err := e.CS.DiscoveryV1().EndpointSlices(Namespace).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + Release})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, s := range slices.Items {
+		n += len(s.Endpoints)
+	}
+	return n, nil
 }
 
 // Diagnose returns what shows why stsguard is not serving: its pods'
