@@ -86,7 +86,7 @@ bench: ## Benchmarks of one AdmissionReview through the handlers.
 BENCH_APISERVER_FLAGS ?=
 
 .PHONY: bench-apiserver
-bench-apiserver: build envtest-assets ## Writes through a local apiserver with and without stsguard's webhooks: p50/p99, throughput of 8 clients, stsguard's CPU per review and RSS, against issue 15's targets (not part of make test).
+bench-apiserver: build envtest-assets ## Writes through a local apiserver with and without stsguard's webhooks: p50/p99, throughput of 8 clients, stsguard's CPU per review and RSS, against the targets in docs/speed.md (not part of make test).
 	$(GO) run ./hack/bench-apiserver -stsguard $(BIN)/stsguard $(BENCH_APISERVER_FLAGS)
 
 .PHONY: bench-faults

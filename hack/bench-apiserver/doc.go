@@ -1,5 +1,5 @@
 // Command bench-apiserver measures what stsguard adds to writes through the
-// apiserver (issue 15): it starts kube-apiserver and etcd as the tests do
+// apiserver: it starts kube-apiserver and etcd as the tests do
 // (harness.Start, with deploy/base's webhook configurations) and `stsguard
 // serve` as a separate process (harness.ServeBinary), then times CREATE and
 // a label-only UPDATE (a JSON merge patch, as kubectl label sends) of
@@ -32,7 +32,7 @@
 //
 // Every loop is bounded by a count and the whole run by -timeout; every
 // address is loopback. It prints markdown tables with the ratio with/without
-// and the targets of issue 15. Not part of make test: run make
+// and the targets. Not part of make test: run make
 // bench-apiserver.
 //
 // Usage: go run ./hack/bench-apiserver -stsguard bin/stsguard [-n 1000] [-workers 8] [-profile cpu.pprof]

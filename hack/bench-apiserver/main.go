@@ -854,7 +854,7 @@ type report struct {
 	version                   string
 }
 
-// Targets of issue 15.
+// Targets of the write path (docs/speed.md).
 const (
 	targetCreateP50      = 1.3  // StatefulSet CREATE p50, with/without
 	targetCreateP99      = 1.5  // StatefulSet CREATE p99
@@ -899,7 +899,7 @@ func (b *bench) report(w io.Writer, r report) {
 		}
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Targets (issue 15): StatefulSet CREATE p50 ≤ 1.3×, p99 ≤ 1.5×; Secret CREATE throughput ≥ 0.85×; "+
+	fmt.Fprintln(w, "Targets: StatefulSet CREATE p50 ≤ 1.3×, p99 ≤ 1.5×; Secret CREATE throughput ≥ 0.85×; "+
 		"an UPDATE no rule judges ≤ 1.05× (shown at p50); stsguard CPU per review ≤ 100 µs.")
 	fmt.Fprintln(w)
 
