@@ -116,9 +116,10 @@ func run(bin string) error {
 		{"rolling restart without either", faults.Values(map[string]any{"preStopSleepSeconds": 0, "shutdownDelay": "0"}), env.RolloutRestart, false},
 		{"rolling restart, failurePolicy Fail on the validating webhooks", faults.FailValues(), env.RolloutRestart, false},
 		{"a hung replica (SIGSTOP) until it leaves the endpoints", values, hang(env), true},
-		{"the apiserver restarted (SIGTERM, then the same certificates and port)", nil, restartAPIServer(env), true},
 		{"etcd paused (SIGSTOP) for 5 s", nil, func(ctx context.Context) error { return env.PauseEtcd(ctx, 5*time.Second) }, true},
 		{"CA and serving certificate rotated (Secret deleted) during a rolling restart", nil, env.RotateCertificates, true},
+		// Last: the controllers' informers may lag for a minute after it.
+		{"the apiserver restarted (SIGTERM, then the same certificates and port)", nil, restartAPIServer(env), true},
 	}
 	for _, s := range steps {
 		if s.values != nil {

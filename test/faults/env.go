@@ -53,6 +53,9 @@ type Env struct {
 	// carried are the webhook counts of apiserver processes that
 	// RestartAPIServer stopped: a new process counts from zero.
 	carried harness.WebhookCounts
+	// logMark is the length of the apiserver's log when the last Measure
+	// began.
+	logMark int64
 }
 
 // Options configure Start.
@@ -362,10 +365,35 @@ func (e *Env) Diagnose() string {
 		fmt.Fprintf(&b, "--- log of %s:\n%s\n", pod, log)
 	}
 	fmt.Fprintf(&b, "--- kube-controller-manager:\n%s\n", e.Cluster.ComponentLog("kube-controller-manager", 10))
-	if _, err := os.Stat(filepath.Join(e.Cluster.Dir, "kube-apiserver.log")); err == nil {
+	if _, err := os.Stat(e.apiserverLog()); err == nil {
 		fmt.Fprintf(&b, "--- kube-apiserver (restarted):\n%s\n", e.Cluster.ComponentLog("kube-apiserver", 10))
 	}
 	return b.String()
+}
+
+// apiserverLog is where the kube-apiserver that RestartAPIServer started
+// writes (envtest's own apiserver writes nowhere).
+func (e *Env) apiserverLog() string { return filepath.Join(e.Cluster.Dir, "kube-apiserver.log") }
+
+// WebhookFailures returns the calls to stsguard that failed open since the
+// last Measure began, when the apiserver's log has them (after
+// RestartAPIServer): when each failed and why, the first n.
+func (e *Env) WebhookFailures(n int) []string {
+	raw, err := os.ReadFile(e.apiserverLog())
+	if err != nil || int64(len(raw)) < e.logMark {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(raw[e.logMark:]), "\n") {
+		if _, after, ok := strings.Cut(line, "Failed calling webhook, failing open "); ok && len(out) < n {
+			at, _, _ := strings.Cut(line, " ")
+			if f := strings.Fields(line); len(f) > 1 {
+				at = f[1] // klog: Lmmdd hh:mm:ss.uuuuuu
+			}
+			out = append(out, at+" "+after)
+		}
+	}
+	return out
 }
 
 func ptrString(b *bool) string {

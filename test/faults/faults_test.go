@@ -23,9 +23,9 @@ import (
 // replicas, the apiserver calling its Service) and, under a steady load of
 // writes, upgrades it from the previous release, restarts it, hangs a
 // replica, restarts it with failurePolicy Fail, takes every replica away,
-// restarts the apiserver, pauses etcd, and rotates the certificates during
-// a rolling restart: the writes that failed, and those admitted without
-// stsguard's judgement, are counted for each.
+// pauses etcd, rotates the certificates during a rolling restart, and
+// restarts the apiserver: the writes that failed, and those admitted
+// without stsguard's judgement, are counted for each.
 func TestProductionPath(t *testing.T) {
 	ctx := context.Background()
 	meta, err := harness.ReadChartMeta()
@@ -167,31 +167,11 @@ func TestProductionPath(t *testing.T) {
 		assert.NoError(t, err, "stsguard is back: the guarded namespace takes writes again")
 	})
 
-	// The control plane's faults, with the chart's failurePolicy (Ignore):
-	// a call to stsguard that fails admits the write unjudged, which the
-	// counts show, instead of refusing it.
+	// Faults of the control plane and the certificates, with the chart's
+	// failurePolicy (Ignore): a call to stsguard that fails admits the write
+	// unjudged, which the counts show, instead of refusing it.
 	require.NoError(t, env.Install(ctx, harness.ChartDir(), values, true))
 	require.NoError(t, env.WaitPodsGone(ctx))
-
-	t.Run("the apiserver restarted", func(t *testing.T) {
-		var restart harness.APIServerRestart
-		r, err := env.Measure(ctx, "the apiserver restarted", func(ctx context.Context) error {
-			var err error
-			restart, err = env.RestartAPIServer(ctx)
-			return err
-		})
-		require.NoError(t, err)
-		// Writes fail while no apiserver listens: not stsguard's doing.
-		t.Logf("the apiserver was away %.1f s; %d of %d writes failed meanwhile; %d literal passwords kept with stsguard's warning",
-			restart.Down.Seconds(), r.Failed, r.Writes, r.KeptLiteral)
-		// Some calls around the restart fail open (with Fail: are refused),
-		// most likely those a restarted apiserver makes before its own
-		// informers have listed stsguard's EndpointSlices ("no endpoints
-		// available"): a moment stsguard cannot shorten. Counted, not asserted; what
-		// must hold is that stsguard's decisions are right afterwards.
-		t.Logf("calls that failed open around the restart: %.0f; StatefulSets stored with their literal password: %d", r.FailOpen, r.Unjudged)
-		decisionsRight(t, env)
-	})
 
 	t.Run("etcd paused", func(t *testing.T) {
 		r, err := env.Measure(ctx, "etcd paused 5 s", func(ctx context.Context) error {
@@ -225,6 +205,34 @@ func TestProductionPath(t *testing.T) {
 		// change and loads the new Secret), or against the old CA while a
 		// replica already serves the new one, fails open.
 		t.Logf("admitted unjudged while the certificates rotated: %d literal passwords stored, %.0f calls failed open", r.Unjudged, r.FailOpen)
+		if r.FailOpen > 0 {
+			t.Logf("the first calls that failed open, by the apiserver's log: %v", env.WebhookFailures(4))
+		}
+		decisionsRight(t, env)
+	})
+
+	// Last: after an apiserver restart, every client's informers reconnect
+	// with client-go's backoff (up to 30 s, jittered), so the controllers
+	// (kube-controller-manager's, the scheduler's, the process node's) and
+	// stsguard's own watches may lag the API for up to a minute.
+	t.Run("the apiserver restarted", func(t *testing.T) {
+		var restart harness.APIServerRestart
+		r, err := env.Measure(ctx, "the apiserver restarted", func(ctx context.Context) error {
+			var err error
+			restart, err = env.RestartAPIServer(ctx)
+			return err
+		})
+		require.NoError(t, err)
+		// Writes fail while no apiserver listens: not stsguard's doing.
+		t.Logf("the apiserver was away %.1f s; %d of %d writes failed meanwhile; %d literal passwords kept with stsguard's warning",
+			restart.Down.Seconds(), r.Failed, r.Writes, r.KeptLiteral)
+		// Some calls around the restart may fail open (with Fail: be
+		// refused), most likely those a restarted apiserver makes before
+		// its own informers have listed stsguard's EndpointSlices: a moment
+		// stsguard cannot shorten. Counted, not asserted; what must hold is
+		// that stsguard's decisions are right afterwards.
+		t.Logf("calls that failed open around the restart: %.0f %v; StatefulSets stored with their literal password: %d",
+			r.FailOpen, env.WebhookFailures(10), r.Unjudged)
 		decisionsRight(t, env)
 	})
 }

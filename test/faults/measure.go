@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -58,6 +59,10 @@ func (e *Env) Measure(ctx context.Context, scenario string, action func(context.
 		return Result{}, err
 	}
 	terms := len(e.Node.Terminations())
+	e.logMark = 0
+	if fi, err := os.Stat(e.apiserverLog()); err == nil {
+		e.logMark = fi.Size()
+	}
 	ns := "load-" + rand.String(6)
 	load, err := harness.StartLoad(ctx, e.Cluster.Config, ns, Writers, Interval)
 	if err != nil {

@@ -49,6 +49,13 @@ type APIServerRestart struct {
 // stopped process was either envtest's (whose Stop, in Cluster.Stop, then
 // finds it exited and only removes its directories) or one that an earlier
 // RestartAPIServer started (which Cluster.Stop stops).
+//
+// Every client's informers reconnect with client-go's backoff (doubling
+// from 0.8 s up to 30 s, jittered, reset only after 2 min without a
+// failure): for up to a minute after /readyz, kube-controller-manager, the
+// scheduler, kwok, a ProcessNode and stsguard may still act on what they
+// saw before the restart (a node marked NotReady for a missed Lease, a pod
+// scheduled late).
 func (cl *Cluster) RestartAPIServer(ctx context.Context, grace time.Duration) (APIServerRestart, error) {
 	var r APIServerRestart
 	old, err := cl.apiserverProcess()
