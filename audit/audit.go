@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/kinds"
 	"github.com/stsguard/stsguard/manifest"
 	"github.com/stsguard/stsguard/rules"
 )
@@ -390,7 +391,7 @@ func replay(e *engine.Engine, v *view, o *manifest.Object) *outcome {
 		}
 		in := request(obj, prev, o)
 		a := admit(e, in, v)
-		oc := a.outcome(engine.KindStatefulSet, o)
+		oc := a.outcome(kinds.StatefulSet, o)
 		hintServiceOrder(oc, s, in.Object)
 		if !a.denied {
 			s.put(a.object, o)
@@ -401,7 +402,7 @@ func replay(e *engine.Engine, v *view, o *manifest.Object) *outcome {
 		prev := s.services[obj.Name]
 		in := request(obj, prev, o)
 		a := admit(e, in, v)
-		oc := a.outcome(engine.KindService, o)
+		oc := a.outcome(kinds.Service, o)
 		if a.denied {
 			return oc
 		}
@@ -424,7 +425,7 @@ func replay(e *engine.Engine, v *view, o *manifest.Object) *outcome {
 		prev := s.secrets[obj.Name]
 		in := request(obj, prev, o)
 		a := admit(e, in, v)
-		oc := a.outcome(engine.KindSecret, o)
+		oc := a.outcome(kinds.Secret, o)
 		if !a.denied {
 			s.put(in.Object, o)
 		}
@@ -471,13 +472,13 @@ func judgeLive(e *engine.Engine, v *view, o *manifest.Object) *outcome {
 	switch obj := o.Object.(type) {
 	case *appsv1.StatefulSet:
 		in := &engine.Input[*appsv1.StatefulSet]{Operation: admissionv1.Create, Object: obj}
-		return admit(e, in, v).outcome(engine.KindStatefulSet, o)
+		return admit(e, in, v).outcome(kinds.StatefulSet, o)
 	case *corev1.Service:
 		in := &engine.Input[*corev1.Service]{Operation: admissionv1.Create, Object: obj}
-		return admit(e, in, v).outcome(engine.KindService, o)
+		return admit(e, in, v).outcome(kinds.Service, o)
 	case *corev1.Secret:
 		in := &engine.Input[*corev1.Secret]{Operation: admissionv1.Create, Object: obj}
-		return admit(e, in, v).outcome(engine.KindSecret, o)
+		return admit(e, in, v).outcome(kinds.Secret, o)
 	}
 	return nil
 }
@@ -534,7 +535,7 @@ func admit[T engine.Object](e *engine.Engine, in *engine.Input[T], lk engine.Loo
 }
 
 // outcome renders the result for the object o of kind.
-func (a admitted[T]) outcome(kind engine.Kind, o *manifest.Object) *outcome {
+func (a admitted[T]) outcome(kind kinds.Kind, o *manifest.Object) *outcome {
 	d := Decision{Kind: string(kind), Namespace: o.Namespace, Name: o.Name, File: o.File, Line: o.Line,
 		Operation: a.operation, Denied: a.denied}
 	fs := make([]Finding, 0, len(a.res.Findings))

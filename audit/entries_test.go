@@ -63,7 +63,7 @@ func TestApplyEntriesIsApplyOfLoad(t *testing.T) {
 				got.AddErrors(gotErrs)
 				require.NotEmpty(t, want.Objects)
 				assert.Equal(t, want.Summary, got.Summary)
-				for _, format := range Formats {
+				for _, format := range Formats() {
 					var w, g bytes.Buffer
 					require.NoError(t, Write(&w, want, format, false, engine.Deny))
 					require.NoError(t, Write(&g, got, format, false, engine.Deny))

@@ -24,6 +24,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/stsguard/stsguard/kinds"
 	yamlv3 "go.yaml.in/yaml/v3"
 	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
@@ -34,13 +35,11 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
-
-	"github.com/stsguard/stsguard/engine"
 )
 
 // Object is one object read from a manifest.
 type Object struct {
-	// Object is a typed object of a kind of engine.Kinds
+	// Object is a typed object of a kind of kinds.All()
 	// (*appsv1.StatefulSet, *corev1.Service, *corev1.Secret,
 	// *corev1.PersistentVolumeClaim, *storagev1.StorageClass,
 	// *corev1.Namespace); nil for any other kind.
@@ -195,12 +194,12 @@ func (e *Entry) Decode() (Object, error) {
 	return decodeObject(e.File, e.Line, js, typeMeta{APIVersion: e.apiVersion, Kind: e.kind}, e.namespace)
 }
 
-// Extensions are the file name endings read from a directory, as kubectl's
+// extensions are the file name endings read from a directory, as kubectl's
 // (k8s.io/cli-runtime/pkg/resource.FileExtensions): compared case-sensitively.
-var Extensions = []string{".json", ".yaml", ".yml"}
+var extensions = []string{".json", ".yaml", ".yml"}
 
 // Files returns path itself for a file, and for a directory the manifest
-// files under it (see Extensions) in the order kubectl apply -f --recursive
+// files under it (see extensions) in the order kubectl apply -f --recursive
 // visits them: filepath.Walk's, which lists each directory's entries sorted
 // by name and descends into a subdirectory where its name sorts (so
 // "a/x.yaml" comes before "a-b/x.yaml", unlike a sort of the full paths).
@@ -217,7 +216,7 @@ func Files(path string) ([]string, error) {
 		if err != nil {
 			return err
 		}
-		if !d.IsDir() && slices.Contains(Extensions, filepath.Ext(p)) {
+		if !d.IsDir() && slices.Contains(extensions, filepath.Ext(p)) {
 			files = append(files, p)
 		}
 		return nil
@@ -284,16 +283,16 @@ func parse(file string, data []byte, namespace string, later bool) []Entry {
 	return out
 }
 
-// readKind returns the entry of engine.Kinds that a document of apiVersion
+// readKind returns the entry of kinds.All() that a document of apiVersion
 // gv and kind is read as: the kind's own version, and apps/v1beta1 and
 // apps/v1beta2 for a StatefulSet (read as apps/v1, see convertStatefulSet).
 // It returns false for a kind stsguard does not read.
-func readKind(gv schema.GroupVersion, kind string) (engine.KindInfo, bool) {
-	k, ok := engine.LookupKind(engine.Kind(kind))
+func readKind(gv schema.GroupVersion, kind string) (kinds.Info, bool) {
+	k, ok := kinds.Get(kinds.Kind(kind))
 	if !ok || gv.Group != k.GroupVersionKind.Group {
-		return engine.KindInfo{}, false
+		return kinds.Info{}, false
 	}
-	old := k.Kind == engine.KindStatefulSet && (gv.Version == "v1beta1" || gv.Version == "v1beta2")
+	old := k.Kind == kinds.StatefulSet && (gv.Version == "v1beta1" || gv.Version == "v1beta2")
 	return k, gv.Version == k.GroupVersionKind.Version || old
 }
 

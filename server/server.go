@@ -35,6 +35,7 @@ import (
 
 	"github.com/stsguard/stsguard/certs"
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/kinds"
 	"github.com/stsguard/stsguard/lookup"
 	"github.com/stsguard/stsguard/policy"
 	"github.com/stsguard/stsguard/webhook"
@@ -117,8 +118,11 @@ const DefaultCertDir = "/tmp/k8s-webhook-server/serving-certs"
 // deploy/cert-manager has cert-manager write.
 const DefaultCertSecret = "stsguard-serving-cert"
 
-// DefaultDNSNames are the names of the Service in deploy/base.
-var DefaultDNSNames = []string{"stsguard.stsguard-system.svc", "stsguard.stsguard-system.svc.cluster.local"}
+// DefaultDNSNames returns the names of the Service in deploy/base, in a new
+// slice each call.
+func DefaultDNSNames() []string {
+	return []string{"stsguard.stsguard-system.svc", "stsguard.stsguard-system.svc.cluster.local"}
+}
 
 func (o *Options) setDefaults() {
 	if o.Port == 0 {
@@ -128,7 +132,7 @@ func (o *Options) setDefaults() {
 		o.CertDir = DefaultCertDir
 	}
 	if len(o.DNSNames) == 0 {
-		o.DNSNames = DefaultDNSNames
+		o.DNSNames = DefaultDNSNames()
 	}
 	if o.CertSecret == "" {
 		o.CertSecret = DefaultCertSecret
@@ -254,9 +258,9 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
 	}
-	// Register the informers of every kind the rules read (engine.Kinds)
+	// Register the informers of every kind the rules read (kinds.All())
 	// before the cache starts.
-	for _, k := range engine.Kinds {
+	for _, k := range kinds.All() {
 		obj := k.New()
 		if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
 			return fmt.Errorf("registering informer for %T: %w", obj, err)

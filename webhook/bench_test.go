@@ -21,7 +21,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/stsguard/stsguard/engine"
-	"github.com/stsguard/stsguard/lookup"
+	"github.com/stsguard/stsguard/internal/lookuptest"
 	"github.com/stsguard/stsguard/manifest"
 	"github.com/stsguard/stsguard/rules"
 	"github.com/stsguard/stsguard/webhook"
@@ -99,7 +99,7 @@ func newHandlers(tb testing.TB, objs ...runtime.Object) *webhook.Handlers {
 	tb.Helper()
 	e, err := rules.New(engine.DefaultConfig())
 	require.NoError(tb, err)
-	lk := lookup.MustObjects(objs...)
+	lk := lookuptest.MustObjects(objs...)
 	return &webhook.Handlers{
 		Engine: func() *engine.Engine { return e },
 		Lookup: func() engine.Lookup { return lk },

@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/stsguard/stsguard/engine"
-	"github.com/stsguard/stsguard/lookup"
+	"github.com/stsguard/stsguard/internal/lookuptest"
 	"github.com/stsguard/stsguard/rules"
 	"github.com/stsguard/stsguard/webhook"
 )
@@ -34,7 +34,7 @@ func FuzzAdmissionPaths(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	lk := lookup.MustObjects(objs...)
+	lk := lookuptest.MustObjects(objs...)
 	h := (&webhook.Handlers{
 		Engine:  func() *engine.Engine { return e },
 		Lookup:  func() engine.Lookup { return lk },

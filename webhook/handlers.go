@@ -23,6 +23,7 @@ import (
 	sigsjson "sigs.k8s.io/json"
 
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/kinds"
 )
 
 // Paths the webhooks are served on; the webhook configurations in deploy/base register them.
@@ -73,9 +74,9 @@ type kindWebhook struct {
 }
 
 func (h *Handlers) webhooks() map[string]kindWebhook {
-	statefulSets := newKind(engine.KindStatefulSet, statefulSetScale, decodeTypedReview[appsv1.StatefulSet])
-	services := newKind(engine.KindService, nil, decodeTypedReview[corev1.Service])
-	secrets := newKind(engine.KindSecret, nil, decodeTypedReview[corev1.Secret])
+	statefulSets := newKind(kinds.StatefulSet, statefulSetScale, decodeTypedReview[appsv1.StatefulSet])
+	services := newKind(kinds.Service, nil, decodeTypedReview[corev1.Service])
+	secrets := newKind(kinds.Secret, nil, decodeTypedReview[corev1.Secret])
 	return map[string]kindWebhook{
 		MutateStatefulSetPath:   h.webhook(statefulSets, engine.Mutating),
 		ValidateStatefulSetPath: h.webhook(statefulSets, engine.Validating),
@@ -95,9 +96,9 @@ func (h *Handlers) webhook(k *kind, phase engine.Phase) kindWebhook {
 }
 
 // kind describes how one admitted kind is decoded: its entry of
-// engine.Kinds, in the forms an AdmissionReview and a Status use.
+// the kinds table, in the forms an AdmissionReview and a Status use.
 type kind struct {
-	engine.KindInfo
+	kinds.Info
 	gvk metav1.GroupVersionKind
 	gk  schema.GroupKind
 	// scale turns an UPDATE of the kind's scale subresource into the update
@@ -108,13 +109,13 @@ type kind struct {
 	decodeReview reviewDecoder
 }
 
-func newKind(name engine.Kind, scale func(context.Context, admission.Request, engine.Lookup) (*engine.Request, error), decodeReview reviewDecoder) *kind {
-	info, ok := engine.LookupKind(name)
+func newKind(name kinds.Kind, scale func(context.Context, admission.Request, engine.Lookup) (*engine.Request, error), decodeReview reviewDecoder) *kind {
+	info, ok := kinds.Get(name)
 	if !ok || !info.Judged {
-		panic(fmt.Sprintf("engine.Kinds admits no kind %q", name))
+		panic(fmt.Sprintf("stsguard admits no kind %q", name))
 	}
 	g := info.GroupVersionKind
-	return &kind{KindInfo: info, scale: scale, decodeReview: decodeReview,
+	return &kind{Info: info, scale: scale, decodeReview: decodeReview,
 		gvk: metav1.GroupVersionKind{Group: g.Group, Version: g.Version, Kind: g.Kind}, gk: g.GroupKind()}
 }
 
@@ -264,11 +265,11 @@ func decode(k *kind, req admission.Request) (*engine.Request, *admission.Respons
 	}
 	r := &engine.Request{Kind: k.Kind, Operation: req.Operation, DryRun: ptr.Deref(req.DryRun, false)}
 	obj := func(ext *runtime.RawExtension, field string) (metav1.Object, *admission.Response) {
-		var o engine.APIObject
+		var o kinds.Object
 		var err error
-		if info, ok := engine.KindOf(ext.Object); ok && info.Kind == k.Kind {
+		if info, ok := kinds.Of(ext.Object); ok && info.Kind == k.Kind {
 			// Decoded by Serve, in the envelope's pass (decodeTypedReview).
-			o = ext.Object.(engine.APIObject)
+			o = ext.Object.(kinds.Object)
 			err = checkKind(o, k.gvk)
 		} else {
 			if len(ext.Raw) == 0 {

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/stsguard/stsguard/credentials"
 	"github.com/stsguard/stsguard/engine"
 )
 
@@ -71,7 +72,7 @@ func writeSecrets(ctx context.Context, h *Handlers, e *engine.Engine, log logr.L
 	timeout := h.secretWriteTimeout()
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	for _, sr := range append([]*engine.SecretRequest(nil), d.Mutation.Secrets()...) {
+	for _, sr := range append([]*credentials.SecretRequest(nil), d.Mutation.Secrets()...) {
 		deny, err := h.writeSecret(wctx, sr)
 		if deny != nil {
 			record(h, log, k, r, engine.Findings{*deny}, nil)
@@ -99,7 +100,7 @@ func writeSecrets(ctx context.Context, h *Handlers, e *engine.Engine, log logr.L
 // again once. It returns nil, nil on success; a Deny finding when the
 // Secret turns out to hold something stsguard must not overwrite; an error
 // otherwise.
-func (h *Handlers) writeSecret(ctx context.Context, sr *engine.SecretRequest) (*engine.Finding, error) {
+func (h *Handlers) writeSecret(ctx context.Context, sr *credentials.SecretRequest) (*engine.Finding, error) {
 	for attempt := 0; attempt < 2; attempt++ {
 		err := h.applySecret(ctx, sr)
 		if err == nil {
@@ -128,14 +129,14 @@ func (h *Handlers) writeSecret(ctx context.Context, sr *engine.SecretRequest) (*
 	return nil, errors.New("the Secret kept changing while stsguard was writing it")
 }
 
-func (h *Handlers) applySecret(ctx context.Context, sr *engine.SecretRequest) error {
+func (h *Handlers) applySecret(ctx context.Context, sr *credentials.SecretRequest) error {
 	if sr.Create {
 		return h.Secrets.Create(ctx, &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{
 				Namespace:   sr.Namespace,
 				Name:        sr.Name,
-				Labels:      map[string]string{engine.ManagedByLabel: engine.ManagedByValue},
-				Annotations: map[string]string{engine.StatefulSetAnnotation: sr.StatefulSet},
+				Labels:      map[string]string{credentials.ManagedByLabel: credentials.ManagedByValue},
+				Annotations: map[string]string{credentials.StatefulSetAnnotation: sr.StatefulSet},
 			},
 			Type: corev1.SecretTypeOpaque,
 			Data: sr.Data(),
@@ -164,7 +165,7 @@ func writeFailure(ctx context.Context, err error, timeout time.Duration) string 
 // redact removes from s every value sr would have written, raw and base64
 // encoded, in case an error echoes the object (a third-party webhook's
 // denial might).
-func redact(s string, sr *engine.SecretRequest) string {
+func redact(s string, sr *credentials.SecretRequest) string {
 	for _, v := range sr.Data() {
 		if len(v) == 0 {
 			continue

@@ -23,7 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/stsguard/stsguard/engine"
-	"github.com/stsguard/stsguard/lookup"
+	"github.com/stsguard/stsguard/internal/lookuptest"
 	"github.com/stsguard/stsguard/rules"
 	"github.com/stsguard/stsguard/webhook"
 )
@@ -138,7 +138,7 @@ func TestSecretWriteFailureAdmitsWithoutTheMove(t *testing.T) {
 			reg := prometheus.NewRegistry()
 			metrics, err := webhook.NewMetrics(reg)
 			require.NoError(t, err)
-			lk := lookup.MustObjects(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: tc.sts.Namespace, Name: "mysql"},
+			lk := lookuptest.MustObjects(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: tc.sts.Namespace, Name: "mysql"},
 				Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Selector: map[string]string{"app": "mysql"}}})
 			h := (&webhook.Handlers{
 				Engine:             func() *engine.Engine { return e },

@@ -92,8 +92,8 @@ be read (the others are still audited and reported).`,
 			if len(files) == 0 && !cluster {
 				return usageError("nothing to audit: give -f PATH (files, directories, - for stdin) or --cluster")
 			}
-			if !slices.Contains(audit.Formats, output) {
-				return usageError("-o %q: use one of %s", output, strings.Join(audit.Formats, ", "))
+			if !slices.Contains(audit.Formats(), output) {
+				return usageError("-o %q: use one of %s", output, strings.Join(audit.Formats(), ", "))
 			}
 			var failAction engine.Action
 			switch strings.ToLower(failOn) {
@@ -176,7 +176,7 @@ be read (the others are still audited and reported).`,
 	f.StringArrayVarP(&files, "filename", "f", nil, "manifest file, directory (recursive) or - for stdin (repeatable)")
 	f.BoolVar(&cluster, "cluster", false, "audit the live cluster's objects (read-only, through the kubeconfig)")
 	f.StringVar(&configFile, "config", "", "policy file (config.stsguard.io/v1alpha1 Policy), as for stsguard serve")
-	f.StringVarP(&output, "output", "o", "text", "output format: "+strings.Join(audit.Formats, ", "))
+	f.StringVarP(&output, "output", "o", "text", "output format: "+strings.Join(audit.Formats(), ", "))
 	f.StringVar(&failOn, "fail-on", "deny", "exit 1 when something would be denied (deny) or also warned about (warn)")
 	// --cluster is audit's own: what to audit. The kubeconfig cluster
 	// comes from the context (--context), as kubectl's --cluster would.

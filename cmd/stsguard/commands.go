@@ -77,7 +77,7 @@ invalid file stops the start-up, an invalid change keeps the policy in force.`,
 	f.IntVar(&o.Port, "port", 9443, "HTTPS port of the webhook server")
 	f.StringVar(&o.Host, "host", "", `address the webhook server listens on ("": every interface; 127.0.0.1: this machine only)`)
 	f.StringVar(&o.CertDir, "cert-dir", server.DefaultCertDir, "directory of tls.crt and tls.key; generated (with ca.crt) when missing")
-	f.StringSliceVar(&o.DNSNames, "dns-name", server.DefaultDNSNames, "DNS name or IP address of a generated serving certificate (repeatable)")
+	f.StringSliceVar(&o.DNSNames, "dns-name", server.DefaultDNSNames(), "DNS name or IP address of a generated serving certificate (repeatable)")
 	f.BoolVar(&o.ManageCerts, "manage-certs", false, "keep a CA and serving certificate in --cert-secret, inject the CA into the webhook configurations, rotate both")
 	f.StringVar(&o.CertSecret, "cert-secret", server.DefaultCertSecret, "Secret that --manage-certs keeps (namespace: $POD_NAMESPACE, else stsguard-system)")
 	f.StringVar(&o.WebhookConfigurationName, "webhook-configuration-name", "stsguard", "name of the Mutating- and ValidatingWebhookConfiguration whose caBundle --manage-certs writes")
