@@ -21,6 +21,7 @@ func newRootCommand() *cobra.Command { return newRootCommandAs(defaultName) }
 // commandName. As the kubectl plugin ("kubectl stsguard") it lists audit,
 // expand, rules and version; serve stays available but hidden.
 func newRootCommandAs(name string) *cobra.Command {
+	addTemplateFuncs()
 	root := &cobra.Command{
 		Use:           "stsguard",
 		Short:         "Admission webhook that keeps StatefulSets, their headless Services and their Secrets safe",
