@@ -25,7 +25,7 @@ func TestCatalogIsCompleteAndStable(t *testing.T) {
 		assert.NotEmpty(t, m.Kinds, "%s is in the catalog but registered for no kind", m.ID)
 		assert.Contains(t, []engine.Action{engine.Deny, engine.Warn, engine.Mutate}, m.Action, m.ID)
 	}
-	// The defaults the issue asks for, and IDs other tools already use.
+	// The default actions users rely on, and IDs other tools already use.
 	want := map[string]engine.Action{
 		HeadlessServiceNotHeadless: engine.Deny, HeadlessServiceSelectorChange: engine.Deny, HeadlessServiceDelete: engine.Warn,
 		HeadlessServiceDefault: engine.Mutate, SecretKeyRemoved: engine.Deny, SecretInUseDelete: engine.Warn, WeakPassword: engine.Deny,
