@@ -150,11 +150,11 @@ type outcome struct {
 	findings []Finding
 }
 
-// Apply replays objs, in order, as `kubectl apply -f` sends them to the
-// apiserver, and reports each StatefulSet, Service and Secret as stsguard's
-// webhooks would decide on it. existing are the objects stored before the
-// first of objs (the live objects, with --cluster), nil for an empty
-// cluster.
+// apply replays the objects of entries, in order, as `kubectl apply -f`
+// sends them to the apiserver, and reports each StatefulSet, Service and
+// Secret as stsguard's webhooks would decide on it. existing are the
+// objects stored before the first entry (the live objects, with --cluster),
+// nil for an empty cluster.
 //
 // Each object is one admission request judged against what is stored at
 // that point: the existing objects and the earlier objects that were
@@ -181,27 +181,17 @@ type outcome struct {
 // Each namespace is replayed by one goroutine (rules read only the
 // namespace of the object they judge; cluster-scoped objects are seen from
 // their place on), so the decisions are those of the sequential replay.
-func Apply(e *engine.Engine, objs []manifest.Object, existing []manifest.Object) *Report {
-	entries := make([]manifest.Entry, len(objs))
-	for i, o := range objs {
-		entries[i].Object = o
-	}
-	r, _ := ApplyEntries(e, entries, existing)
-	return r
-}
-
-// ApplyEntries is Apply for the entries of manifest.Read: it replays their
-// objects as Apply replays the objects of manifest.Load, and returns the
-// same report, with the errors Load would have returned (the entries'
-// errors and those of decoding their deferred objects, in entry order) for
-// Report.AddErrors. A deferred object is decoded (manifest.Entry.Decode)
-// by the task that replays its namespace, just before its replay, and what
-// the replay of a namespace stored is dropped once it is done, so that at
-// most GOMAXPROCS namespaces' typed objects (besides existing and the
-// cluster-scoped objects) are in memory at once. It consumes entries: each
-// deferred entry is decoded, and its JSON dropped, once; call it once per
-// manifest.Read.
-func ApplyEntries(e *engine.Engine, entries []manifest.Entry, existing []manifest.Object) (*Report, []error) {
+//
+// The entries are those of manifest.Read: it returns the report, with the
+// errors of the entries and of decoding their deferred objects (in entry
+// order) for Report.AddErrors. A deferred object is decoded
+// (manifest.Entry.Decode) by the task that replays its namespace, just
+// before its replay, and what the replay of a namespace stored is dropped
+// once it is done, so that at most GOMAXPROCS namespaces' typed objects
+// (besides existing and the cluster-scoped objects) are in memory at once.
+// It consumes entries: each deferred entry is decoded, and its JSON
+// dropped, once; call it once per manifest.Read.
+func apply(e *engine.Engine, entries []manifest.Entry, existing []manifest.Object) (*Report, []error) {
 	w := newWorld()
 	for _, o := range existing {
 		if o.Object != nil && !w.addCluster(o.Object, -1) {

@@ -14,7 +14,6 @@ import (
 
 	"github.com/stsguard/stsguard/audit"
 	"github.com/stsguard/stsguard/engine"
-	"github.com/stsguard/stsguard/manifest"
 	"github.com/stsguard/stsguard/policy"
 	"github.com/stsguard/stsguard/rules"
 )
@@ -116,45 +115,30 @@ be read (the others are still audited and reported).`,
 				return usageError("%v", err)
 			}
 
-			namespace := kf.namespace()
-			var live []manifest.Object
+			src := audit.Source{Files: files, Stdin: cmd.InOrStdin(), Namespace: kf.namespace()}
 			if cluster {
 				restCfg, contextNamespace, err := kf.load()
 				if err != nil {
 					return usageError("%v", err)
 				}
-				if namespace == "" && len(files) > 0 {
+				if src.Namespace == "" && len(files) > 0 {
 					// As kubectl apply -f: the files' objects without a
 					// namespace go to the context's, and are replayed on
 					// top of that namespace's live objects.
-					namespace = contextNamespace
+					src.Namespace = contextNamespace
 				}
 				scheme := runtime.NewScheme()
 				if err := clientgoscheme.AddToScheme(scheme); err != nil {
 					return err
 				}
-				c, err := client.New(restCfg, client.Options{Scheme: scheme})
-				if err != nil {
+				if src.Cluster, err = client.New(restCfg, client.Options{Scheme: scheme}); err != nil {
 					return usageError("creating API client: %v", err)
 				}
-				if live, err = audit.LoadCluster(cmd.Context(), c, namespace); err != nil {
-					return usageError("reading the cluster: %v", err)
-				}
 			}
-			if namespace == "" {
-				namespace = "default"
+			report, err := audit.Run(cmd.Context(), eng, src)
+			if err != nil {
+				return usageError("%v", err)
 			}
-			var report *audit.Report
-			var readErrs []error
-			if len(files) > 0 {
-				// Read defers the typed decoding of namespaced objects to
-				// the replay of their namespace: the whole input is never
-				// held as typed objects at once.
-				report, readErrs = audit.ApplyEntries(eng, manifest.Read(files, cmd.InOrStdin(), namespace), live)
-			} else {
-				report = audit.Live(eng, live)
-			}
-			report.AddErrors(readErrs)
 			out := cmd.OutOrStdout()
 			color := false
 			if f, ok := out.(*os.File); ok && output == "text" && os.Getenv("NO_COLOR") == "" {

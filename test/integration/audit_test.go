@@ -83,8 +83,6 @@ func TestAuditFilesAgainstCluster(t *testing.T) {
 	ns := harness.Namespace(t, c)
 	require.NoError(t, c.Create(context.Background(), harness.Service(ns, "web", "None", map[string]string{"app": "web"})))
 
-	live, err := audit.LoadCluster(context.Background(), c, ns)
-	require.NoError(t, err)
 	manifestYAML := `apiVersion: apps/v1
 kind: StatefulSet
 metadata: {name: web}
@@ -96,11 +94,11 @@ spec:
     spec:
       containers: [{name: web, image: nginx, readinessProbe: {tcpSocket: {port: 80}}}]
 `
-	objs, errs := manifest.Parse("web.yaml", []byte(manifestYAML), ns)
-	require.Empty(t, errs)
 	e, err := rules.New(engine.DefaultConfig())
 	require.NoError(t, err)
-	r := audit.Apply(e, objs, live)
+	r, err := audit.Run(context.Background(), e, audit.Source{Files: []string{"-"}, Stdin: strings.NewReader(manifestYAML), Cluster: c, Namespace: ns})
+	require.NoError(t, err)
+	require.Empty(t, r.Errors)
 	assert.Empty(t, r.Findings, "the live headless Service pairs with the manifest's StatefulSet")
 	assert.Equal(t, 1, r.Summary.Objects)
 }
@@ -172,11 +170,12 @@ spec:
 			ctx := context.Background()
 			c, w := newClient(t)
 			ns := harness.Namespace(t, c)
-			objs, errs := manifest.Parse("m.yaml", []byte(strings.Join(tc.docs, "\n---\n")), ns)
+			docs := strings.Join(tc.docs, "\n---\n")
+			objs, errs := manifest.Parse("m.yaml", []byte(docs), ns)
 			require.Empty(t, errs)
-			live, err := audit.LoadCluster(ctx, c, ns)
+			r, err := audit.Run(ctx, e, audit.Source{Files: []string{"-"}, Stdin: strings.NewReader(docs), Cluster: c, Namespace: ns})
 			require.NoError(t, err)
-			r := audit.Apply(e, objs, live)
+			require.Empty(t, r.Errors)
 
 			var want, got []string
 			var denied []string
