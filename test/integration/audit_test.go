@@ -85,18 +85,7 @@ func TestAuditFilesAgainstCluster(t *testing.T) {
 
 	live, err := audit.LoadCluster(context.Background(), c, ns)
 	require.NoError(t, err)
-	manifestYAML := `apiVersion: apps/v1
-kind: StatefulSet
-metadata: {name: web}
-spec:
-  serviceName: web
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: web, image: nginx, readinessProbe: {tcpSocket: {port: 80}}}]
-`
-	objs, errs := manifest.Parse("web.yaml", []byte(manifestYAML), ns)
+	objs, errs := manifest.Parse("statefulset.yaml", []byte(harness.Testdata(t, "web/statefulset.yaml")), ns)
 	require.Empty(t, errs)
 	e, err := rules.New(engine.DefaultConfig())
 	require.NoError(t, err)
@@ -122,18 +111,7 @@ type observed struct {
 func TestAuditReplayMatchesTheWebhooks(t *testing.T) {
 	const (
 		clusterIPService = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {selector: {app: web}, ports: [{port: 80}]}\n"
-		webStatefulSet   = `apiVersion: apps/v1
-kind: StatefulSet
-metadata: {name: web}
-spec:
-  serviceName: web
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: web, image: nginx, readinessProbe: {tcpSocket: {port: 80}}}]
-`
-		reader = `apiVersion: apps/v1
+		reader           = `apiVersion: apps/v1
 kind: StatefulSet
 metadata: {name: reader}
 spec:
@@ -149,6 +127,7 @@ spec:
         env: [{name: ROOT_PASSWORD, valueFrom: {secretKeyRef: {name: mysql-credentials, key: mysql-root-password}}}]
 `
 	)
+	webStatefulSet := harness.Testdata(t, "web/statefulset.yaml")
 	example := func(dir, file string) string {
 		data, err := os.ReadFile(filepath.Join(harness.Root(), "examples", dir, file))
 		require.NoError(t, err)
