@@ -83,17 +83,7 @@ func TestAuditFilesAgainstCluster(t *testing.T) {
 	ns := harness.Namespace(t, c)
 	require.NoError(t, c.Create(context.Background(), harness.Service(ns, "web", "None", map[string]string{"app": "web"})))
 
-	manifestYAML := `apiVersion: apps/v1
-kind: StatefulSet
-metadata: {name: web}
-spec:
-  serviceName: web
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: web, image: nginx, readinessProbe: {tcpSocket: {port: 80}}}]
-`
+	manifestYAML := harness.Testdata(t, "web/statefulset.yaml")
 	e, err := rules.New(engine.DefaultConfig())
 	require.NoError(t, err)
 	r, err := audit.Run(context.Background(), e, audit.Source{Files: []string{"-"}, Stdin: strings.NewReader(manifestYAML), Cluster: c, Namespace: ns})
@@ -120,18 +110,7 @@ type observed struct {
 func TestAuditReplayMatchesTheWebhooks(t *testing.T) {
 	const (
 		clusterIPService = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {selector: {app: web}, ports: [{port: 80}]}\n"
-		webStatefulSet   = `apiVersion: apps/v1
-kind: StatefulSet
-metadata: {name: web}
-spec:
-  serviceName: web
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: web, image: nginx, readinessProbe: {tcpSocket: {port: 80}}}]
-`
-		reader = `apiVersion: apps/v1
+		reader           = `apiVersion: apps/v1
 kind: StatefulSet
 metadata: {name: reader}
 spec:
@@ -147,6 +126,7 @@ spec:
         env: [{name: ROOT_PASSWORD, valueFrom: {secretKeyRef: {name: mysql-credentials, key: mysql-root-password}}}]
 `
 	)
+	webStatefulSet := harness.Testdata(t, "web/statefulset.yaml")
 	example := func(dir, file string) string {
 		data, err := os.ReadFile(filepath.Join(harness.Root(), "examples", dir, file))
 		require.NoError(t, err)
