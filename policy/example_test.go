@@ -60,7 +60,7 @@ rules:
 `))
 	fmt.Println(err)
 	// Output:
-	// [rules[readiness-probe-missing]: Unsupported value: "Block": supported values: "Deny", "Warn", "Audit", "Off", rules[weak-pasword]: Not found: "weak-pasword"]
+	// [rules[readiness-probe-missing]: Unsupported value: "Block": supported values: "Deny", "Warn", "Audit", "Off", rules[weak-pasword]: Not found: "weak-pasword": no rule or mutation has this ID; `stsguard rules` lists them (docs/rules.md)]
 }
 
 // Holder is how stsguard serve keeps the engine of a policy file current:

@@ -183,7 +183,9 @@ func (p *Policy) config() (engine.Config, field.ErrorList) {
 		catalog[m.ID] = m
 	}
 	unknown := func(path *field.Path, id string) *field.Error {
-		return field.NotFound(path, id)
+		e := field.NotFound(path, id)
+		e.Detail = "no rule or mutation has this ID; `stsguard rules` lists them (docs/rules.md)"
+		return e
 	}
 	cfg := engine.DefaultConfig()
 	cfg.Actions, cfg.Mutations = map[string]engine.Action{}, map[string]bool{}
