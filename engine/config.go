@@ -76,6 +76,10 @@ type Config struct {
 	Exemptions []NamespaceExemption
 	// Rand is the source of generated passwords; crypto/rand.Reader by default.
 	Rand io.Reader
+
+	// names remembers the name patterns' answers: set by New for the
+	// engine's copy of the Config, nil (ask the regexps) otherwise.
+	names *nameMemo
 }
 
 // DefaultWeakPasswords are the well-known defaults weak-password rejects: the
@@ -201,7 +205,7 @@ func (c *Config) Profile(image string) *ImageProfile {
 // IsCredentialEnv reports whether an env var named name holds a credential:
 // it matches CredentialEnv and not CredentialSwitch.
 func (c *Config) IsCredentialEnv(name string) bool {
-	return matchName(c.CredentialEnv, name) &&
+	return c.names.match(c.CredentialEnv, name) &&
 		!c.isCredentialSwitch(name)
 }
 
@@ -210,7 +214,7 @@ func (c *Config) IsCredentialEnv(name string) bool {
 // may be nil), and is not a switch.
 func (c *Config) IsPasswordName(name string, p *ImageProfile) bool {
 	if !(p != nil && slices.Contains(p.PasswordEnv, name)) &&
-		!matchName(c.PasswordName, name) {
+		!c.names.match(c.PasswordName, name) {
 		return false
 	}
 	return !c.isCredentialSwitch(name)
@@ -218,7 +222,7 @@ func (c *Config) IsPasswordName(name string, p *ImageProfile) bool {
 
 // isCredentialSwitch reports whether name matches CredentialSwitch.
 func (c *Config) isCredentialSwitch(name string) bool {
-	return matchName(c.CredentialSwitch, name)
+	return c.names.match(c.CredentialSwitch, name)
 }
 
 // IsWeakPassword reports whether value is empty or one of WeakPasswords,

@@ -59,6 +59,7 @@ type kindMutator[T Object] struct {
 // lacks a pattern.
 func New(cfg Config, registry []Rule) (*Engine, error) {
 	e := &Engine{cfg: cfg, byID: map[string]*Rule{}}
+	e.cfg.names = newNameMemo()
 	e.rules = append(append(make([]Rule, 0, len(registry)+1), registry...), exemptionInvalid)
 	var errs []error
 	for i := range e.rules {

@@ -154,10 +154,15 @@ var nameCases = []struct {
 }
 
 // TestDefaultNamePatterns: the default patterns give each name's expected
-// answer, through the regexps and through Config (asked twice: the second
-// answer comes from matchName's memory).
+// answer, through the regexps, through a Config outside an engine (no
+// memo) and through an engine's (asked twice: the second answer comes
+// from its memo).
 func TestDefaultNamePatterns(t *testing.T) {
-	c := DefaultConfig()
+	e, err := New(DefaultConfig(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	configs := map[string]*Config{"outside an engine": new(DefaultConfig()), "an engine's": &e.cfg}
 	patterns := []string{DefaultCredentialEnvPattern, DefaultCredentialSwitchPattern, DefaultPasswordNamePattern}
 	for _, tc := range nameCases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -165,20 +170,38 @@ func TestDefaultNamePatterns(t *testing.T) {
 			for i, p := range patterns {
 				assert.Equal(t, want[i], regexp.MustCompile(p).MatchString(tc.name), p)
 			}
-			for range 2 {
-				assert.Equal(t, tc.credential && !tc.isSwitch, c.IsCredentialEnv(tc.name), "IsCredentialEnv")
-				assert.Equal(t, tc.password && !tc.isSwitch, c.IsPasswordName(tc.name, nil), "IsPasswordName")
+			for what, c := range configs {
+				for range 2 {
+					assert.Equal(t, tc.credential && !tc.isSwitch, c.IsCredentialEnv(tc.name), "IsCredentialEnv, %s", what)
+					assert.Equal(t, tc.password && !tc.isSwitch, c.IsPasswordName(tc.name, nil), "IsPasswordName, %s", what)
+				}
 			}
 		})
 	}
 }
 
-// matchName answers as the regexp it is given, whatever it remembers: the
+// Each engine remembers answers of its own: a new engine starts with an
+// empty memo.
+func TestEachEngineHasItsMemo(t *testing.T) {
+	a, err := New(DefaultConfig(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(DefaultConfig(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assert.True(t, a.cfg.IsPasswordName("DB_PASSWORD", nil))
+	assert.Positive(t, a.cfg.names.answers.Len())
+	assert.Zero(t, b.cfg.names.answers.Len())
+}
+
+// A memo answers as the regexp it is given, whatever it remembers: the
 // same name asked of two patterns, a name too long to remember, and more
-// names than it remembers.
-func TestMatchNameAnswersAsTheRegexp(t *testing.T) {
+// names than it remembers; a nil memo asks the regexp.
+func TestNameMemoAnswersAsTheRegexp(t *testing.T) {
 	password, token := regexp.MustCompile(`(?i)password$`), regexp.MustCompile(`(?i)token$`)
-	long := strings.Repeat("x", maxCachedNameLength) + "_PASSWORD"
+	long := strings.Repeat("x", maxMemoNameLength) + "_PASSWORD"
 	cases := []struct {
 		re   *regexp.Regexp
 		name string
@@ -191,20 +214,23 @@ func TestMatchNameAnswersAsTheRegexp(t *testing.T) {
 		{password, long, true},
 		{token, long, false},
 	}
+	m := newNameMemo()
 	for range 2 {
 		for _, tc := range cases {
-			assert.Equal(t, tc.want, matchName(tc.re, tc.name), "%s on %.20q", tc.re, tc.name)
+			assert.Equal(t, tc.want, m.match(tc.re, tc.name), "%s on %.20q", tc.re, tc.name)
+			assert.Equal(t, tc.want, (*nameMemo)(nil).match(tc.re, tc.name), "nil memo: %s on %.20q", tc.re, tc.name)
 		}
 	}
-	for i := range 2 * nameMatchCacheSize {
+	assert.Equal(t, 4, m.answers.Len(), "the long name is not remembered")
+	for i := range 2 * nameMemoSize {
 		name := fmt.Sprintf("N%d_PASSWORD", i)
-		assert.True(t, matchName(password, name), name)
-		assert.False(t, matchName(token, name), name)
+		assert.True(t, m.match(password, name), name)
+		assert.False(t, m.match(token, name), name)
 	}
-	assert.Equal(t, nameMatchCacheSize, nameMatches.Len(), "full, and no larger")
-	_, kept := nameMatches.Get(nameMatchKey{password, "DB_PASSWORD"})
+	assert.Equal(t, nameMemoSize, m.answers.Len(), "full, and no larger")
+	_, kept := m.answers.Get(nameMemoKey{password, "DB_PASSWORD"})
 	assert.False(t, kept, "the oldest answers were evicted")
-	assert.True(t, matchName(password, "DB_PASSWORD"), "asked again once evicted")
+	assert.True(t, m.match(password, "DB_PASSWORD"), "asked again once evicted")
 }
 
 // TestPolicyNamePatterns: a policy's own patterns are asked as regexps,
