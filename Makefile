@@ -69,9 +69,8 @@ unit: ## Unit tests only: every package outside test/ (no control plane).
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v '/test/')
 
 .PHONY: fuzz
-fuzz: ## Fuzz the admission paths, the one-pass review decoder against controller-runtime's, the manifest reader (its document splitter against YAMLReader, its deferred decoding against Parse) and the policy parser, FUZZTIME each (default 1m); make test runs their seed corpora.
+fuzz: ## Fuzz the admission paths, the manifest reader (its document splitter against YAMLReader, its deferred decoding against Parse) and the policy parser, FUZZTIME each (default 1m); make test runs their seed corpora.
 	$(GO) test -run '^$$' -fuzz '^FuzzAdmissionPaths$$' -fuzztime $${FUZZTIME:-1m} ./webhook/
-	$(GO) test -run '^$$' -fuzz '^FuzzServeAnswersAsControllerRuntime$$' -fuzztime $${FUZZTIME:-1m} ./webhook/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $${FUZZTIME:-1m} ./manifest/
 	$(GO) test -run '^$$' -fuzz '^FuzzReadDecodesAsParse$$' -fuzztime $${FUZZTIME:-1m} ./manifest/
 	$(GO) test -run '^$$' -fuzz '^FuzzSplitYAMLIsYAMLReader$$' -fuzztime $${FUZZTIME:-1m} ./manifest/

@@ -336,14 +336,12 @@ func Run(ctx context.Context, o Options) error {
 		Secrets: liveReads.ForgetOnWrite(secretWriter),
 		Metrics: webhookMetrics,
 	}
-	// Each webhook is served as webhook.Serve serves it (one decode of the
-	// review and its objects, instead of controller-runtime's two of the
-	// review and the handler's of each object) with its log values added
-	// lazily; srv.Register wraps it in controller-runtime's metrics as
-	// before.
+	// srv.Register wraps each webhook in controller-runtime's metrics
+	// (controller_runtime_webhook_*); drain.Handler closes each connection
+	// after its response once the drain has started.
 	srv := mgr.GetWebhookServer()
-	for path, h := range handlers.HTTPHandlers() {
-		srv.Register(path, drain.Handler(h))
+	for path, wh := range handlers.Webhooks() {
+		srv.Register(path, drain.Handler(wh))
 	}
 
 	log.Info("starting", "port", o.Port, "manageCerts", o.ManageCerts, "metrics", o.MetricsBindAddress, "probes", o.HealthProbeBindAddress,

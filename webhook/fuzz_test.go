@@ -39,7 +39,7 @@ func FuzzAdmissionPaths(f *testing.F) {
 		Engine:  func() *engine.Engine { return e },
 		Lookup:  func() engine.Lookup { return lk },
 		Secrets: fake.NewClientBuilder().Build(), // as in the server: password-secret-ref writes
-	}).HTTPHandlers()
+	}).Webhooks()
 	kinds := []metav1.GroupVersionKind{
 		{Group: "apps", Version: "v1", Kind: "StatefulSet"}, {Version: "v1", Kind: "Service"},
 		{Version: "v1", Kind: "Secret"}, {Group: "autoscaling", Version: "v1", Kind: "Scale"},
