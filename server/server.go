@@ -35,6 +35,7 @@ import (
 
 	"github.com/stsguard/stsguard/certs"
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/internal/secretdata"
 	"github.com/stsguard/stsguard/lookup"
 	"github.com/stsguard/stsguard/policy"
 	"github.com/stsguard/stsguard/webhook"
@@ -451,11 +452,18 @@ func trimObject(obj any) (any, error) {
 	return obj, nil
 }
 
-// trimSecret is trimObject and drops the data of Helm release records,
-// which no StatefulSet references and which can each be megabytes.
+// trimSecret is trimObject and keeps of a Secret's data only what the rules
+// read: the key names and each value's keyed digests (secretdata.Trim), so
+// that neither the informer cache nor a live read holds a Secret value. A
+// Helm release record, which no StatefulSet references and which can be
+// megabytes, keeps no data at all. Other objects are trimmed as trimObject
+// trims them.
 func trimSecret(obj any) (any, error) {
-	if s, ok := obj.(*corev1.Secret); ok && s.Type == "helm.sh/release.v1" {
-		s.Data = nil
+	if s, ok := obj.(*corev1.Secret); ok {
+		if s.Type == "helm.sh/release.v1" {
+			s.Data = nil
+		}
+		secretdata.Trim(s)
 	}
 	return trimObject(obj)
 }

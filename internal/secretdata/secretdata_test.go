@@ -1,0 +1,120 @@
+package secretdata
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func secret(data map[string]string) *corev1.Secret {
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "s"}, Data: map[string][]byte{}}
+	for k, v := range data {
+		s.Data[k] = []byte(v)
+	}
+	return s
+}
+
+func TestTrimKeepsKeysNotValues(t *testing.T) {
+	values := map[string]string{
+		"password": "s3cr3t-" + strings.Repeat("x", 4096),
+		"empty":    "",
+		"short":    "a",
+	}
+	s := secret(values)
+	s.StringData = map[string]string{"from-string-data": "another-value"}
+	s.Annotations = map[string]string{corev1.LastAppliedConfigAnnotation: `{"data":{"password":"czNjcjN0"}}`, "keep": "me"}
+	Trim(s)
+	assert.NotContains(t, s.Annotations, corev1.LastAppliedConfigAnnotation)
+	assert.Equal(t, "me", s.Annotations["keep"])
+	require.True(t, Trimmed(s))
+	assert.ElementsMatch(t, []string{"password", "empty", "short", "from-string-data"}, keys(s))
+	assert.Nil(t, s.StringData)
+	for k, v := range s.Data {
+		assert.Len(t, v, Size, k)
+		for _, orig := range append([]string{"another-value"}, values["password"], values["short"]) {
+			assert.False(t, bytes.Contains(v, []byte(orig)), "key %s holds a value", k)
+		}
+	}
+	before := s.DeepCopy()
+	Trim(s)
+	assert.Equal(t, before, s, "Trim is idempotent")
+}
+
+func TestTrimDigestsSecretsWithAForgedAnnotation(t *testing.T) {
+	s := secret(map[string]string{"password": "hunter22"})
+	s.Annotations = map[string]string{Annotation: "0000000000000000"}
+	require.False(t, Trimmed(s))
+	Trim(s)
+	assert.True(t, Trimmed(s))
+	assert.False(t, bytes.Contains(s.Data["password"], []byte("hunter22")))
+}
+
+// TestAnswersAreTheSameTrimmedOrNot compares each answer on a Secret that
+// holds its values with the answer on its trimmed copy, and EqualFoldAny
+// with strings.EqualFold after strings.TrimSpace.
+func TestAnswersAreTheSameTrimmedOrNot(t *testing.T) {
+	candidates := []string{"", "password", "changeme", "Kelvin", "straße", "  root \n", "ǅ", "\xff"}
+	values := []string{
+		"", " ", "\n\t", "password", "PASSWORD", "Password\n", " passw0rd", "changeme", "CHANGEME ",
+		"kelvin", "\u212aelvin", // KELVIN SIGN folds with k
+		"STRASSE", "straſe", "STRAßE", // long s folds with s; ß does not fold to ss
+		"root", "ǆ", "Ǆ", "\xfe", "strong-generated-password",
+	}
+	for _, v := range values {
+		for _, c := range candidates {
+			t.Run(v+"/"+c, func(t *testing.T) {
+				full := secret(map[string]string{"k": v})
+				trimmed := full.DeepCopy()
+				Trim(trimmed)
+				want := strings.EqualFold(strings.TrimSpace(v), strings.TrimSpace(c))
+				assert.Equal(t, want, EqualFoldAny(full, "k", c), "full")
+				assert.Equal(t, want, EqualFoldAny(trimmed, "k", c), "trimmed")
+				assert.Equal(t, v == c, Equal(full, "k", []byte(c)), "Equal full")
+				assert.Equal(t, v == c, Equal(trimmed, "k", []byte(c)), "Equal trimmed")
+			})
+		}
+	}
+}
+
+func TestMissingKey(t *testing.T) {
+	for _, trim := range []bool{false, true} {
+		s := secret(map[string]string{"a": ""})
+		if trim {
+			Trim(s)
+		}
+		assert.False(t, Equal(s, "b", nil))
+		assert.False(t, EqualFoldAny(s, "b", ""))
+		assert.True(t, Equal(s, "a", nil))
+		assert.True(t, EqualFoldAny(s, "a", ""))
+	}
+}
+
+func TestSet(t *testing.T) {
+	full := secret(map[string]string{"a": "1"})
+	Set(full, "b", []byte("2"))
+	assert.Equal(t, []byte("2"), full.Data["b"])
+
+	trimmed := secret(map[string]string{"a": "1"})
+	Trim(trimmed)
+	Set(trimmed, "b", []byte("2"))
+	assert.Len(t, trimmed.Data["b"], Size)
+	assert.True(t, Equal(trimmed, "b", []byte("2")))
+	assert.False(t, Equal(trimmed, "b", []byte("3")))
+
+	empty := &corev1.Secret{}
+	Set(empty, "c", []byte("3"))
+	assert.Equal(t, []byte("3"), empty.Data["c"])
+}
+
+func keys(s *corev1.Secret) []string {
+	var out []string
+	for k := range s.Data {
+		out = append(out, k)
+	}
+	return out
+}
