@@ -241,16 +241,7 @@ func Run(ctx context.Context, o Options) error {
 		HealthProbeBindAddress: o.HealthProbeBindAddress,
 		PprofBindAddress:       o.PprofBindAddress,
 		WebhookServer:          crwebhook.NewServer(crwebhook.Options{Host: o.Host, Port: o.Port, TLSOpts: []func(*tls.Config){webhookTLS}}),
-		Cache: cache.Options{
-			// A rule's lookup never starts an informer or calls the API.
-			ReaderFailOnMissingInformer: true,
-			DefaultTransform:            trimObject,
-			// Rules only read cached objects; copying them per request is waste.
-			DefaultUnsafeDisableDeepCopy: ptr.To(true),
-			ByObject: map[client.Object]cache.ByObject{
-				&corev1.Secret{}: {Transform: trimSecret},
-			},
-		},
+		Cache:                  CacheOptions(),
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
@@ -431,6 +422,24 @@ func (o *Options) servingCertificate(cfg *rest.Config, c client.Client, m *certs
 type watched struct{ *certwatcher.CertWatcher }
 
 func (watched) Ready(*http.Request) error { return nil }
+
+// CacheOptions are the options of the informer cache the rules' Lookup
+// reads: every object without its managed fields and kubectl's last-applied
+// annotation (trimObject), a Secret without its values (trimSecret: key
+// names and digests, see secretdata.Trim), not copied on read, and a read
+// of a kind without an informer an error rather than a new informer.
+func CacheOptions() cache.Options {
+	return cache.Options{
+		// A rule's lookup never starts an informer or calls the API.
+		ReaderFailOnMissingInformer: true,
+		DefaultTransform:            trimObject,
+		// Rules only read cached objects; copying them per request is waste.
+		DefaultUnsafeDisableDeepCopy: ptr.To(true),
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {Transform: trimSecret},
+		},
+	}
+}
 
 // lastAppliedAnnotation is where kubectl apply keeps a copy of the applied
 // manifest: for a Secret, its values in plain text.
