@@ -11,8 +11,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-
-	"github.com/stsguard/stsguard/internal/secretdata"
 )
 
 // Change is one value a mutator set, described for people.
@@ -106,8 +104,7 @@ func (m *Mutation) Empty() bool { return len(m.patch) == 0 && len(m.secrets) == 
 
 // Lookup returns base as it would be once the mutation's Secrets are
 // written: Secret returns the planned Secret (the existing one with the new
-// keys added; their digests when the existing one is trimmed by
-// secretdata.Trim, as the informer cache's are). Validating a mutated object with it judges the object in the
+// keys added). Validating a mutated object with it judges the object in the
 // world the mutation would leave.
 func (m *Mutation) Lookup(base Lookup) Lookup {
 	if len(m.secrets) == 0 {
@@ -143,7 +140,7 @@ func (p plannedLookup) Secret(ctx context.Context, namespace, name string) (*cor
 			}
 		}
 		for k, v := range r.Data() {
-			secretdata.Set(out, k, v) // digested when existing is trimmed
+			out.Data[k] = v
 		}
 	}
 	if out == nil {

@@ -5,7 +5,6 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/hex"
 	"strings"
 	"sync"
 	"unicode"
@@ -14,23 +13,20 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// Annotation marks a Secret whose data values Trim replaced by digests. Its
-// value identifies the digest key of this process, so that an annotation a
-// user writes on a Secret is never taken for Trim's: Trim digests such a
-// Secret's values like any other's.
-const Annotation = "secretdata.stsguard.io/digests"
+// Lengths of a trimmed value: a marker that tells it from a value (the same
+// for every value trimmed by this process), then the value's own digest,
+// then the digest of its case fold without surrounding white space. Each
+// digest is 16 bytes (128 bits) of HMAC-SHA-256.
+const (
+	markerLen = 8
+	digestLen = 16
+	// Size is the length of a trimmed value, whatever the length of the
+	// value: 40 bytes.
+	Size = markerLen + 2*digestLen
+)
 
-// digestLen is the length of each of a value's two digests: 16 bytes (128
-// bits) of HMAC-SHA-256, so a trimmed value is 32 bytes whatever the size
-// of the value.
-const digestLen = 16
-
-// Size is the length of a trimmed value: its exact digest, then its folded
-// digest.
-const Size = 2 * digestLen
-
-// digestKey is this process's HMAC key, 32 random bytes drawn once, never
-// written anywhere: a digest cannot be compared with one computed by
+// digestKey is this process's HMAC key, 32 random bytes drawn once and
+// never written anywhere: a digest cannot be compared with one computed by
 // another process, nor recomputed from a guess without this key.
 var digestKey = sync.OnceValue(func() []byte {
 	k := make([]byte, 32)
@@ -38,9 +34,11 @@ var digestKey = sync.OnceValue(func() []byte {
 	return k
 })
 
-// marker is the value of Annotation on the Secrets this process trimmed.
-var marker = sync.OnceValue(func() string {
-	return hex.EncodeToString(digest([]byte("secretdata marker"))[:8])
+// marker starts every value this process trimmed. It derives from
+// digestKey, so a value written into a Secret cannot pass for a trimmed
+// one.
+var marker = sync.OnceValue(func() []byte {
+	return digest([]byte("secretdata marker"))[:markerLen]
 })
 
 func digest(b []byte) []byte {
@@ -57,94 +55,100 @@ func fold(s string) []byte {
 	s = strings.TrimSpace(s)
 	out := make([]byte, 0, len(s))
 	for _, r := range s {
-		min := r
+		least := r
 		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
-			if f < min {
-				min = f
-			}
+			least = min(least, f)
 		}
-		out = utf8.AppendRune(out, min)
+		out = utf8.AppendRune(out, least)
 	}
 	return out
 }
 
-// trimmedValue is what Trim keeps of value: its exact digest, then the
-// digest of its fold.
-func trimmedValue(value []byte) []byte {
-	return append(digest(value), digest(fold(string(value)))...)
+// trimmed reports whether v is a value this process trimmed.
+func trimmed(v []byte) bool {
+	return len(v) == Size && bytes.Equal(v[:markerLen], marker())
 }
 
-// Trimmed reports whether s is a Secret Trim trimmed in this process.
+// trim returns what Trim keeps of value.
+func trim(value []byte) []byte {
+	out := make([]byte, 0, Size)
+	out = append(out, marker()...)
+	out = append(out, digest(value)...)
+	return append(out, digest(fold(string(value)))...)
+}
+
+// Trimmed reports whether s holds no value: every value of its data is
+// trimmed (a Secret without data holds none either).
 func Trimmed(s *corev1.Secret) bool {
-	return s != nil && s.Annotations[Annotation] == marker()
-}
-
-// Trim replaces, in place, each value of s.Data by Size bytes of keyed
-// digests (the value's own and that of its case fold without surrounding
-// white space), keeps the key names, digests the values of StringData
-// (which the API never returns, but a manifest may hold) into Data as the
-// apiserver would merge them, drops kubectl's last-applied configuration
-// annotation (a copy of the values), and marks s with Annotation. It is
-// idempotent, as a client-go TransformFunc must be.
-func Trim(s *corev1.Secret) {
-	if s == nil || Trimmed(s) {
-		return
-	}
-	data := make(map[string][]byte, len(s.Data)+len(s.StringData))
-	for k, v := range s.Data {
-		data[k] = trimmedValue(v)
-	}
-	for k, v := range s.StringData {
-		data[k] = trimmedValue([]byte(v))
-	}
-	s.Data, s.StringData = data, nil
-	if len(data) == 0 {
-		s.Data = nil
-	}
-	a := make(map[string]string, len(s.Annotations)+1)
-	for k, v := range s.Annotations {
-		if k != corev1.LastAppliedConfigAnnotation { // kubectl's copy of the values
-			a[k] = v
+	for _, v := range s.Data {
+		if !trimmed(v) {
+			return false
 		}
 	}
-	a[Annotation] = marker()
-	s.Annotations = a
+	return len(s.StringData) == 0
 }
 
-// Set puts value under key in s: its digests when s is trimmed, the value
-// itself otherwise.
-func Set(s *corev1.Secret, key string, value []byte) {
-	if s.Data == nil {
-		s.Data = map[string][]byte{}
-	}
-	if Trimmed(s) {
-		s.Data[key] = trimmedValue(value)
+// Trim replaces, in place, each value of s.Data by Size bytes: a marker and
+// two keyed digests (of the value, and of its case fold without surrounding
+// white space). It keeps the key names, trims the values of StringData
+// (which the API never returns, but a manifest may hold) into Data as the
+// apiserver would merge them, and drops kubectl's last-applied
+// configuration annotation, which is a copy of the values. It is
+// idempotent, as a client-go TransformFunc must be: a value already
+// trimmed stays as it is.
+func Trim(s *corev1.Secret) {
+	if s == nil {
 		return
 	}
-	s.Data[key] = value
+	for k, v := range s.Data {
+		if !trimmed(v) {
+			s.Data[k] = trim(v)
+		}
+	}
+	if len(s.StringData) > 0 {
+		if s.Data == nil {
+			s.Data = make(map[string][]byte, len(s.StringData))
+		}
+		for k, v := range s.StringData {
+			s.Data[k] = trim([]byte(v))
+		}
+		s.StringData = nil
+	}
+	if _, ok := s.Annotations[corev1.LastAppliedConfigAnnotation]; ok {
+		a := make(map[string]string, len(s.Annotations)-1)
+		for k, v := range s.Annotations {
+			if k != corev1.LastAppliedConfigAnnotation {
+				a[k] = v
+			}
+		}
+		s.Annotations = a
+	}
 }
 
-// Equal reports whether s holds exactly value under key.
+// Equal reports whether s holds exactly value under key, whether s holds
+// that key's value or Trim trimmed it.
 func Equal(s *corev1.Secret, key string, value []byte) bool {
 	have, ok := s.Data[key]
-	if !ok {
+	switch {
+	case !ok:
 		return false
+	case trimmed(have):
+		return hmac.Equal(have[markerLen:markerLen+digestLen], digest(value))
+	default:
+		return bytes.Equal(have, value)
 	}
-	if Trimmed(s) {
-		return len(have) == Size && hmac.Equal(have[:digestLen], digest(value))
-	}
-	return bytes.Equal(have, value)
 }
 
 // EqualFoldAny reports whether the value of s under key, without
 // surrounding white space, equals one of candidates (also trimmed) under
-// Unicode case folding (strings.EqualFold). It is false when s has no key.
+// Unicode case folding (strings.EqualFold), whether s holds that key's
+// value or Trim trimmed it. It is false when s has no key.
 func EqualFoldAny(s *corev1.Secret, key string, candidates ...string) bool {
 	have, ok := s.Data[key]
 	if !ok {
 		return false
 	}
-	if !Trimmed(s) {
+	if !trimmed(have) {
 		v := strings.TrimSpace(string(have))
 		for _, c := range candidates {
 			if strings.EqualFold(v, strings.TrimSpace(c)) {
@@ -153,11 +157,8 @@ func EqualFoldAny(s *corev1.Secret, key string, candidates ...string) bool {
 		}
 		return false
 	}
-	if len(have) != Size {
-		return false
-	}
 	for _, c := range candidates {
-		if hmac.Equal(have[digestLen:], digest(fold(c))) {
+		if hmac.Equal(have[markerLen+digestLen:], digest(fold(c))) {
 			return true
 		}
 	}
