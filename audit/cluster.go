@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/internal/secretdata"
 	"github.com/stsguard/stsguard/manifest"
 )
 
@@ -40,6 +41,8 @@ const ListPageSize = 500
 // (the listing took longer than the apiserver keeps a snapshot, 5 minutes
 // by default) the pager falls back to one full list of the kind. It needs
 // list on each of these resources, and returns the first List error.
+// Secrets come back as secretdata.Trim leaves them: key names and keyed
+// digests of their values, never the values.
 func LoadCluster(ctx context.Context, c client.Reader, namespace string) ([]manifest.Object, error) {
 	return LoadClusterPaged(ctx, c, namespace, ListPageSize)
 }
@@ -68,9 +71,13 @@ func LoadClusterPaged(ctx context.Context, c client.Reader, namespace string, pa
 		err := p.EachListItem(ctx, metav1.ListOptions{}, func(item runtime.Object) error {
 			obj := item.(client.Object)
 			obj.SetManagedFields(nil)
-			if k.Kind == engine.KindSecret {
-				// kubectl's last-applied configuration of a Secret is a copy of its values.
-				delete(obj.GetAnnotations(), corev1.LastAppliedConfigAnnotation)
+			if s, ok := obj.(*corev1.Secret); ok {
+				// What the webhook's informer cache keeps: key names and
+				// digests, no values (and no kubectl last-applied copy of
+				// them), so that the values of one page at most are in
+				// memory. The rules judge a trimmed Secret as one with its
+				// values.
+				secretdata.Trim(s)
 			}
 			out = append(out, manifest.Object{Object: obj, GVK: k.GroupVersionKind, Namespace: obj.GetNamespace(), Name: obj.GetName()})
 			return nil

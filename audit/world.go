@@ -149,8 +149,11 @@ func (s *store) put(obj runtime.Object, applied *manifest.Object) {
 // trimmed by secretdata.Trim, as the webhook's informer cache holds it, so
 // that a rule decides on it as it would in the webhook.
 func (s *store) putSecret(sec *corev1.Secret, applied *manifest.Object) {
-	cached := sec.DeepCopy()
-	secretdata.Trim(cached)
+	cached := sec // a live Secret: LoadCluster trimmed it
+	if !secretdata.Trimmed(sec) {
+		cached = sec.DeepCopy()
+		secretdata.Trim(cached)
+	}
 	s.secrets[sec.Name] = &stored[*corev1.Secret]{obj: sec, applied: applied, cached: cached}
 }
 

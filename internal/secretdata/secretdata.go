@@ -164,3 +164,33 @@ func EqualFoldAny(s *corev1.Secret, key string, candidates ...string) bool {
 	}
 	return false
 }
+
+// SameData reports whether a and b hold the same keys with the same values,
+// each side holding values or trimmed values: what an UPDATE changes of a
+// Secret's data. A value and a trimmed value are the same when Equal says
+// so.
+func SameData(a, b *corev1.Secret) bool {
+	if len(a.Data) != len(b.Data) {
+		return false
+	}
+	for k, va := range a.Data {
+		vb, ok := b.Data[k]
+		switch {
+		case !ok:
+			return false
+		case trimmed(va) == trimmed(vb):
+			if !bytes.Equal(va, vb) {
+				return false
+			}
+		case trimmed(va):
+			if !Equal(a, k, vb) {
+				return false
+			}
+		default:
+			if !Equal(b, k, va) {
+				return false
+			}
+		}
+	}
+	return true
+}

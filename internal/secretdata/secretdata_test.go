@@ -120,3 +120,27 @@ func keys(s *corev1.Secret) []string {
 	}
 	return out
 }
+
+func TestSameData(t *testing.T) {
+	trimmedCopy := func(s *corev1.Secret) *corev1.Secret {
+		s = s.DeepCopy()
+		Trim(s)
+		return s
+	}
+	for _, tc := range []struct {
+		name string
+		a, b map[string]string
+		want bool
+	}{
+		{"same", map[string]string{"a": "1", "b": "2"}, map[string]string{"a": "1", "b": "2"}, true},
+		{"both empty", nil, map[string]string{}, true},
+		{"a value differs", map[string]string{"a": "1"}, map[string]string{"a": "2"}, false},
+		{"a key more", map[string]string{"a": "1"}, map[string]string{"a": "1", "b": "2"}, false},
+		{"another key", map[string]string{"a": "1"}, map[string]string{"b": "1"}, false},
+	} {
+		a, b := secret(tc.a), secret(tc.b)
+		for _, pair := range [][2]*corev1.Secret{{a, b}, {trimmedCopy(a), b}, {a, trimmedCopy(b)}, {trimmedCopy(a), trimmedCopy(b)}} {
+			assert.Equal(t, tc.want, SameData(pair[0], pair[1]), "%s: trimmed %t, %t", tc.name, Trimmed(pair[0]), Trimmed(pair[1]))
+		}
+	}
+}

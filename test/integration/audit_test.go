@@ -22,6 +22,7 @@ import (
 
 	"github.com/stsguard/stsguard/audit"
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/internal/secretdata"
 	"github.com/stsguard/stsguard/manifest"
 	"github.com/stsguard/stsguard/rules"
 	"github.com/stsguard/stsguard/test/harness"
@@ -256,7 +257,7 @@ func (p *pageCounter) List(ctx context.Context, list client.ObjectList, opts ...
 
 // TestLoadClusterListsInPages: each kind is listed in pages of the size
 // asked for, following the continue token to the last page, and every
-// object comes back once.
+// object comes back once, a Secret without its values.
 func TestLoadClusterListsInPages(t *testing.T) {
 	c, _ := newClient(t)
 	ns := harness.Namespace(t, c)
@@ -264,7 +265,7 @@ func TestLoadClusterListsInPages(t *testing.T) {
 	for i := range 5 {
 		require.NoError(t, c.Create(ctx, harness.Service(ns, fmt.Sprintf("svc-%d", i), "None", map[string]string{"app": "x"})))
 		require.NoError(t, c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("s-%d", i)},
-			Data: map[string][]byte{"k": []byte("v")}}))
+			Data: map[string][]byte{"k": []byte(fmt.Sprintf("listed-value-%d", i))}}))
 	}
 	pc := &pageCounter{Reader: c, lists: map[string][]client.ListOptions{}}
 	objs, err := audit.LoadClusterPaged(ctx, pc, ns, 2)
@@ -272,6 +273,10 @@ func TestLoadClusterListsInPages(t *testing.T) {
 	names := map[string]int{}
 	for _, o := range objs {
 		names[o.GVK.Kind+"/"+o.Name]++
+		if s, ok := o.Object.(*corev1.Secret); ok {
+			assert.True(t, secretdata.Trimmed(s), "Secret %s comes back without its values", s.Name)
+			assert.NotContains(t, string(s.Data["k"]), "listed-value")
+		}
 	}
 	for i := range 5 {
 		assert.Equal(t, 1, names[fmt.Sprintf("Service/svc-%d", i)])
