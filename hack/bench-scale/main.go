@@ -472,7 +472,9 @@ type row struct {
 	cpuPerReview         float64 // seconds
 	reviews              float64
 	auditWall            time.Duration
-	auditPeak            int64 // bytes
+	auditPeak            int64   // bytes
+	auditLive            float64 // bytes: the largest heap live after a GC (gctrace)
+	cpuReady             float64 // seconds of CPU to ready
 	auditObjects, denied int
 }
 
@@ -486,6 +488,9 @@ func (b *bench) measure(ctx context.Context, n int) (row, error) {
 	}
 	defer s.srv.Stop()
 	r.ready = s.ready
+	if r.cpuReady, err = harness.ProcCPUSeconds(s.srv.Pid()); err != nil {
+		return r, err
+	}
 	if r.rssReady, _, err = harness.ProcMemory(s.srv.Pid()); err != nil {
 		return r, err
 	}
@@ -569,6 +574,8 @@ func (b *bench) audit(ctx context.Context, r *row) error {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, b.c.stsguard, "audit", "--cluster", "--kubeconfig", b.kubeconfig, "-o", "json")
+	// gctrace prints the heap live after each collection on stderr.
+	cmd.Env = append(os.Environ(), "GODEBUG=gctrace=1")
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	start := time.Now()
@@ -590,7 +597,30 @@ func (b *bench) audit(ctx context.Context, r *row) error {
 		return fmt.Errorf("stsguard audit --cluster: reading its report: %w", err)
 	}
 	r.auditObjects, r.denied = rep.Summary.Objects, rep.Summary.Denied
+	r.auditLive = maxLiveHeap(stderr.String())
 	return nil
+}
+
+// maxLiveHeap returns the largest heap live after a collection that
+// GODEBUG=gctrace=1 printed ("gc 7 @0.5s 3%: ... 40->42->21 MB, ..."), in
+// bytes.
+func maxLiveHeap(trace string) float64 {
+	var top float64
+	for _, line := range strings.Split(trace, "\n") {
+		_, rest, ok := strings.Cut(line, "->")
+		if !strings.HasPrefix(line, "gc ") || !ok {
+			continue
+		}
+		_, live, ok := strings.Cut(rest, "->")
+		if !ok {
+			continue
+		}
+		mb, err := strconv.ParseFloat(strings.Fields(live)[0], 64)
+		if err == nil {
+			top = max(top, mb*(1<<20))
+		}
+	}
+	return top
 }
 
 // loadavg returns the 1, 5 and 15 minute load averages of the machine.

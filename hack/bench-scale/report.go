@@ -29,12 +29,12 @@ func report(w io.Writer, c config, perSecret []secretCost, rows []row, loadBefor
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintln(w, "| N objects | ready | RSS ready | RSS after writes (peak) | live heap | CREATE p50 | CREATE p99 | CPU per review | audit --cluster wall | audit peak RSS |")
+	fmt.Fprintln(w, "| N objects | ready (CPU to ready) | RSS ready | RSS after writes (peak) | live heap | CREATE p50 | CREATE p99 | CPU per review | audit --cluster wall | audit peak RSS (largest live heap) |")
 	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rows {
-		fmt.Fprintf(w, "| %d | %.2f s | %s | %s (%s) | %s | %s | %s | %.0f µs | %.1f s | %s |\n",
-			r.n, r.ready.Seconds(), mib(float64(r.rssReady)), mib(float64(r.rssAfter)), mib(float64(r.rssPeak)), mib(r.liveHeap),
-			ms(r.p50), ms(r.p99), r.cpuPerReview*1e6, r.auditWall.Seconds(), mib(float64(r.auditPeak)))
+		fmt.Fprintf(w, "| %d | %.2f s (%.2f s) | %s | %s (%s) | %s | %s | %s | %.0f µs | %.1f s | %s (%s) |\n",
+			r.n, r.ready.Seconds(), r.cpuReady, mib(float64(r.rssReady)), mib(float64(r.rssAfter)), mib(float64(r.rssPeak)), mib(r.liveHeap),
+			ms(r.p50), ms(r.p99), r.cpuPerReview*1e6, r.auditWall.Seconds(), mib(float64(r.auditPeak)), mib(r.auditLive))
 	}
 	fmt.Fprintln(w)
 	if len(rows) > 0 {
