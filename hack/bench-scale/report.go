@@ -64,8 +64,8 @@ func chart(w io.Writer, rows []row) {
 		value func(row) float64
 		unit  func(float64) string
 	}{
-		{"stsguard RSS after writes", func(r row) float64 { return float64(r.rssAfter) }, mib},
-		{"stsguard live heap", func(r row) float64 { return r.liveHeap }, mib},
+		{"RSS of stsguard serve after writes", func(r row) float64 { return float64(r.rssAfter) }, mib},
+		{"live heap of stsguard serve", func(r row) float64 { return r.liveHeap }, mib},
 		{"time to ready", func(r row) float64 { return r.ready.Seconds() }, func(v float64) string { return fmt.Sprintf("%.2f s", v) }},
 		{"CPU per review", func(r row) float64 { return r.cpuPerReview }, func(v float64) string { return fmt.Sprintf("%.0f µs", v*1e6) }},
 		{"StatefulSet CREATE p99", func(r row) float64 { return r.p99.Seconds() }, func(v float64) string { return fmt.Sprintf("%.1f ms", v*1e3) }},
