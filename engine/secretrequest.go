@@ -87,7 +87,7 @@ func (r *SecretRequest) String() string {
 
 // Plan decides what to do about the Secret the request describes, given the
 // Secret as it exists now (nil when it does not exist), with its values or
-// as secretdata.Trim keeps it. It returns the
+// as secretdata.Trim keeps it (the informer cache's copy). It returns the
 // request to execute (nil when the Secret already holds everything) and a
 // Forbidden error when the Secret holds a different value under a literal's
 // key or lacks keys and is not managed by stsguard: stsguard never
