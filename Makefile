@@ -88,6 +88,14 @@ BENCH_APISERVER_FLAGS ?=
 bench-apiserver: build envtest-assets ## Writes through a local apiserver with and without stsguard's webhooks: p50/p99, throughput of 8 clients, stsguard's CPU per review and RSS, against the targets in docs/speed.md (not part of make test).
 	$(GO) run ./hack/bench-apiserver -stsguard $(BIN)/stsguard $(BENCH_APISERVER_FLAGS)
 
+# BENCH_SCALE_FLAGS, for example '-sizes 1000,10000 -compare /tmp/stsguard-old'
+# (hack/bench-scale's flags; -h lists them).
+BENCH_SCALE_FLAGS ?=
+
+.PHONY: bench-scale
+bench-scale: build envtest-assets ## What stsguard costs as the cluster grows: RSS, time to ready, CPU per review, StatefulSet CREATE p50/p99 and audit --cluster time and peak memory at 1,000, 10,000 and 50,000 objects over 1,000 namespaces, and what one cached Secret costs (not part of make test; about 15 minutes).
+	$(GO) run ./hack/bench-scale -stsguard $(BIN)/stsguard $(BENCH_SCALE_FLAGS)
+
 .PHONY: bench-faults
 bench-faults: build envtest-assets helm ## stsguard as a cluster runs it (the chart, two replicas behind its Service) under 40 writes/s through an upgrade, rolling restarts, a hung replica, an apiserver restart, etcd paused and a certificate rotation: one table of failed and unjudged writes and drain times (needs root and ip(8); not part of make test).
 	$(GO) run ./hack/bench-faults -stsguard $(BIN)/stsguard

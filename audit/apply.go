@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/internal/secretdata"
 )
 
 // lastAppliedAnnotation is where kubectl apply records the configuration it
@@ -145,7 +146,8 @@ func sent[T engine.Object](in *engine.Input[T]) bool {
 		return !equality.Semantic.DeepEqual(o.Spec, any(in.OldObject).(*corev1.Service).Spec)
 	case *corev1.Secret:
 		old := any(in.OldObject).(*corev1.Secret)
-		return len(o.StringData) > 0 || o.Type != old.Type || !equality.Semantic.DeepEqual(o.Data, old.Data)
+		// A live Secret holds digests (LoadCluster trims it), the manifest values.
+		return len(o.StringData) > 0 || o.Type != old.Type || !secretdata.SameData(o, old)
 	}
 	return true
 }

@@ -590,19 +590,18 @@ func storeSecrets(s *store, v *view, m *engine.Mutation) []SecretWrite {
 	if m == nil || len(m.Secrets()) == 0 {
 		return nil
 	}
-	planned := m.Lookup(v)
+	planned := m.Lookup(withValues{v})
 	var out []SecretWrite
 	for _, sr := range m.Secrets() {
 		sec, err := planned.Secret(context.Background(), sr.Namespace, sr.Name)
 		if err != nil {
 			continue // the view reads the object's own namespace: no error
 		}
-		prev := s.secrets[sr.Name]
-		st := &stored[*corev1.Secret]{obj: sec}
-		if prev != nil {
-			st.applied = prev.applied
+		var applied *manifest.Object
+		if prev := s.secrets[sr.Name]; prev != nil {
+			applied = prev.applied
 		}
-		s.secrets[sr.Name] = st
+		s.putSecret(sec, applied)
 		out = append(out, SecretWrite{Namespace: sr.Namespace, Name: sr.Name, Create: sr.Create, Keys: sr.Keys()})
 	}
 	return out

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/stsguard/stsguard/internal/podrefs"
+	"github.com/stsguard/stsguard/internal/secretdata"
 	"github.com/stsguard/stsguard/manifest"
 )
 
@@ -63,6 +64,10 @@ type stored[T any] struct {
 	// IP, which audit cannot know, so it is stored with clusterIP "" and
 	// type ClusterIP.
 	allocated bool
+	// cached is what the rules' Lookup returns of a Secret: obj trimmed by
+	// secretdata.Trim (key names and digests, no values), as in the
+	// webhook's informer cache. nil for other kinds.
+	cached T
 }
 
 func newWorld() *world {
@@ -106,7 +111,7 @@ func (s *store) put(obj runtime.Object, applied *manifest.Object) {
 	case *corev1.Service:
 		s.services[v.Name] = &stored[*corev1.Service]{obj: v, applied: applied}
 	case *corev1.Secret:
-		s.secrets[v.Name] = &stored[*corev1.Secret]{obj: v, applied: applied}
+		s.putSecret(v, applied)
 	case *appsv1.StatefulSet:
 		defaultClaimTemplates(v) // as stored: a live object read as protobuf lacks the templates' kind
 		s.statefulSets[v.Name] = &stored[*appsv1.StatefulSet]{obj: v, applied: applied}
@@ -138,6 +143,18 @@ func (s *store) put(obj runtime.Object, applied *manifest.Object) {
 		s.claimIndex[v.Name] = len(s.claims)
 		s.claims = append(s.claims, v)
 	}
+}
+
+// putSecret stores Secret sec with what the rules read of it: a copy
+// trimmed by secretdata.Trim, as the webhook's informer cache holds it, so
+// that a rule decides on it as it would in the webhook.
+func (s *store) putSecret(sec *corev1.Secret, applied *manifest.Object) {
+	cached := sec // a live Secret: LoadCluster trimmed it
+	if !secretdata.Trimmed(sec) {
+		cached = sec.DeepCopy()
+		secretdata.Trim(cached)
+	}
+	s.secrets[sec.Name] = &stored[*corev1.Secret]{obj: sec, applied: applied, cached: cached}
 }
 
 // timeline is a cluster-scoped kind: every version of each object with the
@@ -200,6 +217,21 @@ func (v *view) Service(_ context.Context, namespace, name string) (*corev1.Servi
 }
 
 func (v *view) Secret(_ context.Context, namespace, name string) (*corev1.Secret, error) {
+	if namespace != v.namespace {
+		return nil, v.other(namespace, "a Secret")
+	}
+	if s, ok := v.s.secrets[name]; ok {
+		return s.cached, nil
+	}
+	return nil, apierrors.NewNotFound(corev1.Resource("secrets"), name)
+}
+
+// withValues is v whose Secret returns the stored Secret itself, values
+// included, for the replay's own bookkeeping (the Secret a mutation
+// writes), never for a rule.
+type withValues struct{ *view }
+
+func (v withValues) Secret(_ context.Context, namespace, name string) (*corev1.Secret, error) {
 	if namespace != v.namespace {
 		return nil, v.other(namespace, "a Secret")
 	}

@@ -1,14 +1,17 @@
 package audit
 
 import (
+	"context"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/stsguard/stsguard/internal/podrefs"
+	"github.com/stsguard/stsguard/internal/secretdata"
 )
 
 // stsReading is a StatefulSet whose pod template reads the given Secrets:
@@ -72,4 +75,26 @@ func TestStoreIndexesStatefulSetsBySecret(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestViewReadsSecretsAsTheCacheHoldsThem: the rules read a stored Secret
+// as the webhook's informer cache holds it (key names and digests, no
+// values); the replay keeps the values for its own bookkeeping.
+func TestViewReadsSecretsAsTheCacheHoldsThem(t *testing.T) {
+	w := newWorld()
+	s := w.ns("n")
+	stored := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "n", Name: "db"}, Data: map[string][]byte{"password": []byte("s3cr3t-value")}}
+	s.put(stored, nil)
+	v := &view{w: w, s: s, namespace: "n"}
+
+	got, err := v.Secret(context.Background(), "n", "db")
+	require.NoError(t, err)
+	assert.True(t, secretdata.Trimmed(got))
+	assert.Contains(t, got.Data, "password")
+	assert.NotContains(t, string(got.Data["password"]), "s3cr3t-value")
+	assert.True(t, secretdata.Equal(got, "password", []byte("s3cr3t-value")))
+
+	full, err := withValues{v}.Secret(context.Background(), "n", "db")
+	require.NoError(t, err)
+	assert.Equal(t, []byte("s3cr3t-value"), full.Data["password"])
 }

@@ -1,13 +1,14 @@
 package credentials
 
 import (
-	"bytes"
 	"fmt"
 	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/stsguard/stsguard/internal/secretdata"
 )
 
 // Labels and annotations stsguard puts on the Secrets it creates.
@@ -85,7 +86,8 @@ func (r *SecretRequest) String() string {
 }
 
 // Plan decides what to do about the Secret the request describes, given the
-// Secret as it exists now (nil when it does not exist). It returns the
+// Secret as it exists now (nil when it does not exist), with its values or
+// as secretdata.Trim keeps it (the informer cache's copy). It returns the
 // request to execute (nil when the Secret already holds everything) and a
 // Forbidden error when the Secret holds a different value under a literal's
 // key or lacks keys and is not managed by stsguard: stsguard never
@@ -100,11 +102,11 @@ func (r *SecretRequest) Plan(existing *corev1.Secret, path *field.Path) (*Secret
 	missingLiteral := map[string][]byte{}
 	missingGenerated := map[string][]byte{}
 	for k, v := range r.literal {
-		have, ok := existing.Data[k]
+		_, ok := existing.Data[k]
 		switch {
 		case !ok:
 			missingLiteral[k] = v
-		case !bytes.Equal(have, v):
+		case !secretdata.Equal(existing, k, v):
 			return nil, field.Forbidden(path, fmt.Sprintf(
 				"Secret %q already holds a different value under key %q and stsguard never overwrites a Secret; put the new value in the Secret yourself (kubectl create secret generic %s --from-literal=%s=... --dry-run=client -o yaml | kubectl apply -f -) and reference it with valueFrom.secretKeyRef",
 				r.Name, k, r.Name, k))

@@ -79,8 +79,9 @@ type LiveOptions struct {
 	// Timeout bounds each live read. Default DefaultTimeout.
 	Timeout time.Duration
 	// Transform is applied to each object read live, so that it looks like
-	// the informer cache's copy of it (the server drops managed fields and
-	// kubectl's last-applied annotation). Default: none.
+	// the informer cache's copy of it (the server drops managed fields,
+	// kubectl's last-applied annotation and a Secret's values, keeping its
+	// key names and digests: secretdata.Trim). Default: none.
 	Transform func(any) (any, error)
 	// Registerer registers stsguard_lookup_cache_misses_total. Default:
 	// none, nothing is counted.

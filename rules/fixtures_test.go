@@ -24,6 +24,7 @@ import (
 
 	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/internal/lookuptest"
+	"github.com/stsguard/stsguard/internal/secretdata"
 	"github.com/stsguard/stsguard/kinds"
 	"github.com/stsguard/stsguard/manifest"
 	"github.com/stsguard/stsguard/policy"
@@ -290,7 +291,7 @@ func loadFixture(rule, name, dir string, known map[string]bool) *fixtureCase {
 	}
 
 	// The world: resources.yaml, and the stored object, as the informer
-	// cache holds it.
+	// cache holds them (a Secret trimmed by secretdata.Trim).
 	lk, err := lookuptest.NewObjects()
 	if err != nil {
 		return fail("%v", err)
@@ -303,6 +304,13 @@ func loadFixture(rule, name, dir string, known map[string]bool) *fixtureCase {
 			return fmt.Errorf("%s is in %s and in %s: the stored object is in the world already, and each object once", id, prev, from)
 		}
 		seen[id] = from
+		if s, ok := o.(*corev1.Secret); ok {
+			// The informer cache and audit's world hold a Secret's digests,
+			// not its values.
+			s = s.DeepCopy()
+			secretdata.Trim(s)
+			return lk.Add(s)
+		}
 		return lk.Add(o)
 	}
 	if stored != nil {

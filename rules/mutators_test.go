@@ -3,6 +3,7 @@ package rules
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -18,6 +19,7 @@ import (
 
 	"github.com/stsguard/stsguard/credentials"
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/internal/secretdata"
 )
 
 func withContainer(image string, env ...corev1.EnvVar) *appsv1.StatefulSet {
@@ -181,25 +183,38 @@ func TestPasswordSecretRefExistingSecret(t *testing.T) {
 		{"not managed, key missing: denied", &corev1.Secret{Data: map[string][]byte{"other": []byte("x")}}, true, false},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			_, m, res := mutate(newEngine(t, PasswordSecretRef), create(sts), objects(asCredentials(tc.secret)))
-			fs := res.Findings
-			if tc.wantDeny {
-				field.ErrorMatcher{}.ByType().ByField().Test(t, field.ErrorList{field.Forbidden(field.NewPath("spec", "template", "spec", "containers").Index(0).Child("env").Index(0), "")}, fs.Errors())
-				assert.Equal(t, engine.Deny, fs[0].Action)
-				assert.True(t, m.Empty(), "a denied request gets no patch")
-				return
-			}
-			assert.Empty(t, fs)
-			assert.NotEmpty(t, m.Patch())
-			if tc.wantSecret {
-				require.Len(t, m.Secrets(), 1)
-				assert.False(t, m.Secrets()[0].Create)
-				assert.Equal(t, "7", m.Secrets()[0].ResourceVersion)
-			} else {
-				assert.Empty(t, m.Secrets())
-			}
-		})
+		for _, trimmed := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/trimmed=%t", tc.name, trimmed), func(t *testing.T) {
+				stored := asCredentials(tc.secret.DeepCopy())
+				if trimmed { // as the informer cache and audit's world hold it
+					secretdata.Trim(stored)
+				}
+				testPasswordSecretRefExisting(t, sts, stored, tc.wantDeny, tc.wantSecret)
+			})
+		}
+	}
+}
+
+// testPasswordSecretRefExisting checks the mutator's decision on sts with
+// stored as the existing credentials Secret.
+func testPasswordSecretRefExisting(t *testing.T, sts *appsv1.StatefulSet, stored *corev1.Secret, wantDeny, wantSecret bool) {
+	t.Helper()
+	_, m, res := mutate(newEngine(t, PasswordSecretRef), create(sts), objects(stored))
+	fs := res.Findings
+	if wantDeny {
+		field.ErrorMatcher{}.ByType().ByField().Test(t, field.ErrorList{field.Forbidden(field.NewPath("spec", "template", "spec", "containers").Index(0).Child("env").Index(0), "")}, fs.Errors())
+		assert.Equal(t, engine.Deny, fs[0].Action)
+		assert.True(t, m.Empty(), "a denied request gets no patch")
+		return
+	}
+	assert.Empty(t, fs)
+	assert.NotEmpty(t, m.Patch())
+	if wantSecret {
+		require.Len(t, m.Secrets(), 1)
+		assert.False(t, m.Secrets()[0].Create)
+		assert.Equal(t, "7", m.Secrets()[0].ResourceVersion)
+	} else {
+		assert.Empty(t, m.Secrets())
 	}
 }
 

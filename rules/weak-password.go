@@ -11,7 +11,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/stsguard/stsguard/credentials"
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/internal/secretdata"
 )
 
 // WeakPassword is the ID of rule weak-password.
@@ -29,10 +31,16 @@ var weakPassword = engine.Rule{
 // value itself.
 func weakness(value []byte) string {
 	if strings.TrimSpace(string(value)) == "" {
-		return "is empty"
+		return weakEmpty
 	}
-	return "is a well-known default password (on stsguard's weak-password list)"
+	return weakDefault
 }
+
+// What weakness says of a value.
+const (
+	weakEmpty   = "is empty"
+	weakDefault = "is a well-known default password (on stsguard's weak-password list)"
+)
 
 func checkStatefulSetWeakPassword(ctx context.Context, in *engine.Input[*appsv1.StatefulSet], lk engine.Lookup) field.ErrorList {
 	cfg := &in.Config.Credentials
@@ -65,13 +73,29 @@ func checkStatefulSetWeakPassword(ctx context.Context, in *engine.Input[*appsv1.
 		if s == nil {
 			continue // secret-ref-missing reports it
 		}
-		if v, ok := s.Data[r.Key]; ok && cfg.IsWeakPassword(v) {
+		if why, weak := storedWeakness(cfg, s, r.Key); weak {
 			errs = append(errs, field.Invalid(r.Path, field.OmitValueType{}, fmt.Sprintf(
 				"%s reads Secret %q key %q, whose value %s; replace the value with a strong generated password (for example openssl rand -base64 24)",
-				r.EnvName, r.Secret, r.Key, weakness(v))))
+				r.EnvName, r.Secret, r.Key, why)))
 		}
 	}
 	return errs
+}
+
+// storedWeakness reports whether the value of Secret s under key is a weak
+// password (as cfg.IsWeakPassword: empty or on cfg.WeakPasswords, ignoring
+// case and surrounding white space) and says why, whether s holds its
+// values (an admission review's object) or only what secretdata.Trim keeps
+// (a Secret from the Lookup: the informer cache and audit's world hold no
+// values). It is false when s has no key.
+func storedWeakness(cfg *credentials.Config, s *corev1.Secret, key string) (string, bool) {
+	switch {
+	case secretdata.EqualFoldAny(s, key, ""):
+		return weakEmpty, true
+	case secretdata.EqualFoldAny(s, key, cfg.WeakPasswords...):
+		return weakDefault, true
+	}
+	return "", false
 }
 
 func checkSecretWeakPassword(ctx context.Context, in *engine.Input[*corev1.Secret], lk engine.Lookup) field.ErrorList {
@@ -104,17 +128,20 @@ func checkSecretWeakPassword(ctx context.Context, in *engine.Input[*corev1.Secre
 	sort.Strings(keys)
 	var errs field.ErrorList
 	for _, k := range keys {
-		v := s.Data[k]
-		if !cfg.IsWeakPassword(v) {
+		// in.Object holds its values in an admission review and in audit's
+		// replay; a background audit of the informer cache judges a trimmed
+		// Secret, whose digests give the same answer.
+		why, weak := storedWeakness(cfg, s, k)
+		if !weak {
 			continue
 		}
-		why := "its name looks like a password"
+		reason := "its name looks like a password"
 		if u := usedAs[k]; len(u) > 0 {
-			why = "it is the password " + strings.Join(u, ", ")
+			reason = "it is the password " + strings.Join(u, ", ")
 		}
 		errs = append(errs, field.Invalid(dataPath.Key(k), field.OmitValueType{}, fmt.Sprintf(
 			"the value %s and %s; anyone who guesses it gets in: store a strong generated password instead (kubectl create secret generic %s --from-literal=%s=\"$(openssl rand -base64 24)\" --dry-run=client -o yaml | kubectl apply -f -)",
-			weakness(v), why, s.Name, k)))
+			why, reason, s.Name, k)))
 	}
 	return errs
 }

@@ -37,6 +37,7 @@ import (
 
 	"github.com/stsguard/stsguard/certs"
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/internal/secretdata"
 	"github.com/stsguard/stsguard/kinds"
 	"github.com/stsguard/stsguard/lookup"
 	"github.com/stsguard/stsguard/policy"
@@ -260,16 +261,7 @@ func Run(ctx context.Context, o Options) error {
 		HealthProbeBindAddress: o.HealthProbeBindAddress,
 		PprofBindAddress:       o.PprofBindAddress,
 		WebhookServer:          crwebhook.NewServer(crwebhook.Options{Host: o.Host, Port: o.Port, TLSOpts: []func(*tls.Config){webhookTLS}}),
-		Cache: cache.Options{
-			// A rule's lookup never starts an informer or calls the API.
-			ReaderFailOnMissingInformer: true,
-			DefaultTransform:            trimObject,
-			// Rules only read cached objects; copying them per request is waste.
-			DefaultUnsafeDisableDeepCopy: ptr.To(true),
-			ByObject: map[client.Object]cache.ByObject{
-				&corev1.Secret{}: {Transform: trimSecret},
-			},
-		},
+		Cache:                  CacheOptions(),
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
@@ -449,6 +441,24 @@ type watched struct{ *certwatcher.CertWatcher }
 
 func (watched) Ready(*http.Request) error { return nil }
 
+// CacheOptions are the options of the informer cache the rules' Lookup
+// reads: every object without its managed fields and kubectl's last-applied
+// annotation (trimObject), a Secret without its values (trimSecret: key
+// names and digests, see secretdata.Trim), not copied on read, and a read
+// of a kind without an informer an error rather than a new informer.
+func CacheOptions() cache.Options {
+	return cache.Options{
+		// A rule's lookup never starts an informer or calls the API.
+		ReaderFailOnMissingInformer: true,
+		DefaultTransform:            trimObject,
+		// Rules only read cached objects; copying them per request is waste.
+		DefaultUnsafeDisableDeepCopy: ptr.To(true),
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {Transform: trimSecret},
+		},
+	}
+}
+
 // lastAppliedAnnotation is where kubectl apply keeps a copy of the applied
 // manifest: for a Secret, its values in plain text.
 const lastAppliedAnnotation = corev1.LastAppliedConfigAnnotation
@@ -469,11 +479,18 @@ func trimObject(obj any) (any, error) {
 	return obj, nil
 }
 
-// trimSecret is trimObject and drops the data of Helm release records,
-// which no StatefulSet references and which can each be megabytes.
+// trimSecret is trimObject and keeps of a Secret's data only what the rules
+// read: the key names and each value's keyed digests (secretdata.Trim), so
+// that neither the informer cache nor a live read holds a Secret value. A
+// Helm release record, which no StatefulSet references and which can be
+// megabytes, keeps no data at all. Other objects are trimmed as trimObject
+// trims them.
 func trimSecret(obj any) (any, error) {
-	if s, ok := obj.(*corev1.Secret); ok && s.Type == "helm.sh/release.v1" {
-		s.Data = nil
+	if s, ok := obj.(*corev1.Secret); ok {
+		if s.Type == "helm.sh/release.v1" {
+			s.Data = nil
+		}
+		secretdata.Trim(s)
 	}
 	return trimObject(obj)
 }

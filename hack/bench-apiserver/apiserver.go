@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/stsguard/stsguard/test/harness"
 )
 
 // serveFlags are the -serve-flag values: extra flags of stsguard serve.
@@ -153,7 +155,7 @@ func (b *bench) profileApiserverSide(ctx context.Context, with, create bool, fil
 		if err != nil {
 			return err
 		}
-		cpu0, err := cpuSeconds(b.apiserverPid)
+		cpu0, err := harness.ProcCPUSeconds(b.apiserverPid)
 		if err != nil {
 			return err
 		}
@@ -167,7 +169,7 @@ func (b *bench) profileApiserverSide(ctx context.Context, with, create bool, fil
 		}
 		p.wall = time.Since(start)
 		p.writes = float64(done.Load() - writes0)
-		cpu1, err := cpuSeconds(b.apiserverPid)
+		cpu1, err := harness.ProcCPUSeconds(b.apiserverPid)
 		if err != nil {
 			return err
 		}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -171,7 +170,7 @@ func run(ctx context.Context, c config) error {
 	if err := b.setup(ctx); err != nil {
 		return err
 	}
-	rssStart, _, err := memory(srv.Pid())
+	rssStart, _, err := harness.ProcMemory(srv.Pid())
 	if err != nil {
 		return err
 	}
@@ -188,7 +187,7 @@ func run(ctx context.Context, c config) error {
 			}
 		}
 	}
-	rssEnd, rssPeak, err := memory(srv.Pid())
+	rssEnd, rssPeak, err := harness.ProcMemory(srv.Pid())
 	if err != nil {
 		return err
 	}
@@ -467,11 +466,11 @@ func (b *bench) chunk(ctx context.Context, k kind, op, mode string, with bool, l
 	if err != nil {
 		return err
 	}
-	cpu0, err := cpuSeconds(b.srv.Pid())
+	cpu0, err := harness.ProcCPUSeconds(b.srv.Pid())
 	if err != nil {
 		return err
 	}
-	api0, err := cpuSeconds(b.apiserverPid)
+	api0, err := harness.ProcCPUSeconds(b.apiserverPid)
 	if err != nil {
 		return err
 	}
@@ -520,11 +519,11 @@ func (b *bench) chunk(ctx context.Context, k kind, op, mode string, with bool, l
 		return err
 	}
 	st.writes += hi - lo
-	cpu1, err := cpuSeconds(b.srv.Pid())
+	cpu1, err := harness.ProcCPUSeconds(b.srv.Pid())
 	if err != nil {
 		return err
 	}
-	api1, err := cpuSeconds(b.apiserverPid)
+	api1, err := harness.ProcCPUSeconds(b.apiserverPid)
 	if err != nil {
 		return err
 	}
@@ -718,7 +717,7 @@ func (b *bench) sample(ctx context.Context, p *profiled, done *atomic.Int64, sig
 	var cpu float64
 	var err error
 	if sign > 0 {
-		if cpu, err = cpuSeconds(b.srv.Pid()); err != nil {
+		if cpu, err = harness.ProcCPUSeconds(b.srv.Pid()); err != nil {
 			return err
 		}
 	}
@@ -727,7 +726,7 @@ func (b *bench) sample(ctx context.Context, p *profiled, done *atomic.Int64, sig
 		return err
 	}
 	if sign < 0 {
-		if cpu, err = cpuSeconds(b.srv.Pid()); err != nil {
+		if cpu, err = harness.ProcCPUSeconds(b.srv.Pid()); err != nil {
 			return err
 		}
 	}
@@ -736,61 +735,6 @@ func (b *bench) sample(ctx context.Context, p *profiled, done *atomic.Int64, sig
 	p.cpu += sign * cpu
 	p.wall += time.Duration(sign) * time.Duration(time.Now().UnixNano())
 	return nil
-}
-
-// clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat:
-// 100 on every Linux architecture Go supports.
-const clockTicks = 100
-
-// cpuSeconds returns the user plus system CPU time of process pid.
-func cpuSeconds(pid int) (float64, error) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name (field 2) is in parentheses and may hold spaces.
-	i := bytes.LastIndexByte(raw, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
-	}
-	f := strings.Fields(string(raw[i+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
-	}
-	// f[0] is field 3 (state): utime is field 14, stime field 15.
-	utime, err1 := strconv.ParseUint(f[11], 10, 64)
-	stime, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
-	}
-	return float64(utime+stime) / clockTicks, nil
-}
-
-// memory returns VmRSS and VmHWM (peak RSS) of process pid, in bytes.
-func memory(pid int) (rss, peak int64, err error) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		name, value, ok := strings.Cut(line, ":")
-		if !ok || (name != "VmRSS" && name != "VmHWM") {
-			continue
-		}
-		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(value), " kB"), 10, 64)
-		if err != nil {
-			return 0, 0, fmt.Errorf("/proc/%d/status: %s: %w", pid, line, err)
-		}
-		if name == "VmRSS" {
-			rss = kb << 10
-		} else {
-			peak = kb << 10
-		}
-	}
-	if rss == 0 {
-		return 0, 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
-	}
-	return rss, peak, nil
 }
 
 // childNamed returns the pid of this process's child whose command name is

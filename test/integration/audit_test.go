@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/stsguard/stsguard/audit"
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/internal/secretdata"
 	"github.com/stsguard/stsguard/manifest"
 	"github.com/stsguard/stsguard/rules"
 	"github.com/stsguard/stsguard/test/harness"
@@ -213,4 +215,60 @@ func waitForCachedStatefulSet(t *testing.T, c client.Client, sts *appsv1.Statefu
 		probe := harness.Service(sts.Namespace, sts.Spec.ServiceName, "", sts.Spec.Template.Labels)
 		return c.Create(context.Background(), probe, client.DryRunAll) == nil && probe.Spec.ClusterIP == corev1.ClusterIPNone
 	})
+}
+
+// pageCounter is a client.Reader that records the limit and continue token
+// of each List.
+type pageCounter struct {
+	client.Reader
+	mu    sync.Mutex
+	lists map[string][]client.ListOptions // by list type
+}
+
+func (p *pageCounter) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	var o client.ListOptions
+	o.ApplyOptions(opts)
+	p.mu.Lock()
+	p.lists[fmt.Sprintf("%T", list)] = append(p.lists[fmt.Sprintf("%T", list)], o)
+	p.mu.Unlock()
+	return p.Reader.List(ctx, list, opts...)
+}
+
+// TestLoadClusterListsInPages: each kind is listed in pages of the size
+// asked for, following the continue token to the last page, and every
+// object comes back once, a Secret without its values.
+func TestLoadClusterListsInPages(t *testing.T) {
+	c, _ := newClient(t)
+	ns := harness.Namespace(t, c)
+	ctx := context.Background()
+	for i := range 5 {
+		require.NoError(t, c.Create(ctx, harness.Service(ns, fmt.Sprintf("svc-%d", i), "None", map[string]string{"app": "x"})))
+		require.NoError(t, c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("s-%d", i)},
+			Data: map[string][]byte{"k": []byte(fmt.Sprintf("listed-value-%d", i))}}))
+	}
+	pc := &pageCounter{Reader: c, lists: map[string][]client.ListOptions{}}
+	objs, err := audit.LoadClusterPaged(ctx, pc, ns, 2)
+	require.NoError(t, err)
+	names := map[string]int{}
+	for _, o := range objs {
+		names[o.GVK.Kind+"/"+o.Name]++
+		if s, ok := o.Object.(*corev1.Secret); ok {
+			assert.True(t, secretdata.Trimmed(s), "Secret %s comes back without its values", s.Name)
+			assert.NotContains(t, string(s.Data["k"]), "listed-value")
+		}
+	}
+	for i := range 5 {
+		assert.Equal(t, 1, names[fmt.Sprintf("Service/svc-%d", i)])
+		assert.Equal(t, 1, names[fmt.Sprintf("Secret/s-%d", i)])
+	}
+	for _, list := range []string{"*v1.ServiceList", "*v1.SecretList"} {
+		calls := pc.lists[list]
+		require.Len(t, calls, 3, "%s: 5 objects in pages of 2", list)
+		for i, o := range calls {
+			assert.Equal(t, int64(2), o.Limit, list)
+			assert.Equal(t, i > 0, o.Continue != "", "%s: page %d continues the previous one", list, i)
+		}
+	}
+	_, err = audit.LoadClusterPaged(ctx, pc, ns, 0)
+	assert.Error(t, err)
 }
