@@ -100,7 +100,7 @@ bench-audit: ## stsguard audit against kube-score on 10,000 generated objects (i
 .PHONY: docs
 .PHONY: generate
 generate: ## Regenerate the deep copies of the Go types under apis/ (controller-gen, version pinned here).
-	go run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0 object paths=./apis/...
+	$(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0 object paths=./apis/...
 
 docs: ## Regenerate docs/rules.md from the rule registry.
 	$(GO) run ./cmd/stsguard rules -o markdown > docs/rules.md

@@ -33,6 +33,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"github.com/stsguard/stsguard/background"
 	"github.com/stsguard/stsguard/certs"
 	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/lookup"
@@ -108,6 +109,16 @@ type Options struct {
 	// response closing its connection, before it stops (see drain). Nil
 	// means DefaultShutdownDelay; zero stops at once.
 	ShutdownDelay *time.Duration
+	// BackgroundAudit configures the background audit of the objects that
+	// exist (package background): every StatefulSet, Service and Secret
+	// judged, on the replica holding its Lease, into policy reports and
+	// the stsguard_violations gauge. Its LeaseNamespace defaults to
+	// $POD_NAMESPACE, then the kubeconfig context's namespace, then
+	// "default".
+	BackgroundAudit background.Options
+	// DisableBackgroundAudit turns the background audit off. Default
+	// false: on.
+	DisableBackgroundAudit bool
 }
 
 // DefaultCertDir is controller-runtime's default certificate directory.
@@ -303,6 +314,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	if err := mgr.Add(holder); err != nil {
+		return err
+	}
+	if err := o.addBackgroundAudit(mgr, restCfg, holder.Engine); err != nil {
 		return err
 	}
 
