@@ -78,7 +78,8 @@ type Options struct {
 	// MaxResults bounds the results of one report; the rest are counted.
 	// Default reports.DefaultMaxResults.
 	MaxResults int
-	// NamespaceLabel adds the namespace label to stsguard_violations.
+	// NamespaceLabel adds the resource_namespace label to
+	// stsguard_violations.
 	// Default false: one series per rule and action.
 	NamespaceLabel bool
 	// LeaseNamespace is the namespace of the Lease; required.

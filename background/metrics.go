@@ -10,9 +10,10 @@ import (
 // that runs the audit (the Lease's holder) exports violations; the others
 // export none, so that a sum over replicas counts each violation once.
 //
-//   - stsguard_violations{rule,action[,namespace]}: findings about existing
-//     StatefulSets, Services and Secrets, by rule and action (Deny, Warn,
-//     Audit), and by namespace when Options.NamespaceLabel is set.
+//   - stsguard_violations{rule,action[,resource_namespace]}: findings about
+//     existing StatefulSets, Services and Secrets, by rule and action (Deny,
+//     Warn, Audit), and by the objects' namespace when Options.NamespaceLabel
+//     is set (not "namespace", which Prometheus gives the scraped pod's).
 //   - stsguard_background_audit_leader: 1 on the replica that runs the
 //     audit, else 0.
 //   - stsguard_background_audit_last_scan_duration_seconds: how long the
@@ -38,12 +39,12 @@ type Metrics struct {
 
 // NewMetrics creates the metrics and registers them with reg, reusing
 // those registered already (see promutil.Register). namespaced adds the
-// namespace label to stsguard_violations: one series per namespace, rule
-// and action, which may be many.
+// resource_namespace label to stsguard_violations: one series per
+// namespace, rule and action, which may be many.
 func NewMetrics(reg prometheus.Registerer, namespaced bool) (*Metrics, error) {
 	labels := []string{"rule", "action"}
 	if namespaced {
-		labels = append(labels, "namespace")
+		labels = append(labels, "resource_namespace")
 	}
 	m := &Metrics{
 		violations: prometheus.NewGaugeVec(prometheus.GaugeOpts{

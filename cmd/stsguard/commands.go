@@ -119,7 +119,7 @@ report named stsguard per namespace (--reports-api).`,
 	f.DurationVar(&o.BackgroundAudit.Interval, "background-audit-interval", background.DefaultInterval, "how often the background audit judges everything again, besides each change")
 	f.StringVar(&reportsAPI, "reports-api", string(reports.PolicyReport), fmt.Sprintf("reports API of the background audit: %s, %s or %s (metrics only)", reports.PolicyReport, reports.OpenReports, reports.NoReports))
 	f.IntVar(&o.BackgroundAudit.MaxResults, "reports-max-results", reports.DefaultMaxResults, "results listed in one namespace's report; the rest are counted in its summary")
-	f.BoolVar(&o.BackgroundAudit.NamespaceLabel, "violations-namespace-label", false, "add the namespace label to stsguard_violations (one series per namespace, rule and action)")
+	f.BoolVar(&o.BackgroundAudit.NamespaceLabel, "violations-namespace-label", false, "add the resource_namespace label to stsguard_violations (one series per namespace, rule and action)")
 	f.StringVar(&o.BackgroundAudit.LeaseNamespace, "leader-election-namespace", "", `namespace of the background audit's Lease (default $POD_NAMESPACE, then the kubeconfig context's namespace, then "default")`)
 	f.StringVar(&o.BackgroundAudit.LeaseName, "leader-election-id", background.DefaultLeaseName, "name of the background audit's Lease")
 	f.Float64Var(&o.BackgroundAudit.JudgeQPS, "background-audit-qps", background.DefaultJudgeQPS, "objects the background audit judges per second at most")
