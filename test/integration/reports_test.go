@@ -36,8 +36,8 @@ func TestReportWriter(t *testing.T) {
 			Subjects: []corev1.ObjectReference{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: name}}, Description: "m",
 			Properties: map[string]string{"field": "spec", "action": "Deny"}}
 	}
-	for _, api := range []reports.API{reports.PolicyReport, reports.OpenReports} {
-		t.Run(string(api), func(t *testing.T) {
+	for name, api := range map[string]reports.API{"PolicyReport": reports.PolicyReport, "Report": reports.OpenReports} {
+		t.Run(name, func(t *testing.T) {
 			// A client of its own: its REST mapper has not seen the API yet.
 			c, err := client.New(cp.Config, client.Options{Scheme: scheme})
 			require.NoError(t, err)
@@ -55,7 +55,7 @@ func TestReportWriter(t *testing.T) {
 				if api == reports.OpenReports {
 					obj = &openreportsv1alpha1.Report{}
 				}
-				err := adm.Get(ctx, client.ObjectKey{Namespace: ns, Name: reports.Name}, obj)
+				err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: reports.Name}, obj)
 				if apierrors.IsNotFound(err) {
 					return nil, nil, openreportsv1alpha1.ReportSummary{}
 				}
