@@ -89,6 +89,10 @@ BENCH_APISERVER_FLAGS ?=
 bench-apiserver: build envtest-assets ## Writes through a local apiserver with and without stsguard's webhooks: p50/p99, throughput of 8 clients, stsguard's CPU per review and RSS, against the targets in docs/speed.md (not part of make test).
 	$(GO) run ./hack/bench-apiserver -stsguard $(BIN)/stsguard $(BENCH_APISERVER_FLAGS)
 
+.PHONY: bench-background
+bench-background: build envtest-assets ## The background audit of stsguard serve on a local apiserver with 10,000 objects: time to the first full report, CPU per change, memory added (not part of make test).
+	$(GO) run ./hack/bench-background -stsguard $(BIN)/stsguard
+
 .PHONY: bench-faults
 bench-faults: build envtest-assets helm ## stsguard as a cluster runs it (the chart, two replicas behind its Service) under 40 writes/s through an upgrade, rolling restarts and a hung replica: one table of failed and unjudged writes and drain times (needs root and ip(8); not part of make test).
 	$(GO) run ./hack/bench-faults -stsguard $(BIN)/stsguard
