@@ -278,7 +278,7 @@ func AddToScheme(s *runtime.Scheme) error {
 	if err := wgpolicyv1alpha2.AddToScheme(s); err != nil {
 		return err
 	}
-	return openreportsv1alpha1.AddToScheme(s)
+	return openreportsv1alpha1.Install(s)
 }
 
 func (w *Writer) newObject() (client.Object, error) {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/procfs"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -32,12 +35,16 @@ func main() {
 	n := flag.Int("n", 10000, "objects (bench/gen -n)")
 	changes := flag.Int("changes", 300, "StatefulSets changed for the CPU per change")
 	qps := flag.Float64("qps", 0, "--background-audit-qps (0: stsguard's default)")
+	flag.StringVar(&profile, "profile", "", "write a CPU profile of stsguard serve during the audited run's first report to this file")
 	flag.Parse()
 	if err := run(*bin, *n, *changes, *qps); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-background:", err)
 		os.Exit(1)
 	}
 }
+
+// profile is where the CPU profile goes ("": none).
+var profile string
 
 type stats struct {
 	ready, firstReport, scan time.Duration
@@ -86,6 +93,14 @@ func run(bin string, n, changes int, qps float64) error {
 		return err
 	}
 	fmt.Printf("created %d objects in %d namespaces in %s (stsguard not running: admitted unchecked)\n", len(objs), len(namespaces), time.Since(start).Round(time.Second))
+	// The changes measured must cost the audit only: without the webhook
+	// configurations, the apiserver sends stsguard no review.
+	if err := c.DeleteAllOf(ctx, &admissionregistrationv1.MutatingWebhookConfiguration{}); err != nil {
+		return err
+	}
+	if err := c.DeleteAllOf(ctx, &admissionregistrationv1.ValidatingWebhookConfiguration{}); err != nil {
+		return err
+	}
 
 	var sts []client.ObjectKey
 	for _, o := range objs {
@@ -165,9 +180,17 @@ func create(ctx context.Context, c client.Client, objs []client.Object) ([]strin
 // measure runs stsguard serve (with the audit or without), and measures it.
 func measure(ctx context.Context, cp *harness.ControlPlane, c client.Client, bin, kubeconfig, dir string, audit bool, qps float64, sts []client.ObjectKey, namespaces int) (stats, error) {
 	var s stats
+	var err error
 	args := []string{"--leader-election-namespace=default", fmt.Sprintf("--background-audit=%t", audit)}
 	if qps > 0 {
 		args = append(args, fmt.Sprintf("--background-audit-qps=%g", qps))
+	}
+	pprof := ""
+	if audit && profile != "" {
+		if pprof, err = harness.FreeAddr(); err != nil {
+			return s, err
+		}
+		args = append(args, "--pprof-bind-address="+pprof)
 	}
 	// Reports from an earlier run would be left as they are, not written.
 	if err := deleteAll(ctx, c); err != nil {
@@ -194,6 +217,9 @@ func measure(ctx context.Context, cp *harness.ControlPlane, c client.Client, bin
 	metrics := harness.MetricsEndpoint("http://" + srv.MetricsAddr + "/metrics")
 	value := func(name string) float64 { return gauge(metrics, name) }
 	cpuReady := cpu()
+	if pprof != "" {
+		go fetchProfile("http://"+pprof+"/debug/pprof/profile?seconds=30", profile)
+	}
 	poll := func(what string, timeout time.Duration, cond func() bool) error {
 		err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, timeout, true, func(context.Context) (bool, error) { return cond(), nil })
 		if err != nil {
@@ -294,4 +320,23 @@ func gauge(g prometheus.Gatherer, name string) float64 {
 		}
 	}
 	return sum
+}
+
+// fetchProfile writes the CPU profile at url to path, or says why not.
+func fetchProfile(url, path string) {
+	resp, err := http.Get(url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
+		return
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
+	}
 }
