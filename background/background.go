@@ -224,6 +224,7 @@ type term struct {
 	eng        *engine.Engine
 	skipWrites atomic.Bool // the reports API is not installed: until the next scan
 	dirty      atomic.Bool // results changed since the gauges were set
+	gaugeMu    sync.Mutex  // held while the gauges are set
 	lastCounts map[violation]int
 }
 
@@ -480,6 +481,8 @@ func (t *term) reportsMissing(err error) {
 
 // setGauges brings the gauges up to date when results changed.
 func (t *term) setGauges() {
+	t.gaugeMu.Lock()
+	defer t.gaugeMu.Unlock()
 	if !t.dirty.Swap(false) {
 		return
 	}
