@@ -55,6 +55,11 @@ func run(bin string) error {
 	if out, err := crd.CombinedOutput(); err != nil {
 		return fmt.Errorf("installing the PolicyReport CRD: %w: %s", err, out)
 	}
+	established := exec.Command(kubectl, "wait", "--for=condition=Established", "--timeout=60s", "crd/policyreports.wgpolicyk8s.io")
+	established.Env = crd.Env
+	if out, err := established.CombinedOutput(); err != nil {
+		return fmt.Errorf("waiting for the PolicyReport CRD: %w: %s", err, out)
+	}
 	logPath := filepath.Join(os.TempDir(), "stsguard-demo.log")
 	s, err := harness.ServeBinary(cl.ControlPlane, bin, cl.Kubeconfig, logPath)
 	if err != nil {

@@ -189,6 +189,7 @@ func TestBackgroundAudit(t *testing.T) {
 	// With it: a PolicyReport per namespace with findings, from the next scan on.
 	crd := filepath.Join(harness.Root(), "charts", "stsguard", "files", "crds", "wgpolicyk8s.io_policyreports.yaml")
 	mustKubectl(t, "", "apply", "--server-side", "-f", crd)
+	mustKubectl(t, "", "wait", "--for=condition=Established", "--timeout=60s", "crd/policyreports.wgpolicyk8s.io")
 	t.Cleanup(func() { _ = kubectl(t, "", "delete", "-f", crd, "--wait=false") })
 	clusterIP := nsOf["clusterip-service"]
 	web := object{"StatefulSet", clusterIP, "web"}
