@@ -294,7 +294,9 @@ func quoteArgs(args []string) string {
 // cluster: one PolicyReport per namespace with findings about what exists.
 func (d *demo) reports() {
 	d.section("the same, kept current in the cluster: stsguard serve's background audit writes a PolicyReport per namespace")
-	d.waitQuietly("web-without-service", "get", "policyreport", "-A")
+	// postgres's report follows its re-creation by stsguard expand a
+	// moment ago (reports are written 2 s after the last change).
+	d.waitQuietly("postgres", "get", "policyreport", "-A")
 	d.k([]string{"NAMESPACE", "web-without-service", "postgres", "databases"}, "get", "policyreport", "-A")
 	d.k([]string{"headless-service-missing\twarn\tStatefulSet/web"},
 		"get", "policyreport", "stsguard", "-n", "web-without-service",
