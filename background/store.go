@@ -68,6 +68,7 @@ func (s *store) put(k key, subj reports.Subject, findings []audit.Finding, now m
 	if len(findings) == 0 {
 		return true
 	}
+	ns = s.byNS[k.Namespace] // drop removes a namespace's map with its last entry
 	if ns == nil {
 		ns = map[key]*entry{}
 		s.byNS[k.Namespace] = ns

@@ -42,6 +42,8 @@ func TestStore(t *testing.T) {
 		{put(web, "3", warn), true, map[violation]int{{deny.Rule, "Deny", "db"}: 1, {warn.Rule, "Warn", "db"}: 1}, 2},
 		{remove(svc), true, map[violation]int{{warn.Rule, "Warn", "db"}: 1}, 1},
 		{remove(svc), false, map[violation]int{{warn.Rule, "Warn", "db"}: 1}, 1},
+		{put(web, "3", deny), true, map[violation]int{{deny.Rule, "Deny", "db"}: 1}, 1}, // the namespace's only object, its findings changed
+		{put(web, "3", warn), true, map[violation]int{{warn.Rule, "Warn", "db"}: 1}, 1},
 		{put(web, "3"), true, map[violation]int{}, 0},
 	}
 	s := newStore()

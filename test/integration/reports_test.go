@@ -45,9 +45,12 @@ func TestReportWriter(t *testing.T) {
 			ns := harness.Namespace(t, adm)
 			w := &reports.Writer{Client: c, API: api, MaxResults: 2}
 			ctx := context.Background()
+			// Without the CRD (another test may have installed it).
+			opts := envtest.CRDInstallOptions{Paths: []string{crdPath(crds[api])}}
+			require.NoError(t, envtest.UninstallCRDs(cp.Config, opts))
 			_, err = w.Write(ctx, ns, []openreportsv1alpha1.ReportResult{result("a", "fail")})
 			require.ErrorIs(t, err, reports.ErrNotInstalled, "before its CRD is installed")
-			_, err = envtest.InstallCRDs(cp.Config, envtest.CRDInstallOptions{Paths: []string{crdPath(crds[api])}})
+			_, err = envtest.InstallCRDs(cp.Config, opts)
 			require.NoError(t, err)
 
 			get := func() (client.Object, []openreportsv1alpha1.ReportResult, openreportsv1alpha1.ReportSummary) {
