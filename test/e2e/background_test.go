@@ -135,7 +135,8 @@ func auditCluster(t *testing.T, bin string, namespaces []string) map[object]verd
 // replica holding the Lease (and only it) writes one PolicyReport per
 // namespace, which follows a fixed Service and a deleted StatefulSet and
 // says what `stsguard audit --cluster` says; the other replica takes over
-// when the first stops.
+// when the first stops. With --reports-api openreports.io/v1alpha1, the
+// findings are openreports.io Reports.
 func TestBackgroundAudit(t *testing.T) {
 	bin := harness.BuildStsguard(t)
 	c, _ := newClient(t)
@@ -251,4 +252,18 @@ func TestBackgroundAudit(t *testing.T) {
 		}
 		return true
 	}, 30*time.Second)
+
+	// --reports-api openreports.io/v1alpha1: Reports instead (a replica
+	// on a Lease of its own, so that it runs beside b).
+	orCRD := filepath.Join(harness.Root(), "charts", "stsguard", "files", "crds", "openreports.io_reports.yaml")
+	mustKubectl(t, "", "apply", "--server-side", "-f", orCRD)
+	t.Cleanup(func() { _ = kubectl(t, "", "delete", "-f", orCRD, "--wait=false") })
+	mustKubectl(t, "", "wait", "--for=condition=Established", "--timeout=60s", "crd/reports.openreports.io")
+	startAuditor(t, bin, "c", leaseNS, "--reports-api=openreports.io/v1alpha1", "--leader-election-id=openreports")
+	missing := nsOf["web-without-service"]
+	harness.Eventually(t, "the Report of "+missing, func() bool {
+		res := kubectl(t, "", "get", "reports.openreports.io", "-n", missing, "stsguard", "-o",
+			`jsonpath={range .results[*]}{.rule}/{.result}/{.resources[0].name}{" "}{end}`)
+		return res.ExitCode == 0 && strings.Contains(res.Stdout, "headless-service-missing/warn/web")
+	}, time.Minute)
 }
