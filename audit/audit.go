@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/kinds"
 	"github.com/stsguard/stsguard/manifest"
 	"github.com/stsguard/stsguard/rules"
 )
@@ -151,11 +152,11 @@ type outcome struct {
 	findings []Finding
 }
 
-// Apply replays objs, in order, as `kubectl apply -f` sends them to the
-// apiserver, and reports each StatefulSet, Service and Secret as stsguard's
-// webhooks would decide on it. existing are the objects stored before the
-// first of objs (the live objects, with --cluster), nil for an empty
-// cluster.
+// apply replays the objects of entries, in order, as `kubectl apply -f`
+// sends them to the apiserver, and reports each StatefulSet, Service and
+// Secret as stsguard's webhooks would decide on it. existing are the
+// objects stored before the first entry (the live objects, with --cluster),
+// nil for an empty cluster.
 //
 // Each object is one admission request judged against what is stored at
 // that point: the existing objects and the earlier objects that were
@@ -182,27 +183,17 @@ type outcome struct {
 // Each namespace is replayed by one goroutine (rules read only the
 // namespace of the object they judge; cluster-scoped objects are seen from
 // their place on), so the decisions are those of the sequential replay.
-func Apply(e *engine.Engine, objs []manifest.Object, existing []manifest.Object) *Report {
-	entries := make([]manifest.Entry, len(objs))
-	for i, o := range objs {
-		entries[i].Object = o
-	}
-	r, _ := ApplyEntries(e, entries, existing)
-	return r
-}
-
-// ApplyEntries is Apply for the entries of manifest.Read: it replays their
-// objects as Apply replays the objects of manifest.Load, and returns the
-// same report, with the errors Load would have returned (the entries'
-// errors and those of decoding their deferred objects, in entry order) for
-// Report.AddErrors. A deferred object is decoded (manifest.Entry.Decode)
-// by the task that replays its namespace, just before its replay, and what
-// the replay of a namespace stored is dropped once it is done, so that at
-// most GOMAXPROCS namespaces' typed objects (besides existing and the
-// cluster-scoped objects) are in memory at once. It consumes entries: each
-// deferred entry is decoded, and its JSON dropped, once; call it once per
-// manifest.Read.
-func ApplyEntries(e *engine.Engine, entries []manifest.Entry, existing []manifest.Object) (*Report, []error) {
+//
+// The entries are those of manifest.Read: it returns the report, with the
+// errors of the entries and of decoding their deferred objects (in entry
+// order) for Report.AddErrors. A deferred object is decoded
+// (manifest.Entry.Decode) by the task that replays its namespace, just
+// before its replay, and what the replay of a namespace stored is dropped
+// once it is done, so that at most GOMAXPROCS namespaces' typed objects
+// (besides existing and the cluster-scoped objects) are in memory at once.
+// It consumes entries: each deferred entry is decoded, and its JSON
+// dropped, once; call it once per manifest.Read.
+func apply(e *engine.Engine, entries []manifest.Entry, existing []manifest.Object) (*Report, []error) {
 	w := newWorld()
 	for _, o := range existing {
 		if o.Object != nil && !w.addCluster(o.Object, -1) {
@@ -392,7 +383,7 @@ func replay(e *engine.Engine, v *view, o *manifest.Object) *outcome {
 		}
 		in := request(obj, prev, o)
 		a := admit(e, in, v)
-		oc := a.outcome(engine.KindStatefulSet, o)
+		oc := a.outcome(kinds.StatefulSet, o)
 		hintServiceOrder(oc, s, in.Object)
 		if !a.denied {
 			s.put(a.object, o)
@@ -403,7 +394,7 @@ func replay(e *engine.Engine, v *view, o *manifest.Object) *outcome {
 		prev := s.services[obj.Name]
 		in := request(obj, prev, o)
 		a := admit(e, in, v)
-		oc := a.outcome(engine.KindService, o)
+		oc := a.outcome(kinds.Service, o)
 		if a.denied {
 			return oc
 		}
@@ -426,7 +417,7 @@ func replay(e *engine.Engine, v *view, o *manifest.Object) *outcome {
 		prev := s.secrets[obj.Name]
 		in := request(obj, prev, o)
 		a := admit(e, in, v)
-		oc := a.outcome(engine.KindSecret, o)
+		oc := a.outcome(kinds.Secret, o)
 		if !a.denied {
 			s.put(in.Object, o)
 		}
@@ -511,13 +502,13 @@ func judgeStored(ctx context.Context, e *engine.Engine, phase engine.Phase, lk e
 	switch obj := o.Object.(type) {
 	case *appsv1.StatefulSet:
 		a, err := admitAt(ctx, e, phase, &engine.Input[*appsv1.StatefulSet]{Operation: admissionv1.Create, Object: obj}, lk)
-		return a.outcome(engine.KindStatefulSet, o), err
+		return a.outcome(kinds.StatefulSet, o), err
 	case *corev1.Service:
 		a, err := admitAt(ctx, e, phase, &engine.Input[*corev1.Service]{Operation: admissionv1.Create, Object: obj}, lk)
-		return a.outcome(engine.KindService, o), err
+		return a.outcome(kinds.Service, o), err
 	case *corev1.Secret:
 		a, err := admitAt(ctx, e, phase, &engine.Input[*corev1.Secret]{Operation: admissionv1.Create, Object: obj}, lk)
-		return a.outcome(engine.KindSecret, o), err
+		return a.outcome(kinds.Secret, o), err
 	}
 	return nil, nil
 }
@@ -584,7 +575,7 @@ func admitAt[T engine.Object](ctx context.Context, e *engine.Engine, phase engin
 }
 
 // outcome renders the result for the object o of kind.
-func (a admitted[T]) outcome(kind engine.Kind, o *manifest.Object) *outcome {
+func (a admitted[T]) outcome(kind kinds.Kind, o *manifest.Object) *outcome {
 	d := Decision{Kind: string(kind), Namespace: o.Namespace, Name: o.Name, File: o.File, Line: o.Line,
 		Operation: a.operation, Denied: a.denied}
 	fs := make([]Finding, 0, len(a.res.Findings))

@@ -283,14 +283,14 @@ func TestApplyReplaysInOrder(t *testing.T) {
 	e := newEngine(t)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := Apply(e, parse(t, "f.yaml", tc.manifest), nil)
+			r := replayObjects(e, parse(t, "f.yaml", tc.manifest), nil)
 			assert.Equal(t, tc.want, decisions(r))
 		})
 	}
 }
 
 func TestServiceBeforeStatefulSetIsDeniedWithAHint(t *testing.T) {
-	r := Apply(newEngine(t), parse(t, "web.yaml", clusterIPService+webStatefulSet), nil)
+	r := replayObjects(newEngine(t), parse(t, "web.yaml", clusterIPService+webStatefulSet), nil)
 	require.Len(t, r.Objects, 2)
 	sts := r.Objects[1]
 	require.True(t, sts.Denied)
@@ -309,7 +309,7 @@ func TestServiceBeforeStatefulSetIsDeniedWithAHint(t *testing.T) {
 
 func TestNoOrderHintForANodePortService(t *testing.T) {
 	nodePort := strings.Replace(clusterIPService, "spec:", "spec:\n  type: NodePort", 1)
-	r := Apply(newEngine(t), parse(t, "web.yaml", nodePort+webStatefulSet), nil)
+	r := replayObjects(newEngine(t), parse(t, "web.yaml", nodePort+webStatefulSet), nil)
 	require.Len(t, r.Objects, 2)
 	require.True(t, r.Objects[1].Denied, "a NodePort Service cannot be headless, whatever the order")
 	for _, f := range r.FindingsOf(&r.Objects[1]) {
@@ -318,7 +318,7 @@ func TestNoOrderHintForANodePortService(t *testing.T) {
 }
 
 func TestDecisionReportsPatchAndSecrets(t *testing.T) {
-	r := Apply(newEngine(t), parse(t, "f.yaml", webStatefulSet+clusterIPService+literalStatefulSet), nil)
+	r := replayObjects(newEngine(t), parse(t, "f.yaml", webStatefulSet+clusterIPService+literalStatefulSet), nil)
 	require.Len(t, r.Objects, 3)
 	svc := r.Objects[1]
 	assert.Equal(t, []string{"headless-service-default"}, svc.Mutations)
@@ -332,7 +332,7 @@ func TestDecisionReportsPatchAndSecrets(t *testing.T) {
 	assert.Equal(t, "/spec/template/spec/containers/0/env/0", app.Patch[0].Path)
 }
 
-// TestApplyFollowsFileAndDirectoryOrder: the order comes from manifest.Load
+// TestApplyFollowsFileAndDirectoryOrder: the order comes from manifest.Read
 // (files as given, a directory's files by name, documents in order).
 func TestApplyFollowsFileAndDirectoryOrder(t *testing.T) {
 	dir := t.TempDir()
@@ -366,9 +366,9 @@ func TestApplyFollowsFileAndDirectoryOrder(t *testing.T) {
 			for _, p := range tc.paths {
 				paths = append(paths, filepath.Join(dir, filepath.FromSlash(p)))
 			}
-			objs, errs := manifest.Load(paths, nil, "default")
+			objs, errs := decodeAll(manifest.Read(paths, nil, "default"))
 			require.Empty(t, errs)
-			assert.Equal(t, tc.want, decisions(Apply(e, objs, nil)))
+			assert.Equal(t, tc.want, decisions(replayObjects(e, objs, nil)))
 		})
 	}
 }
@@ -384,11 +384,11 @@ func liveService(clusterIP string) manifest.Object {
 func TestApplyAgainstLiveObjects(t *testing.T) {
 	e := newEngine(t)
 	t.Run("a live headless Service pairs with the manifest's StatefulSet", func(t *testing.T) {
-		r := Apply(e, parse(t, "f.yaml", webStatefulSet), []manifest.Object{liveService("None")})
+		r := replayObjects(e, parse(t, "f.yaml", webStatefulSet), []manifest.Object{liveService("None")})
 		assert.Equal(t, []string{"StatefulSet/web CREATE"}, decisions(r))
 	})
 	t.Run("a live ClusterIP Service applied again keeps its cluster IP", func(t *testing.T) {
-		r := Apply(e, parse(t, "f.yaml", clusterIPService+webStatefulSet), []manifest.Object{liveService("10.0.0.7")})
+		r := replayObjects(e, parse(t, "f.yaml", clusterIPService+webStatefulSet), []manifest.Object{liveService("10.0.0.7")})
 		assert.Equal(t, []string{"Service/web UPDATE", "StatefulSet/web CREATE denied deny=headless-service-not-headless"}, decisions(r))
 		fs := r.FindingsOf(&r.Objects[1])
 		require.Len(t, fs, 1)
@@ -426,7 +426,7 @@ spec:
 	sts.Spec.VolumeClaimTemplates[0].Spec.VolumeMode = &fs
 	sts.Spec.VolumeClaimTemplates[0].Status.Phase = corev1.ClaimPending
 	live[0].File, live[0].Line = "", 0
-	r := Apply(newEngine(t), parse(t, "f.yaml", withTemplate), live)
+	r := replayObjects(newEngine(t), parse(t, "f.yaml", withTemplate), live)
 	assert.Equal(t, []string{"StatefulSet/db UPDATE"}, decisions(r), "nothing changed that stsguard judges: not sent, no volume-claim-template-immutable")
 }
 
@@ -456,9 +456,9 @@ func TestApplyIsTheSequentialReplay(t *testing.T) {
 	objs := parse(t, "many.yaml", b.String())
 	e := newEngine(t)
 	prev := runtime.GOMAXPROCS(1)
-	one := Apply(e, objs, nil)
+	one := replayObjects(e, objs, nil)
 	runtime.GOMAXPROCS(4)
-	many := Apply(e, objs, nil)
+	many := replayObjects(e, objs, nil)
 	runtime.GOMAXPROCS(prev)
 	assert.Equal(t, decisions(one), decisions(many))
 	assert.Equal(t, one.Findings, many.Findings)
@@ -522,7 +522,7 @@ spec:
         - {name: MYSQL_ROOT_PASSWORD, value: n0t-a-default-9}
         - {name: OTHER_SETTING, value: do-not-copy-me}
 `
-	r := Apply(newEngine(t), parse(t, "f.yaml", sts), nil)
+	r := replayObjects(newEngine(t), parse(t, "f.yaml", sts), nil)
 	require.Len(t, r.Objects, 1)
 	raw, err := json.Marshal(r)
 	require.NoError(t, err)
@@ -572,4 +572,30 @@ func TestSentMirrorsTheMatchCondition(t *testing.T) {
 	for _, tc := range cases {
 		assert.Equal(t, tc.want, tc.got, tc.name)
 	}
+}
+
+// replayObjects replays objs over existing, as apply replays manifest.Read's
+// entries.
+func replayObjects(e *engine.Engine, objs []manifest.Object, existing []manifest.Object) *Report {
+	entries := make([]manifest.Entry, len(objs))
+	for i, o := range objs {
+		entries[i].Object = o
+	}
+	r, _ := apply(e, entries, existing)
+	return r
+}
+
+// decodeAll decodes every entry and splits them into objects and errors.
+func decodeAll(entries []manifest.Entry) ([]manifest.Object, []error) {
+	var objs []manifest.Object
+	var errs []error
+	for i := range entries {
+		o, err := entries[i].Decode()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		objs = append(objs, o)
+	}
+	return objs, errs
 }

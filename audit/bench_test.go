@@ -15,7 +15,7 @@ import (
 
 // BenchmarkAudit reads the benchmark manifest of 10,000 objects (bench/gen)
 // from a file and replays it, as `stsguard audit -f` does (manifest.Read,
-// ApplyEntries), without the output.
+// apply), without the output.
 func BenchmarkAudit(b *testing.B) {
 	data, err := exec.Command("go", "run", "../bench/gen", "-n", "10000").Output()
 	require.NoError(b, err)
@@ -26,7 +26,7 @@ func BenchmarkAudit(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		r, errs := ApplyEntries(e, manifest.Read([]string{file}, nil, "default"), nil)
+		r, errs := apply(e, manifest.Read([]string{file}, nil, "default"), nil)
 		require.Empty(b, errs)
 		require.Equal(b, 10000, r.Summary.Objects+r.Summary.Unchecked+1)
 	}

@@ -10,7 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/kinds"
 	"github.com/stsguard/stsguard/manifest"
 )
 
@@ -23,19 +23,19 @@ var secretSelector = fields.AndSelectors(
 )
 
 // LoadCluster lists, read-only, the objects of every kind the rules judge
-// and read (engine.Kinds) in a live cluster: StatefulSets, Services,
+// and read (kinds.All()) in a live cluster: StatefulSets, Services,
 // Secrets (less Helm release records and service account tokens), PVCs,
 // and the cluster-scoped StorageClasses and Namespaces. namespace "" means
 // every namespace; it does not narrow the cluster-scoped kinds. It needs
 // list on each of these resources, and returns the first List error.
 func LoadCluster(ctx context.Context, c client.Reader, namespace string) ([]manifest.Object, error) {
 	var out []manifest.Object
-	for _, k := range engine.Kinds {
+	for _, k := range kinds.All() {
 		var opts []client.ListOption
 		if k.Namespaced && namespace != "" {
 			opts = append(opts, client.InNamespace(namespace))
 		}
-		if k.Kind == engine.KindSecret {
+		if k.Kind == kinds.Secret {
 			opts = append(opts, client.MatchingFieldsSelector{Selector: secretSelector})
 		}
 		list := k.NewList()
@@ -49,7 +49,7 @@ func LoadCluster(ctx context.Context, c client.Reader, namespace string) ([]mani
 		for _, item := range items {
 			obj := item.(client.Object)
 			obj.SetManagedFields(nil)
-			if k.Kind == engine.KindSecret {
+			if k.Kind == kinds.Secret {
 				// kubectl's last-applied configuration of a Secret is a copy of its values.
 				delete(obj.GetAnnotations(), corev1.LastAppliedConfigAnnotation)
 			}
@@ -61,7 +61,7 @@ func LoadCluster(ctx context.Context, c client.Reader, namespace string) ([]mani
 
 // plural names the objects of kind k in an error: "StatefulSets",
 // "StorageClasses".
-func plural(k engine.Kind) string {
+func plural(k kinds.Kind) string {
 	if strings.HasSuffix(string(k), "s") {
 		return string(k) + "es"
 	}

@@ -15,10 +15,11 @@ import (
 
 	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/internal/version"
+	"github.com/stsguard/stsguard/kinds"
 )
 
-// Formats are the output formats of Write.
-var Formats = []string{"text", "json", "sarif", "junit"}
+// Formats returns the output formats of Write, in a new slice each call.
+func Formats() []string { return []string{"text", "json", "sarif", "junit"} }
 
 // Write writes r in format ("text", "json", "sarif" or "junit"). color
 // applies to text only. Options that change what counts as a failure
@@ -37,7 +38,7 @@ func Write(w io.Writer, r *Report, format string, color bool, failOn engine.Acti
 	case "junit":
 		return writeJUnit(w, r, failOn)
 	default:
-		return fmt.Errorf("unknown output format %q; use one of %s", format, strings.Join(Formats, ", "))
+		return fmt.Errorf("unknown output format %q; use one of %s", format, strings.Join(Formats(), ", "))
 	}
 }
 
@@ -199,7 +200,7 @@ func writeJUnit(w io.Writer, r *Report, failOn engine.Action) error {
 		name := where(d.Kind, d.Namespace, d.Name, d.File, d.Line)
 		suite := junit.Testsuite{Name: name, ID: i, File: d.File, Time: "0"}
 		for _, m := range r.Catalog {
-			if r.Actions[m.ID] == engine.Off || !slices.Contains(m.Kinds, engine.Kind(d.Kind)) {
+			if r.Actions[m.ID] == engine.Off || !slices.Contains(m.Kinds, kinds.Kind(d.Kind)) {
 				continue
 			}
 			tc := junit.Testcase{Name: m.ID, Classname: name}

@@ -30,6 +30,7 @@ import (
 
 	"github.com/stsguard/stsguard/audit"
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/kinds"
 	"github.com/stsguard/stsguard/lookup"
 	"github.com/stsguard/stsguard/reports"
 )
@@ -134,7 +135,7 @@ var _ manager.Runnable = (*Audit)(nil)
 var _ manager.LeaderElectionRunnable = (*Audit)(nil)
 
 // New returns the background audit of the objects in c (the manager's
-// cache, whose informers of engine.Kinds and lookup.SecretIndex are
+// cache, whose informers of kinds.All() and lookup.SecretIndex are
 // registered), judged by the engine in force (eng, called at each
 // judgment), with reports written through reportClient (get, create,
 // update, delete and list of the reports API's reports), the Lease kept
@@ -303,7 +304,7 @@ func (t *term) currentEngine() *engine.Engine {
 // found gone), and retries report writes the missing API held back.
 func (t *term) scan(ctx context.Context) {
 	var keys []key
-	for _, k := range engine.Kinds {
+	for _, k := range kinds.All() {
 		if !k.Judged {
 			continue
 		}
@@ -388,7 +389,7 @@ func (t *term) judge(ctx context.Context, k key) {
 	if err := t.limiter.Wait(ctx); err != nil {
 		return // stopping
 	}
-	info, _ := engine.LookupKind(k.Kind)
+	info, _ := kinds.Get(k.Kind)
 	obj := info.New()
 	var changed bool
 	err := t.cache.Get(ctx, client.ObjectKey{Namespace: k.Namespace, Name: k.Name}, obj)
@@ -529,12 +530,12 @@ func (t *term) watch(ctx context.Context) (remove func(), err error) {
 				return
 			}
 			svc := cmp.Or(cur, old)
-			t.enqueue(key{engine.KindService, svc.Namespace, svc.Name})
+			t.enqueue(key{kinds.Service, svc.Namespace, svc.Name})
 			t.enqueueStatefulSets(ctx, []client.ListOption{client.InNamespace(svc.Namespace)}, func(s *appsv1.StatefulSet) bool { return namesService(s, svc) })
 		})),
 		add(&corev1.Secret{}, handlers(func(old, cur *corev1.Secret) {
 			sec := cmp.Or(cur, old)
-			t.enqueue(key{engine.KindSecret, sec.Namespace, sec.Name})
+			t.enqueue(key{kinds.Secret, sec.Namespace, sec.Name})
 			t.enqueueStatefulSets(ctx, []client.ListOption{client.InNamespace(sec.Namespace), client.MatchingFields{lookup.SecretIndex: sec.Name}}, nil)
 		})),
 		add(&storagev1.StorageClass{}, handlers(func(old, cur *storagev1.StorageClass) {
@@ -607,7 +608,7 @@ func (t *term) enqueueStatefulSets(ctx context.Context, opts []client.ListOption
 	}
 	for i := range list.Items {
 		if s := &list.Items[i]; keep == nil || keep(s) {
-			t.enqueue(key{engine.KindStatefulSet, s.Namespace, s.Name})
+			t.enqueue(key{kinds.StatefulSet, s.Namespace, s.Name})
 		}
 	}
 }
@@ -615,7 +616,7 @@ func (t *term) enqueueStatefulSets(ctx context.Context, opts []client.ListOption
 // enqueueNamespace queues every judged object of namespace (its labels
 // changed: namespaceSelector exemptions).
 func (t *term) enqueueNamespace(ctx context.Context, namespace string) {
-	for _, k := range engine.Kinds {
+	for _, k := range kinds.All() {
 		if !k.Judged {
 			continue
 		}

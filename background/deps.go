@@ -12,13 +12,13 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/internal/podrefs"
+	"github.com/stsguard/stsguard/kinds"
 )
 
 // key names one judged object: a StatefulSet, Service or Secret.
 type key struct {
-	Kind      engine.Kind
+	Kind      kinds.Kind
 	Namespace string
 	Name      string
 }
@@ -29,12 +29,12 @@ type key struct {
 // naming it) and the Secrets its pod template references (weak-password
 // judges a Secret key by the StatefulSets using it).
 func statefulSetDependents(sts *appsv1.StatefulSet) []key {
-	out := []key{{engine.KindStatefulSet, sts.Namespace, sts.Name}}
+	out := []key{{kinds.StatefulSet, sts.Namespace, sts.Name}}
 	if sts.Spec.ServiceName != "" {
-		out = append(out, key{engine.KindService, sts.Namespace, sts.Spec.ServiceName})
+		out = append(out, key{kinds.Service, sts.Namespace, sts.Spec.ServiceName})
 	}
 	for _, s := range podrefs.SecretNames(&sts.Spec.Template.Spec) {
-		out = append(out, key{engine.KindSecret, sts.Namespace, s})
+		out = append(out, key{kinds.Secret, sts.Namespace, s})
 	}
 	return out
 }

@@ -10,7 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
-	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/kinds"
 )
 
 func sts(mod func(*appsv1.StatefulSet)) *appsv1.StatefulSet {
@@ -31,14 +31,14 @@ func TestStatefulSetDependents(t *testing.T) {
 		sts  *appsv1.StatefulSet
 		want []key
 	}{
-		{"alone", sts(nil), []key{{engine.KindStatefulSet, "db", "web"}}},
+		{"alone", sts(nil), []key{{kinds.StatefulSet, "db", "web"}}},
 		{"its Service and Secrets", sts(func(s *appsv1.StatefulSet) {
 			s.Spec.ServiceName = "web-hl"
 			s.Spec.Template.Spec.Containers = []corev1.Container{{Name: "c", Env: []corev1.EnvVar{
 				{Name: "P", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "creds"}, Key: "p"}}},
 			}}}
 			s.Spec.Template.Spec.Volumes = []corev1.Volume{{Name: "v", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "tls"}}}}
-		}), []key{{engine.KindStatefulSet, "db", "web"}, {engine.KindService, "db", "web-hl"}, {engine.KindSecret, "db", "creds"}, {engine.KindSecret, "db", "tls"}}},
+		}), []key{{kinds.StatefulSet, "db", "web"}, {kinds.Service, "db", "web-hl"}, {kinds.Secret, "db", "creds"}, {kinds.Secret, "db", "tls"}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

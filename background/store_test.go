@@ -9,14 +9,15 @@ import (
 
 	"github.com/stsguard/stsguard/audit"
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/kinds"
 	"github.com/stsguard/stsguard/reports"
 )
 
 // The store reports a change only when an object's findings change, and
 // keeps the counts of stsguard_violations in step.
 func TestStore(t *testing.T) {
-	web := key{engine.KindStatefulSet, "db", "web"}
-	svc := key{engine.KindService, "db", "web"}
+	web := key{kinds.StatefulSet, "db", "web"}
+	svc := key{kinds.Service, "db", "web"}
 	subj := func(k key, uid string) reports.Subject {
 		return reports.Subject{APIVersion: "v1", Kind: string(k.Kind), Namespace: k.Namespace, Name: k.Name, UID: types.UID("u-" + uid)}
 	}

@@ -28,6 +28,7 @@ import (
 	"k8s.io/client-go/util/cert"
 	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/client-go/util/keyutil"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -262,21 +263,15 @@ type state struct {
 
 // Reconcile brings the Secret, the caBundles and the served certificate up
 // to date once, following the order in Manager's comment. A conflict with
-// another replica's write is resolved by reading again (up to 5 times). It
-// returns an error when the API refuses a read or write, or when the
-// webhook configurations cannot be updated.
+// another replica's write (a Conflict on update, AlreadyExists on create)
+// is resolved by reading again, with client-go's retry.DefaultRetry backoff
+// (5 attempts, 10 ms apart). It returns an error when the API refuses a
+// read or write, or when the webhook configurations cannot be updated.
 func (m *Manager) Reconcile(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var last error
-	for range 5 {
-		err := m.reconcileOnce(ctx)
-		if !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) {
-			return err
-		}
-		last = err // another replica wrote first: read its Secret
-	}
-	return last
+	anotherReplicaWroteFirst := func(err error) bool { return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) }
+	return retry.OnError(retry.DefaultRetry, anotherReplicaWroteFirst, func() error { return m.reconcileOnce(ctx) })
 }
 
 func (m *Manager) reconcileOnce(ctx context.Context) error {

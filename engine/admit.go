@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/stsguard/stsguard/kinds"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -38,7 +39,7 @@ type Request struct {
 	// Phase is the webhook the call stands for.
 	Phase Phase
 	// Kind is the kind of Object and OldObject.
-	Kind Kind
+	Kind kinds.Kind
 	// Operation is admissionv1.Create, Update or Delete.
 	Operation admissionv1.Operation
 	// Object is the object as it would be stored: a *appsv1.StatefulSet,
@@ -53,11 +54,11 @@ type Request struct {
 }
 
 // NewRequest returns the kind-erased Request for a typed input at phase:
-// its kind from engine.Kinds, its objects (a nil one stays nil). It is how
+// its kind from kinds.All(), its objects (a nil one stays nil). It is how
 // a caller that holds typed objects (audit, tests) builds a Request.
 func NewRequest[T Object](phase Phase, in *Input[T]) *Request {
 	r := &Request{Phase: phase, Operation: in.Operation, DryRun: in.DryRun}
-	if k, ok := KindOf(in.Subject()); ok {
+	if k, ok := kinds.Of(in.Subject()); ok {
 		r.Kind = k.Kind
 	}
 	var zero T
@@ -134,11 +135,11 @@ func (d *Decision) Denied() bool { return len(d.Findings.ByAction(Deny)) > 0 }
 // (CREATE: Object; UPDATE: both; DELETE: OldObject).
 func (e *Engine) Admit(ctx context.Context, req *Request, lk Lookup) (*Decision, error) {
 	switch req.Kind {
-	case KindStatefulSet:
+	case kinds.StatefulSet:
 		return admit(ctx, e, &e.statefulSets, req, lk)
-	case KindService:
+	case kinds.Service:
 		return admit(ctx, e, &e.services, req, lk)
-	case KindSecret:
+	case kinds.Secret:
 		return admit(ctx, e, &e.secrets, req, lk)
 	}
 	return nil, fmt.Errorf("stsguard admits no kind %q", req.Kind)

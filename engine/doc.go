@@ -15,7 +15,8 @@
 //
 // The engine holds no rule of its own but exemption-invalid, whose check is
 // its reading of the exemption annotations: package rules declares the
-// built-in rules as Rule values, and New takes them as its registry. Kinds is
-// the one table of the kinds stsguard reads. Lookup is the read-only view of
-// the referenced objects that checks consult.
+// built-in rules as Rule values, and New takes them as its registry. Package
+// kinds is the one table of the kinds stsguard reads; package credentials,
+// what the rules know about database images and credentials. Lookup is the
+// read-only view of the referenced objects that checks consult.
 package engine

@@ -151,7 +151,7 @@ func (e *Engine) checkConfig() error {
 			}
 		}
 	}
-	if cfg.CredentialEnv == nil || cfg.CredentialSwitch == nil || cfg.PasswordName == nil || cfg.Rand == nil {
+	if cfg.Credentials.CredentialEnv == nil || cfg.Credentials.CredentialSwitch == nil || cfg.Credentials.PasswordName == nil || cfg.Rand == nil {
 		errs = append(errs, errors.New("CredentialEnv, CredentialSwitch, PasswordName and Rand must be set (start from DefaultConfig)"))
 	}
 	return errors.Join(errs...)

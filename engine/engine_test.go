@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/stsguard/stsguard/kinds"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -60,11 +61,11 @@ func TestAdmitRefusesMalformedRequests(t *testing.T) {
 		want string
 	}{
 		{"unknown kind", Request{Kind: "Deployment", Operation: admissionv1.Create, Object: sts}, `no kind "Deployment"`},
-		{"object of another kind", Request{Kind: KindService, Operation: admissionv1.Create, Object: sts}, "is a *v1.StatefulSet"},
-		{"CREATE without object", Request{Kind: KindStatefulSet, Operation: admissionv1.Create}, "no object"},
-		{"UPDATE without old object", Request{Kind: KindStatefulSet, Operation: admissionv1.Update, Object: sts}, "needs the object and the old object"},
-		{"DELETE without old object", Request{Kind: KindSecret, Operation: admissionv1.Delete, Object: &corev1.Secret{}}, "no old object"},
-		{"CONNECT", Request{Kind: KindStatefulSet, Operation: admissionv1.Connect, Object: sts}, "not CREATE, UPDATE or DELETE"},
+		{"object of another kind", Request{Kind: kinds.Service, Operation: admissionv1.Create, Object: sts}, "is a *v1.StatefulSet"},
+		{"CREATE without object", Request{Kind: kinds.StatefulSet, Operation: admissionv1.Create}, "no object"},
+		{"UPDATE without old object", Request{Kind: kinds.StatefulSet, Operation: admissionv1.Update, Object: sts}, "needs the object and the old object"},
+		{"DELETE without old object", Request{Kind: kinds.Secret, Operation: admissionv1.Delete, Object: &corev1.Secret{}}, "no old object"},
+		{"CONNECT", Request{Kind: kinds.StatefulSet, Operation: admissionv1.Connect, Object: sts}, "not CREATE, UPDATE or DELETE"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

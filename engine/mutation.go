@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/go-openapi/jsonpointer"
+	"github.com/stsguard/stsguard/credentials"
 	"gomodules.xyz/jsonpatch/v2"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -43,7 +44,7 @@ type Mutation struct {
 	// patch[i] is changes[i].Patch: Set and Replace record both.
 	patch   []jsonpatch.JsonPatchOperation
 	changes []Change
-	secrets []*SecretRequest
+	secrets []*credentials.SecretRequest
 	// warnings are problems a mutator reports as Warn findings whatever
 	// its FindingAction: a default it did not apply, and why.
 	warnings field.ErrorList
@@ -82,7 +83,7 @@ func (m *Mutation) Replace(rule string, path *field.Path, pointer string, value 
 func (m *Mutation) Warn(err *field.Error) { m.warnings = append(m.warnings, err) }
 
 // NeedSecret records that the mutated object relies on r being written.
-func (m *Mutation) NeedSecret(r *SecretRequest) { m.secrets = append(m.secrets, r) }
+func (m *Mutation) NeedSecret(r *credentials.SecretRequest) { m.secrets = append(m.secrets, r) }
 
 // Patch returns the JSON patch operations in the order they were made; apply
 // them in that order. It is empty when nothing changed.
@@ -97,7 +98,7 @@ func (m *Mutation) Changes() []Change {
 
 // Secrets returns the Secrets that must be written (created or given new
 // keys) for the patched object to work, in the order they were requested.
-func (m *Mutation) Secrets() []*SecretRequest { return m.secrets }
+func (m *Mutation) Secrets() []*credentials.SecretRequest { return m.secrets }
 
 // Empty reports whether the mutation changes nothing.
 func (m *Mutation) Empty() bool { return len(m.patch) == 0 && len(m.secrets) == 0 }
@@ -115,7 +116,7 @@ func (m *Mutation) Lookup(base Lookup) Lookup {
 
 type plannedLookup struct {
 	Lookup
-	secrets []*SecretRequest
+	secrets []*credentials.SecretRequest
 }
 
 func (p plannedLookup) Secret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
@@ -131,7 +132,7 @@ func (p plannedLookup) Secret(ctx context.Context, namespace, name string) (*cor
 				out = existing.DeepCopy()
 			case apierrors.IsNotFound(err):
 				out = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name,
-					Labels: map[string]string{ManagedByLabel: ManagedByValue}}}
+					Labels: map[string]string{credentials.ManagedByLabel: credentials.ManagedByValue}}}
 			default:
 				return nil, err
 			}

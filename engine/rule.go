@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 
+	"github.com/stsguard/stsguard/credentials"
+	"github.com/stsguard/stsguard/kinds"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -85,7 +87,7 @@ type Rule struct {
 	// field.ErrorTypeInternal error at the change's field path, with what
 	// to do by hand; nil for a change that only follows another. See
 	// Engine.WithoutSecret.
-	SecretNotWritten func(sr *SecretRequest, c Change, reason string) *field.Error
+	SecretNotWritten func(sr *credentials.SecretRequest, c Change, reason string) *field.Error
 	// Default is true for a mutator that fills in a default for a new
 	// object. It steps aside on the CREATE of an object that re-creates one
 	// already running (RecreateAnnotation): its pods run the stored
@@ -101,7 +103,7 @@ type Meta struct {
 	Area Area
 	// Kinds are the kinds of object the rule evaluates, in the order
 	// StatefulSet, Service, Secret.
-	Kinds []Kind
+	Kinds []kinds.Kind
 	// Action is the default action of the rule's findings; Mutate for a mutator.
 	Action Action
 	// Description says what the rule checks or changes, and why.
@@ -113,16 +115,16 @@ type Meta struct {
 func (r *Rule) Meta() Meta {
 	m := Meta{ID: r.ID, Area: r.Area, Action: r.Action, Description: r.Description}
 	if r.StatefulSet != nil || r.MutateStatefulSet != nil {
-		m.Kinds = append(m.Kinds, KindStatefulSet)
+		m.Kinds = append(m.Kinds, kinds.StatefulSet)
 	}
 	if r.Service != nil || r.MutateService != nil {
-		m.Kinds = append(m.Kinds, KindService)
+		m.Kinds = append(m.Kinds, kinds.Service)
 	}
 	if r.Secret != nil {
-		m.Kinds = append(m.Kinds, KindSecret)
+		m.Kinds = append(m.Kinds, kinds.Secret)
 	}
 	if r.ID == ExemptionInvalid {
-		m.Kinds = judgedKinds() // exemptions are read on every object judged
+		m.Kinds = kinds.Judged() // exemptions are read on every object judged
 	}
 	return m
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 
+	"github.com/stsguard/stsguard/credentials"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
@@ -17,7 +18,7 @@ import (
 // hold leaves it unchanged. The findings are those of the requesting rule's
 // SecretNotWritten, one per change it describes; when it describes none,
 // one finding where the Secret is first relied on.
-func (e *Engine) WithoutSecret(m *Mutation, sr *SecretRequest, reason string) (*Mutation, Findings) {
+func (e *Engine) WithoutSecret(m *Mutation, sr *credentials.SecretRequest, reason string) (*Mutation, Findings) {
 	rule := ""
 	out := &Mutation{warnings: m.warnings}
 	for _, s := range m.secrets {

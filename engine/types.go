@@ -72,7 +72,7 @@ func (in *Input[T]) Subject() T {
 // the webhook (lookup.Reader; a Service or Secret the cache does not have is
 // read live, at most once per kind and request, under a negative cache and
 // a rate limit: lookup.Live), and from the manifest set or the live objects
-// in the audit command (lookup.Objects). Besides these reads, the only API
+// in the audit command (lookuptest.Objects). Besides these reads, the only API
 // calls of an admission request are the Secret writes a Decision plans,
 // which the webhook makes, not the engine.
 //
@@ -141,18 +141,6 @@ func (fs Findings) Errors() field.ErrorList {
 	out := make(field.ErrorList, 0, len(fs))
 	for _, f := range fs {
 		out = append(out, f.Error)
-	}
-	return out
-}
-
-// Internal returns the findings that report a failure of stsguard itself
-// (a Lookup error or a rule that panicked) rather than a problem of the object.
-func (fs Findings) Internal() Findings {
-	var out Findings
-	for _, f := range fs {
-		if f.Error.Type == field.ErrorTypeInternal {
-			out = append(out, f)
-		}
 	}
 	return out
 }

@@ -23,7 +23,7 @@ import (
 
 	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/lookup"
-	"github.com/stsguard/stsguard/rules"
+	"github.com/stsguard/stsguard/resize"
 )
 
 // Options say what to expand.
@@ -147,12 +147,12 @@ func (r *run) do(ctx context.Context) error {
 	if live != nil {
 		planned = live
 	}
-	plan, err := rules.PlanResize(ctx, planned, r.o.Template, r.o.Size, lookup.Reader{Cache: r.c})
+	plan, err := resize.New(ctx, planned, r.o.Template, r.o.Size, lookup.Reader{Cache: r.c})
 	if err != nil {
 		return fmt.Errorf("%w: %w", err, ErrRefused)
 	}
 	if state != nil && live == nil {
-		if q, _ := rules.StorageRequest(&target.Spec.VolumeClaimTemplates[rules.TemplateIndex(target, r.o.Template)]); q.Cmp(r.o.Size) != 0 {
+		if q, _ := resize.StorageRequest(&target.Spec.VolumeClaimTemplates[resize.TemplateIndex(target, r.o.Template)]); q.Cmp(r.o.Size) != 0 {
 			return fmt.Errorf("an earlier run was re-creating %s with %s; run it again with --size %s to finish it first: %w", what, q.String(), q.String(), ErrRefused)
 		}
 	}
@@ -229,7 +229,7 @@ func (r *run) load(ctx context.Context) (*appsv1.StatefulSet, *appsv1.StatefulSe
 			sec.Name, expandLabel, r.o.Name, ErrRefused)
 	}
 	state := &appsv1.StatefulSet{}
-	if err := json.Unmarshal(sec.Data[stateKey], state); err != nil || state.Name != r.o.Name || rules.TemplateIndex(state, r.o.Template) < 0 {
+	if err := json.Unmarshal(sec.Data[stateKey], state); err != nil || state.Name != r.o.Name || resize.TemplateIndex(state, r.o.Template) < 0 {
 		return nil, nil, fmt.Errorf("the Secret %s does not hold statefulset/%s with template %q; delete it if no expand is running: %w",
 			sec.Name, r.o.Name, r.o.Template, ErrRefused)
 	}
@@ -241,7 +241,7 @@ func (r *run) load(ctx context.Context) (*appsv1.StatefulSet, *appsv1.StatefulSe
 // managedFields or deletion finalizers), its spec with template grown to
 // size, no status. It is nil when sts has no such template.
 func recreated(sts *appsv1.StatefulSet, template string, size resource.Quantity) *appsv1.StatefulSet {
-	i := rules.TemplateIndex(sts, template)
+	i := resize.TemplateIndex(sts, template)
 	if i < 0 {
 		return nil
 	}
@@ -269,19 +269,19 @@ func recreated(sts *appsv1.StatefulSet, template string, size resource.Quantity)
 	if t.Spec.Resources.Requests == nil {
 		t.Spec.Resources.Requests = corev1.ResourceList{}
 	}
-	if have, ok := rules.StorageRequest(t); !ok || have.Cmp(size) < 0 {
+	if have, ok := resize.StorageRequest(t); !ok || have.Cmp(size) < 0 {
 		t.Spec.Resources.Requests[corev1.ResourceStorage] = size
 	}
 	return out
 }
 
 func templateHasSize(sts *appsv1.StatefulSet, template string, size resource.Quantity) bool {
-	i := rules.TemplateIndex(sts, template)
-	q, ok := rules.StorageRequest(&sts.Spec.VolumeClaimTemplates[i])
+	i := resize.TemplateIndex(sts, template)
+	q, ok := resize.StorageRequest(&sts.Spec.VolumeClaimTemplates[i])
 	return ok && q.Cmp(size) >= 0
 }
 
-func (r *run) printPlan(p *rules.ResizePlan) {
+func (r *run) printPlan(p *resize.Plan) {
 	r.printf("plan: template %q %s -> %s; %d PVC(s):", p.Template, p.From.String(), p.To.String(), len(p.Claims)+p.MoreNotCreated)
 	for _, c := range p.Claims {
 		step := ""
@@ -292,7 +292,7 @@ func (r *run) printPlan(p *rules.ResizePlan) {
 			step = "created at " + p.To.String() + " when its pod first starts"
 		case c.NeedsResize(p.To):
 			step = "resize " + c.Request.String() + " -> " + p.To.String()
-		case !rules.Resized(c.PVC, p.To):
+		case !resize.Resized(c.PVC, p.To):
 			step = "requested " + p.To.String() + "; waiting for the volume to grow"
 		default:
 			step = "at " + p.To.String() + " already"
@@ -327,7 +327,7 @@ func (r *run) checkCreate(ctx context.Context, target *appsv1.StatefulSet) error
 	return nil
 }
 
-func (r *run) resizeClaims(ctx context.Context, p *rules.ResizePlan) error {
+func (r *run) resizeClaims(ctx context.Context, p *resize.Plan) error {
 	size := p.To.String()
 	body, err := json.Marshal(map[string]any{"spec": map[string]any{"resources": map[string]any{"requests": map[string]string{"storage": size}}}})
 	if err != nil {
@@ -361,7 +361,7 @@ func (r *run) resizeClaims(ctx context.Context, p *rules.ResizePlan) error {
 	return nil
 }
 
-// waitResized polls PVC name until rules.Resized, printing each change of
+// waitResized polls PVC name until resize.Resized, printing each change of
 // its state.
 func (r *run) waitResized(ctx context.Context, name string, size resource.Quantity) error {
 	last := ""
@@ -374,7 +374,7 @@ func (r *run) waitResized(ctx context.Context, name string, size resource.Quanti
 			r.printf("%s: %s", name, now)
 			last = now
 		}
-		return rules.Resized(pvc, size), nil
+		return resize.Resized(pvc, size), nil
 	})
 	if err != nil && ctx.Err() != nil {
 		return fmt.Errorf("stopped waiting for PVC %s to reach %s (%s); %w: %w", name, size.String(), last, errResume, ctx.Err())

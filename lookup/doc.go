@@ -1,6 +1,8 @@
 // Package lookup implements engine.Lookup, the read-only view of the objects
-// that rules reference: over an in-memory set of objects (manifests, tests)
-// and over controller-runtime readers (the informer cache of the webhook
-// server, with a bounded live read, Live, when the cache may not have
-// caught up).
+// that rules reference, over controller-runtime readers: the informer cache
+// of the webhook server (Reader), with a bounded live read (Live) of a
+// Service or Secret the cache may not have caught up with, and the Secret
+// index that answers which StatefulSets reference a Secret (IndexSecrets).
+// Audit's Lookup is its own replay of the manifests (package audit);
+// tests use internal/lookuptest.
 package lookup

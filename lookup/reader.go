@@ -183,8 +183,5 @@ func (r Reader) PersistentVolumeClaims(ctx context.Context, namespace string) ([
 	return out, nil
 }
 
-// Reader and Objects are engine.Lookups.
-var (
-	_ engine.Lookup = Reader{}
-	_ engine.Lookup = (*Objects)(nil)
-)
+// Reader is an engine.Lookup.
+var _ engine.Lookup = Reader{}

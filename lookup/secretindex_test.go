@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/internal/lookuptest"
 	"github.com/stsguard/stsguard/lookup"
 )
 
@@ -48,7 +49,7 @@ func TestStatefulSetsReferencingSecret(t *testing.T) {
 	}
 	registered := fake.NewClientBuilder().WithObjects(objs...)
 	require.NoError(t, lookup.IndexSecrets(context.Background(), fieldIndexer{registered}))
-	o := lookup.MustObjects()
+	o := lookuptest.MustObjects()
 	for _, obj := range objs {
 		require.NoError(t, o.Add(obj))
 	}

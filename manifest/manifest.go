@@ -24,6 +24,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/stsguard/stsguard/kinds"
 	yamlv3 "go.yaml.in/yaml/v3"
 	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
@@ -34,13 +35,11 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
-
-	"github.com/stsguard/stsguard/engine"
 )
 
 // Object is one object read from a manifest.
 type Object struct {
-	// Object is a typed object of a kind of engine.Kinds
+	// Object is a typed object of a kind of kinds.All()
 	// (*appsv1.StatefulSet, *corev1.Service, *corev1.Secret,
 	// *corev1.PersistentVolumeClaim, *storagev1.StorageClass,
 	// *corev1.Namespace); nil for any other kind.
@@ -75,7 +74,7 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Load reads every manifest under paths, in the order kubectl apply -f
+// Read reads every manifest under paths, in the order kubectl apply -f
 // (with --recursive) reads them: paths in the order given; a directory's
 // files in the order filepath.Walk visits them (each directory's entries
 // sorted by name, a subdirectory's files where its name sorts), keeping only
@@ -83,31 +82,26 @@ func (e *Error) Unwrap() error { return e.Err }
 // FileExtensions); "-" for stdin. A file named explicitly is read whatever
 // its name. The objects of a file come in document order, the items of a
 // List in item order. Objects without a namespace take namespace when their
-// kind is namespaced. It returns the objects of every document that could be
-// read and one *Error per document, file or path that could not: one bad
-// document never hides the others.
-func Load(paths []string, stdin io.Reader, namespace string) ([]Object, []error) {
-	return split(read(paths, stdin, namespace, false))
-}
-
-// Read reads the manifests under paths as Load does, but defers the typed
-// decoding of namespaced objects of the kinds stsguard reads
-// (StatefulSets, Services, Secrets and PersistentVolumeClaims) to
-// Entry.Decode: such an entry holds the object's compact JSON (what
-// sigs.k8s.io/yaml makes of the document, about the size of the YAML) and
-// its kind, namespace and name as written (Namespace defaulted as Load
-// defaults it), not the typed object. Every other object (cluster-scoped
-// kinds, kinds stsguard does not read, the items of a List) is decoded
-// as Load decodes it.
+// kind is namespaced. It returns one entry per object of every document
+// that could be read and one per document, file or path that could not
+// (Err, an *Error): one bad document never hides the others. An entry holds
+// an object or an error, never both.
 //
-// Entries come in the order Load reads objects and errors: an entry holds
-// an object or an error (Err), never both. Decoding each deferred entry and
-// taking, in order, the objects and the errors gives what Load returns.
+// Read defers the typed decoding of namespaced objects of the kinds
+// stsguard reads (StatefulSets, Services, Secrets and
+// PersistentVolumeClaims) to Entry.Decode: such an entry holds the object's
+// compact JSON (what sigs.k8s.io/yaml makes of the document, about the size
+// of the YAML) and its kind, namespace and name as written (Namespace
+// defaulted), not the typed object. Every other object (cluster-scoped
+// kinds, kinds stsguard does not read, the items of a List) is decoded at
+// once, as Parse decodes it. Decoding each deferred entry gives, in order,
+// the objects and errors that reading everything at once would.
 func Read(paths []string, stdin io.Reader, namespace string) []Entry {
 	return read(paths, stdin, namespace, true)
 }
 
-// read is Load (later false) or Read (later true).
+// read is Read (later true), or with later false decodes every object at
+// once.
 func read(paths []string, stdin io.Reader, namespace string, later bool) []Entry {
 	var out []Entry
 	fail := func(file string, err error) { out = append(out, Entry{Err: &Error{File: file, Err: err}}) }
@@ -121,7 +115,7 @@ func read(paths []string, stdin io.Reader, namespace string, later bool) []Entry
 			out = append(out, parse("-", data, namespace, later)...)
 			continue
 		}
-		files, err := Files(p)
+		files, err := manifestFiles(p)
 		if err != nil {
 			fail(p, err)
 			continue
@@ -160,8 +154,8 @@ type Entry struct {
 	// Line are set.
 	Object
 	// Err is a document, file or path that could not be read (an *Error,
-	// or for the items of one List the errors.Join of theirs), as Load
-	// returns it; Object is then the zero Object.
+	// or for the items of one List the errors.Join of theirs); Object is
+	// then the zero Object.
 	Err error
 
 	// json is the object's JSON for Decode (nil when not deferred);
@@ -175,11 +169,11 @@ type Entry struct {
 // for Decode.
 func (e *Entry) Deferred() bool { return e.json != nil }
 
-// Decode decodes a deferred entry's object strictly, exactly as Load
+// Decode decodes a deferred entry's object strictly, exactly as Parse
 // decodes it, and drops the entry's JSON (Deferred then reports false, and
 // e keeps only the kind, namespace, name, file and line): it returns the
-// object with its typed Object set, or an *Error, the one Load would have
-// returned for the document. On an entry that is not deferred it returns
+// object with its typed Object set, or an *Error, the one Parse would
+// return for the document. On an entry that is not deferred it returns
 // e.Object and e.Err unchanged. A deferred entry is decoded once: a second
 // Decode returns an *Error saying so, not an object without its typed
 // Object.
@@ -195,16 +189,16 @@ func (e *Entry) Decode() (Object, error) {
 	return decodeObject(e.File, e.Line, js, typeMeta{APIVersion: e.apiVersion, Kind: e.kind}, e.namespace)
 }
 
-// Extensions are the file name endings read from a directory, as kubectl's
+// extensions are the file name endings read from a directory, as kubectl's
 // (k8s.io/cli-runtime/pkg/resource.FileExtensions): compared case-sensitively.
-var Extensions = []string{".json", ".yaml", ".yml"}
+var extensions = []string{".json", ".yaml", ".yml"}
 
-// Files returns path itself for a file, and for a directory the manifest
-// files under it (see Extensions) in the order kubectl apply -f --recursive
+// manifestFiles returns path itself for a file, and for a directory the manifest
+// files under it (see extensions) in the order kubectl apply -f --recursive
 // visits them: filepath.Walk's, which lists each directory's entries sorted
 // by name and descends into a subdirectory where its name sorts (so
 // "a/x.yaml" comes before "a-b/x.yaml", unlike a sort of the full paths).
-func Files(path string) ([]string, error) {
+func manifestFiles(path string) ([]string, error) {
 	info, err := os.Stat(path)
 	if err != nil {
 		return nil, err
@@ -217,7 +211,7 @@ func Files(path string) ([]string, error) {
 		if err != nil {
 			return err
 		}
-		if !d.IsDir() && slices.Contains(Extensions, filepath.Ext(p)) {
+		if !d.IsDir() && slices.Contains(extensions, filepath.Ext(p)) {
 			files = append(files, p)
 		}
 		return nil
@@ -284,16 +278,16 @@ func parse(file string, data []byte, namespace string, later bool) []Entry {
 	return out
 }
 
-// readKind returns the entry of engine.Kinds that a document of apiVersion
+// readKind returns the entry of kinds.All() that a document of apiVersion
 // gv and kind is read as: the kind's own version, and apps/v1beta1 and
 // apps/v1beta2 for a StatefulSet (read as apps/v1, see convertStatefulSet).
 // It returns false for a kind stsguard does not read.
-func readKind(gv schema.GroupVersion, kind string) (engine.KindInfo, bool) {
-	k, ok := engine.LookupKind(engine.Kind(kind))
+func readKind(gv schema.GroupVersion, kind string) (kinds.Info, bool) {
+	k, ok := kinds.Get(kinds.Kind(kind))
 	if !ok || gv.Group != k.GroupVersionKind.Group {
-		return engine.KindInfo{}, false
+		return kinds.Info{}, false
 	}
-	old := k.Kind == engine.KindStatefulSet && (gv.Version == "v1beta1" || gv.Version == "v1beta2")
+	old := k.Kind == kinds.StatefulSet && (gv.Version == "v1beta1" || gv.Version == "v1beta2")
 	return k, gv.Version == k.GroupVersionKind.Version || old
 }
 

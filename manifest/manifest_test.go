@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,7 +48,7 @@ func TestFilesInKubectlOrder(t *testing.T) {
 		}
 		return out
 	}
-	files, err := Files(dir)
+	files, err := manifestFiles(dir)
 	require.NoError(t, err)
 	// filepath.Walk's order, as kubectl apply -f DIR --recursive: entries of
 	// each directory by name, "a/..." before "a-b/..." (a sort of the full
@@ -55,7 +56,7 @@ func TestFilesInKubectlOrder(t *testing.T) {
 	assert.Equal(t, []string{"Chart/c.yaml", "a/sub/y.yml", "a/x.yaml", "a-b/x.yaml", "b.yaml", "z.json"}, rel(files))
 
 	// A file named explicitly is read whatever its extension.
-	files, err = Files(filepath.Join(dir, "A.YAML"))
+	files, err = manifestFiles(filepath.Join(dir, "A.YAML"))
 	require.NoError(t, err)
 	assert.Equal(t, []string{"A.YAML"}, rel(files))
 }
@@ -70,7 +71,7 @@ func TestLoadKeepsTheOrderObjectsReachTheAPIServer(t *testing.T) {
 			"- {apiVersion: v1, kind: Secret, metadata: {name: item2}}\n",
 		"first.yaml": secret("first"),
 	})
-	objs, errs := Load([]string{
+	objs, errs := load([]string{
 		filepath.Join(dir, "first.yaml"), // files in the order given, not sorted
 		filepath.Join(dir, "d"),
 		"-",
@@ -82,4 +83,10 @@ func TestLoadKeepsTheOrderObjectsReachTheAPIServer(t *testing.T) {
 		names = append(names, o.Name)
 	}
 	assert.Equal(t, []string{"first", "d1a", "d1b", "d2", "stdin1", "stdin2", "item1", "item2"}, names)
+}
+
+// load reads every object under paths at once: Read without deferring
+// any decoding, split into objects and errors.
+func load(paths []string, stdin io.Reader, namespace string) ([]Object, []error) {
+	return split(read(paths, stdin, namespace, false))
 }

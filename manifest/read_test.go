@@ -95,7 +95,7 @@ func TestReadDecodesAsLoad(t *testing.T) {
 					require.NoError(t, err)
 				}
 			}
-			wantObjs, wantErrs := Load(tc.paths, strings.NewReader(tc.stdin), "default")
+			wantObjs, wantErrs := load(tc.paths, strings.NewReader(tc.stdin), "default")
 			entries := Read(tc.paths, strings.NewReader(tc.stdin), "default")
 			gotObjs, gotErrs := decodeAll(t, entries)
 			assert.Equal(t, wantObjs, gotObjs)

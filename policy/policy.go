@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/yaml"
 
+	"github.com/stsguard/stsguard/credentials"
 	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/rules"
 )
@@ -115,7 +116,7 @@ type Exemption struct {
 }
 
 // ImageProfile is what stsguard knows about one database image; see
-// engine.ImageProfile.
+// credentials.ImageProfile.
 type ImageProfile struct {
 	Name                          string         `json:"name"`
 	Images                        []string       `json:"images"`
@@ -182,7 +183,9 @@ func (p *Policy) config() (engine.Config, field.ErrorList) {
 		catalog[m.ID] = m
 	}
 	unknown := func(path *field.Path, id string) *field.Error {
-		return field.NotFound(path, id)
+		e := field.NotFound(path, id)
+		e.Detail = "no rule or mutation has this ID; `stsguard rules` lists them (docs/rules.md)"
+		return e
 	}
 	cfg := engine.DefaultConfig()
 	cfg.Actions, cfg.Mutations = map[string]engine.Action{}, map[string]bool{}
@@ -247,13 +250,13 @@ func (p *Policy) config() (engine.Config, field.ErrorList) {
 		}
 		*into = re
 	}
-	compile(field.NewPath("credentialEnvPattern"), p.CredentialEnvPattern, &cfg.CredentialEnv)
-	compile(field.NewPath("passwordNamePattern"), p.PasswordNamePattern, &cfg.PasswordName)
+	compile(field.NewPath("credentialEnvPattern"), p.CredentialEnvPattern, &cfg.Credentials.CredentialEnv)
+	compile(field.NewPath("passwordNamePattern"), p.PasswordNamePattern, &cfg.Credentials.PasswordName)
 	if p.WeakPasswords != nil {
-		cfg.WeakPasswords = p.WeakPasswords
+		cfg.Credentials.WeakPasswords = p.WeakPasswords
 	}
 
-	var profiles []engine.ImageProfile
+	var profiles []credentials.ImageProfile
 	names := map[string]bool{}
 	for i, ip := range p.ImageProfiles {
 		path := field.NewPath("imageProfiles").Index(i)
@@ -270,18 +273,18 @@ func (p *Policy) config() (engine.Config, field.ErrorList) {
 		if ip.PasswordRequired && len(ip.PasswordEnv) == 0 {
 			errs = append(errs, field.Required(path.Child("passwordEnv"), "passwordRequired needs the env var the image cannot start without as the first passwordEnv"))
 		}
-		rp := engine.ImageProfile{Name: ip.Name, Images: ip.Images, TerminationGracePeriodSeconds: ip.TerminationGracePeriodSeconds,
+		rp := credentials.ImageProfile{Name: ip.Name, Images: ip.Images, TerminationGracePeriodSeconds: ip.TerminationGracePeriodSeconds,
 			PasswordEnv: ip.PasswordEnv, PasswordRequired: ip.PasswordRequired}
 		for _, c := range ip.PasswordOptionalWhen {
-			rp.PasswordOptionalWhen = append(rp.PasswordOptionalWhen, engine.EnvCondition{Name: c.Name, Value: c.Value})
+			rp.PasswordOptionalWhen = append(rp.PasswordOptionalWhen, credentials.EnvCondition{Name: c.Name, Value: c.Value})
 		}
 		profiles = append(profiles, rp)
 	}
-	for _, d := range cfg.Profiles {
+	for _, d := range cfg.Credentials.Profiles {
 		if !names[d.Name] {
 			profiles = append(profiles, d)
 		}
 	}
-	cfg.Profiles = profiles
+	cfg.Credentials.Profiles = profiles
 	return cfg, errs
 }

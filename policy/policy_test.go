@@ -26,10 +26,10 @@ func TestParseExample(t *testing.T) {
 	require.Len(t, cfg.Exemptions, 2)
 	assert.Equal(t, []string{"sandbox"}, cfg.Exemptions[0].Namespaces)
 	assert.True(t, cfg.Exemptions[1].NamespaceSelector.Matches(labels.Set{"stsguard.io/enforcement": "off"}))
-	p := cfg.Profile("scylladb/scylla:5")
+	p := cfg.Credentials.Profile("scylladb/scylla:5")
 	require.NotNil(t, p)
 	assert.Equal(t, int64(600), p.TerminationGracePeriodSeconds)
-	assert.NotNil(t, cfg.Profile("mysql:8"), "built-in profiles stay")
+	assert.NotNil(t, cfg.Credentials.Profile("mysql:8"), "built-in profiles stay")
 }
 
 // YAML 1.1 reads unquoted On and Off as booleans; they mean what they say.

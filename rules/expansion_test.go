@@ -18,6 +18,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/resize"
 )
 
 // sized is the web StatefulSet (3 replicas) with template "data" of class
@@ -66,15 +67,15 @@ func TestVolumeClaimTemplateRules(t *testing.T) {
 		{"same size written differently", sized("fast", "10Gi"), func(s *appsv1.StatefulSet) {
 			s.Spec.VolumeClaimTemplates[0].Spec.Resources.Requests[corev1.ResourceStorage] = resource.MustParse("10240Mi")
 		}, bound, nil, nil},
-		{"growth", sized("fast", "10Gi"), resize("20Gi"), bound,
+		{"growth", sized("fast", "10Gi"), resizeTo("20Gi"), bound,
 			field.ErrorList{field.Forbidden(req, "")}, []string{VolumeClaimTemplateResize}},
-		{"shrink", sized("fast", "10Gi"), resize("5Gi"), bound,
+		{"shrink", sized("fast", "10Gi"), resizeTo("5Gi"), bound,
 			field.ErrorList{field.Invalid(req, "", "")}, []string{VolumeClaimTemplateShrink}},
 		{"class change", sized("fast", "10Gi"), func(s *appsv1.StatefulSet) {
 			s.Spec.VolumeClaimTemplates[0].Spec.StorageClassName = ptr.To("fixed")
 		}, bound, field.ErrorList{field.Forbidden(classPath, "")}, []string{VolumeClaimTemplateImmutable}},
 		{"growth and access mode change: immutable only", sized("fast", "10Gi"), func(s *appsv1.StatefulSet) {
-			resize("20Gi")(s)
+			resizeTo("20Gi")(s)
 			s.Spec.VolumeClaimTemplates[0].Spec.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOncePod}
 		}, bound, field.ErrorList{field.Forbidden(vctPath.Index(0).Child("spec", "accessModes"), "")}, []string{VolumeClaimTemplateImmutable}},
 		{"label added", sized("fast", "10Gi"), func(s *appsv1.StatefulSet) {
@@ -86,11 +87,11 @@ func TestVolumeClaimTemplateRules(t *testing.T) {
 		{"template removed", sized("fast", "10Gi"), func(s *appsv1.StatefulSet) {
 			s.Spec.VolumeClaimTemplates = nil
 		}, bound, field.ErrorList{field.Forbidden(vctPath.Index(0), "")}, []string{VolumeClaimTemplateImmutable}},
-		{"growth on a class that cannot expand", sized("fixed", "10Gi"), resize("20Gi"), []runtime.Object{fast, fixed,
+		{"growth on a class that cannot expand", sized("fixed", "10Gi"), resizeTo("20Gi"), []runtime.Object{fast, fixed,
 			claim("data-web-0", "fixed", "10Gi", corev1.ClaimBound)},
 			field.ErrorList{field.Forbidden(req, ""), field.Forbidden(req, ""), field.Invalid(classPath, "", "")},
 			[]string{StorageClassNotExpandable, VolumeClaimTemplateResize, StorageClassNotExpandable}},
-		{"growth where one existing PVC has another class", sized("fast", "10Gi"), resize("20Gi"), []runtime.Object{fast, fixed,
+		{"growth where one existing PVC has another class", sized("fast", "10Gi"), resizeTo("20Gi"), []runtime.Object{fast, fixed,
 			claim("data-web-0", "fast", "10Gi", corev1.ClaimBound), claim("data-web-1", "fixed", "10Gi", corev1.ClaimBound)},
 			field.ErrorList{field.Forbidden(req, ""), field.Forbidden(req, "")},
 			[]string{StorageClassNotExpandable, VolumeClaimTemplateResize}},
@@ -112,7 +113,7 @@ func TestVolumeClaimTemplateRules(t *testing.T) {
 	}
 }
 
-func resize(size string) func(*appsv1.StatefulSet) {
+func resizeTo(size string) func(*appsv1.StatefulSet) {
 	return func(s *appsv1.StatefulSet) {
 		s.Spec.VolumeClaimTemplates[0].Spec.Resources.Requests[corev1.ResourceStorage] = resource.MustParse(size)
 	}
@@ -123,7 +124,7 @@ func TestResizeMessageListsPlanAndCommand(t *testing.T) {
 	old := sized("fast", "10Gi")
 	old.Spec.Replicas = ptr.To[int32](2)
 	next := old.DeepCopy()
-	resize("20Gi")(next)
+	resizeTo("20Gi")(next)
 	lk := objects(storageClass("fast", false, true, t0),
 		claim("data-web-0", "fast", "10Gi", corev1.ClaimBound),
 		claim("data-web-4", "fast", "10Gi", corev1.ClaimBound), // leftover of a scale-down
@@ -147,7 +148,7 @@ func TestStorageClassNotExpandableActions(t *testing.T) {
 	lk := objects(storageClass("fixed", false, false, t0))
 	old := sized("fixed", "10Gi")
 	next := old.DeepCopy()
-	resize("20Gi")(next)
+	resizeTo("20Gi")(next)
 
 	e := newEngine(t, StorageClassNotExpandable)
 	onCreate := validate(e, create(old), lk).Findings
@@ -227,7 +228,7 @@ func TestPlanResize(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := PlanResize(context.Background(), sized("fast", "10Gi"), "data", twenty, objects(tc.objs...))
+			p, err := resize.New(context.Background(), sized("fast", "10Gi"), "data", twenty, objects(tc.objs...))
 			require.NoError(t, err)
 			assert.Len(t, p.Claims, 3, "ordinals 0..2, created or not")
 			got := p.Problems()
@@ -240,7 +241,7 @@ func TestPlanResize(t *testing.T) {
 	t.Run("start ordinal", func(t *testing.T) {
 		sts := sized("fast", "10Gi")
 		sts.Spec.Ordinals = &appsv1.StatefulSetOrdinals{Start: 5}
-		p, err := PlanResize(context.Background(), sts, "data", twenty, objects(fast))
+		p, err := resize.New(context.Background(), sts, "data", twenty, objects(fast))
 		require.NoError(t, err)
 		names := []string{}
 		for _, c := range p.Claims {
@@ -249,16 +250,16 @@ func TestPlanResize(t *testing.T) {
 		assert.Equal(t, []string{"data-web-5", "data-web-6", "data-web-7"}, names)
 	})
 	t.Run("shrink", func(t *testing.T) {
-		p, err := PlanResize(context.Background(), sized("fast", "10Gi"), "data", resource.MustParse("5Gi"), objects(fast))
+		p, err := resize.New(context.Background(), sized("fast", "10Gi"), "data", resource.MustParse("5Gi"), objects(fast))
 		require.NoError(t, err)
 		assert.Contains(t, p.Problems()[0], `volumeClaimTemplate "data" requests 10Gi, more than 5Gi`)
 	})
 	t.Run("unknown template", func(t *testing.T) {
-		_, err := PlanResize(context.Background(), sized("fast", "10Gi"), "logs", twenty, objects(fast))
+		_, err := resize.New(context.Background(), sized("fast", "10Gi"), "logs", twenty, objects(fast))
 		assert.EqualError(t, err, `StatefulSet ns/web has no volumeClaimTemplate "logs"; it has "data"`)
 	})
 	t.Run("lookup failure", func(t *testing.T) {
-		_, err := PlanResize(context.Background(), sized("fast", "10Gi"), "data", twenty, errLookup{assert.AnError})
+		_, err := resize.New(context.Background(), sized("fast", "10Gi"), "data", twenty, errLookup{assert.AnError})
 		assert.Error(t, err)
 	})
 }
@@ -267,15 +268,15 @@ func TestResized(t *testing.T) {
 	twenty := resource.MustParse("20Gi")
 	c := claim("data-web-0", "fast", "20Gi", corev1.ClaimBound)
 	c.Status.Capacity[corev1.ResourceStorage] = resource.MustParse("10Gi")
-	assert.False(t, Resized(c, twenty))
+	assert.False(t, resize.Resized(c, twenty))
 	c.Status.Conditions = []corev1.PersistentVolumeClaimCondition{{Type: corev1.PersistentVolumeClaimFileSystemResizePending, Status: corev1.ConditionTrue}}
-	assert.True(t, Resized(c, twenty), "FileSystemResizePending: the volume is resized, the file system follows at the next pod start")
+	assert.True(t, resize.Resized(c, twenty), "FileSystemResizePending: the volume is resized, the file system follows at the next pod start")
 	c.Status.Conditions = nil
 	c.Status.Capacity[corev1.ResourceStorage] = resource.MustParse("20Gi")
-	assert.True(t, Resized(c, twenty))
+	assert.True(t, resize.Resized(c, twenty))
 }
 
-// A resize plan lists at most MaxClaimsNotCreated claims not created yet,
+// A resize plan lists at most resize.MaxClaimsNotCreated claims not created yet,
 // whatever spec.replicas says: a huge count costs no memory.
 func TestResizePlanIsBoundedByClaimsNotReplicas(t *testing.T) {
 	sts := testStatefulSet("web")
@@ -283,9 +284,9 @@ func TestResizePlanIsBoundedByClaimsNotReplicas(t *testing.T) {
 	sts.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "data"},
 		Spec: corev1.PersistentVolumeClaimSpec{Resources: corev1.VolumeResourceRequirements{
 			Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}}}}
-	plan, err := PlanResize(context.Background(), sts, "data", resource.MustParse("2Gi"), objects())
+	plan, err := resize.New(context.Background(), sts, "data", resource.MustParse("2Gi"), objects())
 	require.NoError(t, err)
-	assert.Len(t, plan.Claims, MaxClaimsNotCreated)
-	assert.Equal(t, math.MaxInt32-MaxClaimsNotCreated, plan.MoreNotCreated)
+	assert.Len(t, plan.Claims, resize.MaxClaimsNotCreated)
+	assert.Equal(t, math.MaxInt32-resize.MaxClaimsNotCreated, plan.MoreNotCreated)
 	assert.Contains(t, plan.Summary(), "and 2147483637 more ordinals without a PVC yet")
 }

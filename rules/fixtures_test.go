@@ -23,7 +23,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/stsguard/stsguard/engine"
-	"github.com/stsguard/stsguard/lookup"
+	"github.com/stsguard/stsguard/internal/lookuptest"
+	"github.com/stsguard/stsguard/kinds"
 	"github.com/stsguard/stsguard/manifest"
 	"github.com/stsguard/stsguard/policy"
 	"github.com/stsguard/stsguard/rules"
@@ -83,7 +84,7 @@ type fixtureExpect struct {
 	// Exemptions are the exemptions used, sorted by rule.
 	Exemptions []fixtureExemption `json:"exemptions,omitempty"`
 	// Secrets are the Secret writes the decision plans, as
-	// engine.SecretRequest.String() renders them (keys, never values).
+	// credentials.SecretRequest.String() renders them (keys, never values).
 	Secrets []string `json:"secrets,omitempty"`
 }
 
@@ -265,9 +266,9 @@ func loadFixture(rule, name, dir string, known map[string]bool) *fixtureCase {
 	if err != nil {
 		return fail("%v", err)
 	}
-	kind, _ := engine.KindOf(obj)
+	kind, _ := kinds.Of(obj)
 	c.req = &engine.Request{Phase: phases[c.spec.Phase], Kind: kind.Kind, Operation: c.spec.Operation, DryRun: c.spec.DryRun}
-	var stored engine.APIObject // the object the cluster holds already
+	var stored kinds.Object // the object the cluster holds already
 	switch c.spec.Operation {
 	case admissionv1.Delete:
 		c.req.OldObject, stored = obj, obj
@@ -290,13 +291,13 @@ func loadFixture(rule, name, dir string, known map[string]bool) *fixtureCase {
 
 	// The world: resources.yaml, and the stored object, as the informer
 	// cache holds it.
-	lk, err := lookup.NewObjects()
+	lk, err := lookuptest.NewObjects()
 	if err != nil {
 		return fail("%v", err)
 	}
 	seen := map[string]string{}
-	add := func(o engine.APIObject, from string) error {
-		k, _ := engine.KindOf(o)
+	add := func(o kinds.Object, from string) error {
+		k, _ := kinds.Of(o)
 		id := fmt.Sprintf("%s %s/%s", k.Kind, o.GetNamespace(), o.GetName())
 		if prev, dup := seen[id]; dup {
 			return fmt.Errorf("%s is in %s and in %s: the stored object is in the world already, and each object once", id, prev, from)
@@ -324,7 +325,7 @@ func loadFixture(rule, name, dir string, known map[string]bool) *fixtureCase {
 			return fail("%v", errs[0])
 		}
 		for _, o := range objs {
-			ao, ok := o.Object.(engine.APIObject)
+			ao, ok := o.Object.(kinds.Object)
 			if !ok {
 				return fail("%s:%d: %s %s is not a kind the rules read (StatefulSet, Service, Secret, StorageClass, Namespace, PersistentVolumeClaim)", file, o.Line, o.GVK.Kind, o.Name)
 			}
@@ -420,7 +421,7 @@ func orEmpty(s []string) []string {
 }
 
 // readObject reads the one object of file: a StatefulSet, Service or Secret.
-func readObject(file string) (engine.APIObject, error) {
+func readObject(file string) (kinds.Object, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err
@@ -432,8 +433,8 @@ func readObject(file string) (engine.APIObject, error) {
 	if len(objs) != 1 {
 		return nil, fmt.Errorf("%s: holds %d objects; it must hold one", file, len(objs))
 	}
-	o, ok := objs[0].Object.(engine.APIObject)
-	if k, known := engine.KindOf(o); !ok || !known || !k.Judged {
+	o, ok := objs[0].Object.(kinds.Object)
+	if k, known := kinds.Of(o); !ok || !known || !k.Judged {
 		return nil, fmt.Errorf("%s: %s is not a kind stsguard admits (StatefulSet, Service, Secret)", file, objs[0].GVK.Kind)
 	}
 	return o, nil
@@ -537,7 +538,7 @@ const minGuardedLen = 6
 // of c's decision holds a secret of its inputs: the data of every Secret,
 // the literal value of every env var named like a credential or a password,
 // and the values of the Secrets the decision writes (moved or generated).
-// The Secret writes themselves (engine.SecretRequest) are where those
+// The Secret writes themselves (credentials.SecretRequest) are where those
 // values belong, and are not looked at. A finding's BadValue must equal no
 // such value at all; its message, and a change's message and patch value,
 // must not contain one, except a value on the weak-password list (public
@@ -561,9 +562,9 @@ func checkNoSecretValues(t *testing.T, c *fixtureCase) {
 			pod := &x.Spec.Template.Spec
 			for _, cs := range [][]corev1.Container{pod.InitContainers, pod.Containers} {
 				for _, ctr := range cs {
-					p := c.cfg.Profile(ctr.Image)
+					p := c.cfg.Credentials.Profile(ctr.Image)
 					for _, e := range ctr.Env {
-						if e.Value != "" && (c.cfg.IsCredentialEnv(e.Name) || c.cfg.IsPasswordName(e.Name, p)) {
+						if e.Value != "" && (c.cfg.Credentials.IsCredentialEnv(e.Name) || c.cfg.Credentials.IsPasswordName(e.Name, p)) {
 							note([]byte(e.Value), fmt.Sprintf("StatefulSet %s container %s env %s", x.Name, ctr.Name, e.Name))
 						}
 					}
@@ -602,7 +603,7 @@ func checkNoSecretValues(t *testing.T, c *fixtureCase) {
 		texts = append(texts, text{"the patch value at " + op.Path, s})
 	}
 	for v, from := range values {
-		if len(strings.TrimSpace(v)) < minGuardedLen || c.cfg.IsWeakPassword([]byte(v)) {
+		if len(strings.TrimSpace(v)) < minGuardedLen || c.cfg.Credentials.IsWeakPassword([]byte(v)) {
 			continue
 		}
 		for _, tx := range texts {

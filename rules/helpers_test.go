@@ -11,9 +11,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/stsguard/stsguard/engine"
-	"github.com/stsguard/stsguard/lookup"
+	"github.com/stsguard/stsguard/internal/lookuptest"
 )
 
 // testConfig is DefaultConfig with a deterministic password source.
@@ -76,7 +77,7 @@ func mutate[T engine.Object](e *engine.Engine, in *engine.Input[T], lk engine.Lo
 }
 
 // objects is a Lookup over objs.
-func objects(objs ...runtime.Object) *lookup.Objects { return lookup.MustObjects(objs...) }
+func objects(objs ...runtime.Object) *lookuptest.Objects { return lookuptest.MustObjects(objs...) }
 
 // errLookup fails every read with err.
 type errLookup struct{ err error }
@@ -104,4 +105,16 @@ func (l errLookup) PersistentVolumeClaims(context.Context, string) ([]*corev1.Pe
 }
 func (l errLookup) StatefulSetsReferencingSecret(context.Context, string, string) ([]*appsv1.StatefulSet, error) {
 	return nil, l.err
+}
+
+// internalFindings returns the findings that report a failure of stsguard
+// itself (a Lookup error or a rule that panicked): field.ErrorTypeInternal.
+func internalFindings(fs engine.Findings) engine.Findings {
+	var out engine.Findings
+	for _, f := range fs {
+		if f.Error.Type == field.ErrorTypeInternal {
+			out = append(out, f)
+		}
+	}
+	return out
 }

@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/stsguard/stsguard/credentials"
 	"github.com/stsguard/stsguard/engine"
 )
 
@@ -134,7 +135,7 @@ func TestPasswordSecretRefMovesALiteralReappliedOverItsReference(t *testing.T) {
 			LocalObjectReference: corev1.LocalObjectReference{Name: secret}, Key: "mysql-root-password"}}
 	}
 	stored := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web-credentials",
-		Labels: map[string]string{engine.ManagedByLabel: engine.ManagedByValue}, Annotations: map[string]string{engine.StatefulSetAnnotation: "web"}},
+		Labels: map[string]string{credentials.ManagedByLabel: credentials.ManagedByValue}, Annotations: map[string]string{credentials.StatefulSetAnnotation: "web"}},
 		Data: map[string][]byte{"mysql-root-password": []byte("n0t-a-default-9")}}
 	cases := []struct {
 		name     string

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 
+	"github.com/stsguard/stsguard/credentials"
 	"github.com/stsguard/stsguard/engine"
 )
 
@@ -158,7 +159,7 @@ func TestPasswordSecretRefNeverLeaksTheValue(t *testing.T) {
 	assert.Equal(t, value, string(m.Secrets()[0].Data()["mysql-root-password"]))
 
 	// A conflicting Secret: the denial names the key, never either value.
-	lk := objects(credentials(&corev1.Secret{Data: map[string][]byte{"mysql-root-password": []byte("other-value")}}))
+	lk := objects(asCredentials(&corev1.Secret{Data: map[string][]byte{"mysql-root-password": []byte("other-value")}}))
 	_, _, res := mutate(e, create(sts), lk)
 	require.Len(t, res.Findings, 1)
 	assert.NotContains(t, res.Findings[0].String(), value)
@@ -166,7 +167,7 @@ func TestPasswordSecretRefNeverLeaksTheValue(t *testing.T) {
 }
 
 func TestPasswordSecretRefExistingSecret(t *testing.T) {
-	managed := map[string]string{engine.ManagedByLabel: engine.ManagedByValue}
+	managed := map[string]string{credentials.ManagedByLabel: credentials.ManagedByValue}
 	sts := withContainer("mysql:8.0", corev1.EnvVar{Name: "MYSQL_ROOT_PASSWORD", Value: "pw"})
 	cases := []struct {
 		name       string
@@ -181,7 +182,7 @@ func TestPasswordSecretRefExistingSecret(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, m, res := mutate(newEngine(t, PasswordSecretRef), create(sts), objects(credentials(tc.secret)))
+			_, m, res := mutate(newEngine(t, PasswordSecretRef), create(sts), objects(asCredentials(tc.secret)))
 			fs := res.Findings
 			if tc.wantDeny {
 				field.ErrorMatcher{}.ByType().ByField().Test(t, field.ErrorList{field.Forbidden(field.NewPath("spec", "template", "spec", "containers").Index(0).Child("env").Index(0), "")}, fs.Errors())
@@ -221,7 +222,7 @@ func TestPasswordSecretRefOnUpdateOnlyWithTemplateChange(t *testing.T) {
 // warns instead, and still moves literals (the literal is what the
 // database got).
 func TestPasswordGeneratedOnCreateOnly(t *testing.T) {
-	managed := map[string]string{engine.ManagedByLabel: engine.ManagedByValue}
+	managed := map[string]string{credentials.ManagedByLabel: credentials.ManagedByValue}
 	noPassword := withContainer("postgres:14", corev1.EnvVar{Name: "PGDATA", Value: "/data"})
 	imageChanged := func(s *appsv1.StatefulSet) *appsv1.StatefulSet {
 		s = s.DeepCopy()
@@ -265,7 +266,7 @@ func TestPasswordGeneratedOnCreateOnly(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			lk := objects()
 			if tc.secret != nil {
-				require.NoError(t, lk.Add(credentials(tc.secret)))
+				require.NoError(t, lk.Add(asCredentials(tc.secret)))
 			}
 			out, m, fs := mutateTwice(t, newEngine(t, PasswordSecretRef), tc.in, lk)
 			var refs []string
@@ -300,8 +301,8 @@ func TestPasswordGeneratedOnCreateOnly(t *testing.T) {
 func TestGeneratedPassword(t *testing.T) {
 	pw, err := generatePassword(bytes.NewReader(bytes.Repeat([]byte{255, 1}, 64)))
 	require.NoError(t, err)
-	assert.Len(t, pw, engine.GeneratedPasswordLength)
-	assert.Equal(t, strings.Repeat("b", engine.GeneratedPasswordLength), string(pw), "bytes >= 248 are rejected, not folded")
+	assert.Len(t, pw, credentials.GeneratedPasswordLength)
+	assert.Equal(t, strings.Repeat("b", credentials.GeneratedPasswordLength), string(pw), "bytes >= 248 are rejected, not folded")
 	_, err = generatePassword(bytes.NewReader(nil))
 	assert.Error(t, err)
 }
@@ -393,8 +394,8 @@ func TestCredentialsKey(t *testing.T) {
 	assert.Equal(t, "a.b-c-d", CredentialsKey("A.b-c d"))
 }
 
-// credentials names s as the web StatefulSet's credentials Secret.
-func credentials(s *corev1.Secret) *corev1.Secret {
+// asCredentials names s as the web StatefulSet's credentials Secret.
+func asCredentials(s *corev1.Secret) *corev1.Secret {
 	s = s.DeepCopy()
 	s.Namespace, s.Name = "ns", CredentialsSecretName("web")
 	return s

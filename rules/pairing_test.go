@@ -15,7 +15,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/stsguard/stsguard/engine"
-	"github.com/stsguard/stsguard/lookup"
+	"github.com/stsguard/stsguard/internal/lookuptest"
 )
 
 func testStatefulSet(serviceName string) *appsv1.StatefulSet {
@@ -37,7 +37,7 @@ func svc(clusterIP string, selector map[string]string) *corev1.Service {
 		Spec: corev1.ServiceSpec{ClusterIP: clusterIP, Type: corev1.ServiceTypeClusterIP, Selector: selector}}
 }
 
-func services(s *corev1.Service) *lookup.Objects { return objects(s) }
+func services(s *corev1.Service) *lookuptest.Objects { return objects(s) }
 
 var pairing = []string{ServiceNameEmpty, HeadlessServiceMissing, HeadlessServiceNotHeadless, HeadlessServiceSelectorMismatch}
 
@@ -125,7 +125,7 @@ func TestLookupFailureFailsOpen(t *testing.T) {
 		errLookup{errors.New("cache not synced")}).Findings
 	assert.NotEmpty(t, got)
 	assert.Empty(t, got.ByAction(engine.Deny), "stsguard's own failure must not deny")
-	assert.Len(t, got.Internal(), len(got))
+	assert.Len(t, internalFindings(got), len(got))
 	assert.Contains(t, got[0].Error.Detail, "cache not synced")
 }
 

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/stsguard/stsguard/credentials"
 	"github.com/stsguard/stsguard/engine"
 )
 
@@ -60,7 +61,7 @@ type credentialEnv struct {
 }
 
 func mutateCredentials(ctx context.Context, in *engine.Input[*appsv1.StatefulSet], lk engine.Lookup, m *engine.Mutation) field.ErrorList {
-	cfg := in.Config
+	cfg := &in.Config.Credentials
 	sts := in.Object
 	secretName := CredentialsSecretName(sts.Name)
 	// Whatever else happens, kubectl's last-applied configuration says what
@@ -127,7 +128,7 @@ func mutateCredentials(ctx context.Context, in *engine.Input[*appsv1.StatefulSet
 			key = CredentialsKey(c.Name) + "-" + key
 		}
 		if _, ok := generated[key]; !ok {
-			pw, err := generatePassword(cfg.Rand)
+			pw, err := generatePassword(in.Config.Rand)
 			if err != nil {
 				return field.ErrorList{field.InternalError(cPath.Child("env"), err)}
 			}
@@ -148,7 +149,7 @@ func mutateCredentials(ctx context.Context, in *engine.Input[*appsv1.StatefulSet
 			secretName, strings.Join(errs, "; ")))}
 	}
 
-	req := engine.NewSecretRequest(sts.Namespace, secretName, sts.Name, envs[0].path, literal, generated)
+	req := credentials.NewSecretRequest(sts.Namespace, secretName, sts.Name, envs[0].path, literal, generated)
 	existing, err := lk.Secret(ctx, sts.Namespace, secretName)
 	switch {
 	case apierrors.IsNotFound(err):
@@ -178,7 +179,7 @@ func mutateCredentials(ctx context.Context, in *engine.Input[*appsv1.StatefulSet
 			continue
 		}
 		msg := fmt.Sprintf("%s was not set and the image cannot start without it; generated a %d-character password into Secret %q key %q and referenced it",
-			ce.envName, engine.GeneratedPasswordLength, secretName, ce.key)
+			ce.envName, credentials.GeneratedPasswordLength, secretName, ce.key)
 		if len(ce.container.Env) == 0 {
 			// JSON patch cannot append to a list that does not exist.
 			ce.container.Env = []corev1.EnvVar{ref}
@@ -224,11 +225,11 @@ func reapplied(e *corev1.EnvVar, secretName string) bool {
 // StatefulSet was created, and the reference since dropped, for example by
 // kubectl replace -f of the original manifest), the warning says how to
 // reference it again. It names keys, never values.
-func passwordNotGenerated(ctx context.Context, p *engine.ImageProfile, sts *appsv1.StatefulSet, path *field.Path, lk engine.Lookup) *field.Error {
+func passwordNotGenerated(ctx context.Context, p *credentials.ImageProfile, sts *appsv1.StatefulSet, path *field.Path, lk engine.Lookup) *field.Error {
 	env := p.PasswordEnv[0]
 	secretName, key := CredentialsSecretName(sts.Name), CredentialsKey(env)
 	fix := fmt.Sprintf("set %s with valueFrom.secretKeyRef to a Secret that holds the password the database was initialised with (or mount it and set %s_FILE)", env, env)
-	if s, err := lk.Secret(ctx, sts.Namespace, secretName); err == nil && s.Labels[engine.ManagedByLabel] == engine.ManagedByValue {
+	if s, err := lk.Secret(ctx, sts.Namespace, secretName); err == nil && s.Labels[credentials.ManagedByLabel] == credentials.ManagedByValue {
 		if _, ok := s.Data[key]; ok {
 			fix = fmt.Sprintf("Secret %q already holds key %q, which stsguard generated for this StatefulSet: if the database was initialised with it, set %s with valueFrom.secretKeyRef name %s key %s; otherwise %s",
 				secretName, key, env, secretName, key, fix)
@@ -253,7 +254,7 @@ func passwordNotGenerated(ctx context.Context, p *engine.ImageProfile, sts *apps
 // passwordMissing reports whether container c, whose image has profile p,
 // lacks the password its image cannot start without. A container with
 // envFrom may get it from there, so it is not reported.
-func passwordMissing(p *engine.ImageProfile, c *corev1.Container) bool {
+func passwordMissing(p *credentials.ImageProfile, c *corev1.Container) bool {
 	if !p.PasswordRequired || len(p.PasswordEnv) == 0 || len(c.EnvFrom) > 0 {
 		return false
 	}
@@ -278,15 +279,15 @@ const passwordAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01
 // generatePassword returns GeneratedPasswordLength characters drawn
 // uniformly from passwordAlphabet, reading random bytes from r.
 func generatePassword(r io.Reader) ([]byte, error) {
-	out := make([]byte, 0, engine.GeneratedPasswordLength)
+	out := make([]byte, 0, credentials.GeneratedPasswordLength)
 	buf := make([]byte, 64)
 	// 62 symbols: reject bytes >= 248 (4*62) to avoid modulo bias.
-	for len(out) < engine.GeneratedPasswordLength {
+	for len(out) < credentials.GeneratedPasswordLength {
 		if _, err := io.ReadFull(r, buf); err != nil {
 			return nil, fmt.Errorf("generating a password: %w", err)
 		}
 		for _, b := range buf {
-			if b < 248 && len(out) < engine.GeneratedPasswordLength {
+			if b < 248 && len(out) < credentials.GeneratedPasswordLength {
 				out = append(out, passwordAlphabet[int(b)%len(passwordAlphabet)])
 			}
 		}
@@ -300,7 +301,7 @@ func generatePassword(r io.Reader) ([]byte, error) {
 // for a change that only follows another (the last-applied annotation).
 // The finding is of type field.ErrorTypeInternal: a failure of stsguard,
 // not a problem of the object.
-func notMade(sr *engine.SecretRequest, c engine.Change, reason string) *field.Error {
+func notMade(sr *credentials.SecretRequest, c engine.Change, reason string) *field.Error {
 	ref := envRefTo(c.Patch.Value, sr.Name)
 	if ref == nil {
 		return nil

@@ -22,7 +22,7 @@ var pvcRetentionDelete = engine.Rule{
 }
 
 func checkPVCRetention(_ context.Context, in *engine.Input[*appsv1.StatefulSet], _ engine.Lookup) field.ErrorList {
-	cfg := in.Config
+	cfg := &in.Config.Credentials
 	sts := in.Object
 	policy := sts.Spec.PersistentVolumeClaimRetentionPolicy
 	if policy == nil || len(sts.Spec.VolumeClaimTemplates) == 0 {

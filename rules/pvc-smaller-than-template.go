@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/resize"
 )
 
 // PVCSmallerThanTemplate is the ID of rule pvc-smaller-than-template.
@@ -40,7 +41,7 @@ func checkPVCSmallerThanTemplate(ctx context.Context, in *engine.Input[*appsv1.S
 	}
 	for i := range sts.Spec.VolumeClaimTemplates {
 		t := &sts.Spec.VolumeClaimTemplates[i]
-		want, ok := StorageRequest(t)
+		want, ok := resize.StorageRequest(t)
 		if !ok {
 			continue
 		}
@@ -50,11 +51,11 @@ func checkPVCSmallerThanTemplate(ctx context.Context, in *engine.Input[*appsv1.S
 		}
 		var smaller []small
 		for _, pvc := range pvcs {
-			n, ok := claimOrdinal(pvc.Name, t.Name, sts.Name)
+			n, ok := resize.ClaimOrdinal(pvc.Name, t.Name, sts.Name)
 			if !ok {
 				continue
 			}
-			have, _ := StorageRequest(pvc)
+			have, _ := resize.StorageRequest(pvc)
 			if c, ok := pvc.Status.Capacity[corev1.ResourceStorage]; ok && c.Cmp(have) > 0 {
 				have = c
 			}
@@ -70,7 +71,7 @@ func checkPVCSmallerThanTemplate(ctx context.Context, in *engine.Input[*appsv1.S
 		for j, s := range smaller {
 			names[j] = s.text
 		}
-		plan := ResizePlan{Namespace: sts.Namespace, StatefulSet: sts.Name, Template: t.Name, To: want}
+		plan := resize.Plan{Namespace: sts.Namespace, StatefulSet: sts.Name, Template: t.Name, To: want}
 		errs = append(errs, field.Invalid(requestPath(i), want.String(), fmt.Sprintf(
 			"PVCs %s already exist under this StatefulSet's names and are smaller: the StatefulSet controller reuses them as they are and never resizes them; resize them with: %s",
 			strings.Join(names, ", "), plan.Command())))

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 
+	"github.com/stsguard/stsguard/credentials"
 	"github.com/stsguard/stsguard/engine"
 )
 
@@ -244,7 +245,7 @@ func TestMutationLookupSeesPlannedSecrets(t *testing.T) {
 	require.Len(t, m.Secrets(), 1)
 	sec, err := m.Lookup(objects()).Secret(context.Background(), "ns", "web-credentials")
 	require.NoError(t, err)
-	assert.Len(t, sec.Data["postgres-password"], engine.GeneratedPasswordLength)
+	assert.Len(t, sec.Data["postgres-password"], credentials.GeneratedPasswordLength)
 	assert.Empty(t, validate(e, &engine.Input[*appsv1.StatefulSet]{Operation: admissionv1.Create, Object: mutated}, m.Lookup(objects())).Findings)
 
 	// A strong literal: the planned Secret satisfies secret-ref-missing.

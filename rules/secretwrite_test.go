@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/stsguard/stsguard/credentials"
 	"github.com/stsguard/stsguard/engine"
 )
 
@@ -85,7 +86,7 @@ func TestWithoutSecret(t *testing.T) {
 	// A request the mutation does not hold changes nothing.
 	e := newEngine(t, PasswordSecretRef)
 	_, m, _ := mutate(e, create(withContainer("postgres:16")), objects())
-	out, fs := e.WithoutSecret(m, &engine.SecretRequest{Name: "other"}, "x")
+	out, fs := e.WithoutSecret(m, &credentials.SecretRequest{Name: "other"}, "x")
 	assert.Same(t, m, out)
 	assert.Empty(t, fs)
 }

@@ -101,7 +101,7 @@ func TestServiceRatchetAndFailOpen(t *testing.T) {
 	got = validate(e, &engine.Input[*corev1.Service]{Operation: admissionv1.Create, Object: old}, errLookup{errors.New("boom")}).Findings
 	require.Len(t, got, 1)
 	assert.Equal(t, engine.Warn, got[0].Action)
-	assert.Len(t, got.Internal(), 1)
+	assert.Len(t, internalFindings(got), 1)
 }
 
 func TestHeadlessServiceDefault(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/resize"
 )
 
 // StorageClassNotExpandable is the ID of rule storage-class-not-expandable.
@@ -40,7 +41,7 @@ func checkStorageClassNotExpandable(ctx context.Context, in *engine.Input[*appsv
 	for i := range in.Object.Spec.VolumeClaimTemplates {
 		t := &in.Object.Spec.VolumeClaimTemplates[i]
 		path := vctPath.Index(i).Child("spec", "storageClassName")
-		sc, ferr := templateClass(ctx, lk, t, path)
+		sc, ferr := resize.TemplateClass(ctx, lk, t, path)
 		if ferr != nil {
 			if ferr.Type == field.ErrorTypeInternal {
 				errs = append(errs, ferr)
@@ -63,7 +64,7 @@ func checkStorageClassNotExpandable(ctx context.Context, in *engine.Input[*appsv
 func checkResizeNotExpandable(ctx context.Context, in *engine.Input[*appsv1.StatefulSet], lk engine.Lookup) field.ErrorList {
 	var errs field.ErrorList
 	for _, d := range pureGrowth(in) {
-		plan, err := PlanResize(ctx, in.OldObject, d.name, d.to, lk)
+		plan, err := resize.New(ctx, in.OldObject, d.name, d.to, lk)
 		if err != nil {
 			errs = append(errs, engine.LookupFailed(requestPath(d.index), "PVCs", err))
 			continue

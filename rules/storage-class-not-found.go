@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/resize"
 )
 
 // StorageClassNotFound is the ID of rule storage-class-not-found.
@@ -27,7 +28,7 @@ func checkStorageClassNotFound(ctx context.Context, in *engine.Input[*appsv1.Sta
 	var errs field.ErrorList
 	for i := range in.Object.Spec.VolumeClaimTemplates {
 		t := &in.Object.Spec.VolumeClaimTemplates[i]
-		if _, ferr := templateClass(ctx, lk, t, vctPath.Index(i).Child("spec", "storageClassName")); ferr != nil {
+		if _, ferr := resize.TemplateClass(ctx, lk, t, vctPath.Index(i).Child("spec", "storageClassName")); ferr != nil {
 			errs = append(errs, ferr)
 		}
 	}

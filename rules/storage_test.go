@@ -16,13 +16,14 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/resize"
 )
 
 func storageClass(name string, isDefault, expandable bool, created time.Time) *storagev1.StorageClass {
 	sc := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: metav1.NewTime(created)},
 		Provisioner: "example.com/csi", AllowVolumeExpansion: ptr.To(expandable)}
 	if isDefault {
-		sc.Annotations = map[string]string{defaultClassAnnotation: "true"}
+		sc.Annotations = map[string]string{resize.DefaultClassAnnotation: "true"}
 	}
 	return sc
 }

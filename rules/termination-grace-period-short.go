@@ -26,7 +26,7 @@ var terminationGracePeriodShort = engine.Rule{
 // object, or stepping aside for a re-created StatefulSet, or the value was
 // set explicitly), the warning says so.
 func checkGracePeriodShort(_ context.Context, in *engine.Input[*appsv1.StatefulSet], _ engine.Lookup) field.ErrorList {
-	cfg := in.Config
+	cfg := &in.Config.Credentials
 	if !createOrTemplateChanged(in) {
 		return nil
 	}

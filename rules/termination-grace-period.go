@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/stsguard/stsguard/credentials"
 	"github.com/stsguard/stsguard/engine"
 )
 
@@ -29,7 +30,7 @@ const DefaultTerminationGracePeriodSeconds int64 = corev1.DefaultTerminationGrac
 
 // profileGracePeriod returns the largest grace period, in seconds, that the
 // profiles of pod's containers ask for, and the profile that asks for it.
-func profileGracePeriod(cfg *engine.Config, pod *corev1.PodSpec) (int64, string) {
+func profileGracePeriod(cfg *credentials.Config, pod *corev1.PodSpec) (int64, string) {
 	var want int64
 	var name string
 	for i := range pod.Containers {
@@ -41,7 +42,7 @@ func profileGracePeriod(cfg *engine.Config, pod *corev1.PodSpec) (int64, string)
 }
 
 func mutateGracePeriod(_ context.Context, in *engine.Input[*appsv1.StatefulSet], _ engine.Lookup, m *engine.Mutation) field.ErrorList {
-	cfg := in.Config
+	cfg := &in.Config.Credentials
 	if in.Operation == admissionv1.Update && !templateChanged(in) {
 		return nil
 	}

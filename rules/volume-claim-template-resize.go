@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/resize"
 )
 
 // VolumeClaimTemplateResize is the ID of rule volume-claim-template-resize.
@@ -25,7 +26,7 @@ func checkTemplateResize(ctx context.Context, in *engine.Input[*appsv1.StatefulS
 	var errs field.ErrorList
 	for _, d := range pureGrowth(in) {
 		path := requestPath(d.index)
-		plan, err := PlanResize(ctx, in.OldObject, d.name, d.to, lk)
+		plan, err := resize.New(ctx, in.OldObject, d.name, d.to, lk)
 		if err != nil {
 			errs = append(errs, engine.LookupFailed(path, "PVCs", err))
 			continue

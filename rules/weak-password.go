@@ -35,7 +35,7 @@ func weakness(value []byte) string {
 }
 
 func checkStatefulSetWeakPassword(ctx context.Context, in *engine.Input[*appsv1.StatefulSet], lk engine.Lookup) field.ErrorList {
-	cfg := in.Config
+	cfg := &in.Config.Credentials
 	sts := in.Object
 	var errs field.ErrorList
 	for _, pc := range podContainers(&sts.Spec.Template.Spec) {
@@ -75,7 +75,7 @@ func checkStatefulSetWeakPassword(ctx context.Context, in *engine.Input[*appsv1.
 }
 
 func checkSecretWeakPassword(ctx context.Context, in *engine.Input[*corev1.Secret], lk engine.Lookup) field.ErrorList {
-	cfg := in.Config
+	cfg := &in.Config.Credentials
 	if in.Operation == admissionv1.Delete {
 		return nil
 	}

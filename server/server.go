@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
@@ -26,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -36,6 +38,7 @@ import (
 	"github.com/stsguard/stsguard/background"
 	"github.com/stsguard/stsguard/certs"
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/kinds"
 	"github.com/stsguard/stsguard/lookup"
 	"github.com/stsguard/stsguard/policy"
 	"github.com/stsguard/stsguard/webhook"
@@ -128,8 +131,11 @@ const DefaultCertDir = "/tmp/k8s-webhook-server/serving-certs"
 // deploy/cert-manager has cert-manager write.
 const DefaultCertSecret = "stsguard-serving-cert"
 
-// DefaultDNSNames are the names of the Service in deploy/base.
-var DefaultDNSNames = []string{"stsguard.stsguard-system.svc", "stsguard.stsguard-system.svc.cluster.local"}
+// DefaultDNSNames returns the names of the Service in deploy/base, in a new
+// slice each call.
+func DefaultDNSNames() []string {
+	return []string{"stsguard.stsguard-system.svc", "stsguard.stsguard-system.svc.cluster.local"}
+}
 
 func (o *Options) setDefaults() {
 	if o.Port == 0 {
@@ -139,7 +145,7 @@ func (o *Options) setDefaults() {
 		o.CertDir = DefaultCertDir
 	}
 	if len(o.DNSNames) == 0 {
-		o.DNSNames = DefaultDNSNames
+		o.DNSNames = DefaultDNSNames()
 	}
 	if o.CertSecret == "" {
 		o.CertSecret = DefaultCertSecret
@@ -214,15 +220,28 @@ func Run(ctx context.Context, o Options) error {
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return err
 	}
-	live, err := client.New(restCfg, client.Options{Scheme: scheme})
+	// One RESTMapper for the manager and every client: the informers'
+	// registration below maps the kinds the rules read before the webhook
+	// is ready, so a live read or a Secret write never waits on API
+	// discovery (a client with a mapper of its own discovers on its first
+	// call, under a lock and with no deadline of the request's).
+	httpClient, err := rest.HTTPClientFor(restCfg)
+	if err != nil {
+		return fmt.Errorf("creating the HTTP client: %w", err)
+	}
+	mapper, err := apiutil.NewDynamicRESTMapper(restCfg, httpClient)
+	if err != nil {
+		return fmt.Errorf("creating the REST mapper: %w", err)
+	}
+	live, err := client.New(restCfg, client.Options{Scheme: scheme, Mapper: mapper})
 	if err != nil {
 		return fmt.Errorf("creating API client: %w", err)
 	}
-	liveReads, err := newLiveReads(restCfg, scheme)
+	liveReads, err := newLiveReads(restCfg, scheme, mapper)
 	if err != nil {
 		return err
 	}
-	secretWriter, err := newSecretWriter(restCfg, scheme)
+	secretWriter, err := newSecretWriter(restCfg, scheme, mapper)
 	if err != nil {
 		return err
 	}
@@ -247,6 +266,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                 scheme,
+		MapperProvider:         func(*rest.Config, *http.Client) (meta.RESTMapper, error) { return mapper, nil },
 		Metrics:                metricsserver.Options{BindAddress: o.MetricsBindAddress, TLSOpts: []func(*tls.Config){baseTLS}},
 		HealthProbeBindAddress: o.HealthProbeBindAddress,
 		PprofBindAddress:       o.PprofBindAddress,
@@ -265,9 +285,9 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
 	}
-	// Register the informers of every kind the rules read (engine.Kinds)
+	// Register the informers of every kind the rules read (kinds.All())
 	// before the cache starts.
-	for _, k := range engine.Kinds {
+	for _, k := range kinds.All() {
 		obj := k.New()
 		if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
 			return fmt.Errorf("registering informer for %T: %w", obj, err)
@@ -330,14 +350,12 @@ func Run(ctx context.Context, o Options) error {
 		Secrets: liveReads.ForgetOnWrite(secretWriter),
 		Metrics: webhookMetrics,
 	}
-	// Each webhook is served as webhook.Serve serves it (one decode of the
-	// review and its objects, instead of controller-runtime's two of the
-	// review and the handler's of each object) with its log values added
-	// lazily; srv.Register wraps it in controller-runtime's metrics as
-	// before.
+	// srv.Register wraps each webhook in controller-runtime's metrics
+	// (controller_runtime_webhook_*); drain.Handler closes each connection
+	// after its response once the drain has started.
 	srv := mgr.GetWebhookServer()
-	for path, h := range handlers.HTTPHandlers() {
-		srv.Register(path, drain.Handler(h))
+	for path, wh := range handlers.Webhooks() {
+		srv.Register(path, drain.Handler(wh))
 	}
 
 	log.Info("starting", "port", o.Port, "manageCerts", o.ManageCerts, "metrics", o.MetricsBindAddress, "probes", o.HealthProbeBindAddress,
@@ -361,11 +379,11 @@ const (
 // newSecretWriter returns the client that writes, and re-reads after a
 // conflict, the Secrets password-secret-ref moves literals into, with a rate
 // limit of its own (secretWriteQPS, secretWriteBurst).
-func newSecretWriter(restCfg *rest.Config, scheme *runtime.Scheme) (client.Client, error) {
+func newSecretWriter(restCfg *rest.Config, scheme *runtime.Scheme, mapper meta.RESTMapper) (client.Client, error) {
 	cfg := rest.CopyConfig(restCfg)
 	cfg.RateLimiter = nil
 	cfg.QPS, cfg.Burst = secretWriteQPS, secretWriteBurst
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	c, err := client.New(cfg, client.Options{Scheme: scheme, Mapper: mapper})
 	if err != nil {
 		return nil, fmt.Errorf("creating the API client for Secret writes: %w", err)
 	}
@@ -381,10 +399,10 @@ func newSecretWriter(restCfg *rest.Config, scheme *runtime.Scheme) (client.Clien
 // client-go's default limiter (QPS 5, burst 10) shared with every other
 // call. Objects read live are trimmed as cached ones are (trimSecret trims a
 // Service as trimObject does).
-func newLiveReads(restCfg *rest.Config, scheme *runtime.Scheme) (*lookup.Live, error) {
+func newLiveReads(restCfg *rest.Config, scheme *runtime.Scheme, mapper meta.RESTMapper) (*lookup.Live, error) {
 	cfg := rest.CopyConfig(restCfg)
 	cfg.RateLimiter = flowcontrol.NewFakeAlwaysRateLimiter()
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	c, err := client.New(cfg, client.Options{Scheme: scheme, Mapper: mapper})
 	if err != nil {
 		return nil, fmt.Errorf("creating the API client for live lookups: %w", err)
 	}

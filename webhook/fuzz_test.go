@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/stsguard/stsguard/engine"
-	"github.com/stsguard/stsguard/lookup"
+	"github.com/stsguard/stsguard/internal/lookuptest"
 	"github.com/stsguard/stsguard/rules"
 	"github.com/stsguard/stsguard/webhook"
 )
@@ -34,12 +34,12 @@ func FuzzAdmissionPaths(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	lk := lookup.MustObjects(objs...)
+	lk := lookuptest.MustObjects(objs...)
 	h := (&webhook.Handlers{
 		Engine:  func() *engine.Engine { return e },
 		Lookup:  func() engine.Lookup { return lk },
 		Secrets: fake.NewClientBuilder().Build(), // as in the server: password-secret-ref writes
-	}).HTTPHandlers()
+	}).Webhooks()
 	kinds := []metav1.GroupVersionKind{
 		{Group: "apps", Version: "v1", Kind: "StatefulSet"}, {Version: "v1", Kind: "Service"},
 		{Version: "v1", Kind: "Secret"}, {Group: "autoscaling", Version: "v1", Kind: "Scale"},

@@ -10,10 +10,7 @@ import (
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
@@ -23,6 +20,7 @@ import (
 	sigsjson "sigs.k8s.io/json"
 
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/kinds"
 )
 
 // Paths the webhooks are served on; the webhook configurations in deploy/base register them.
@@ -57,26 +55,16 @@ type Handlers struct {
 	SecretWriteTimeout time.Duration
 }
 
-// Webhooks returns every handler by the path it is served on.
+// Webhooks returns controller-runtime's admission.Webhook of every handler,
+// by the path it is served on (the server registers each as it is): a
+// handler over Engine, Lookup, Secrets and Metrics, whose request logger
+// (LogConstructor) has the values admission.DefaultLogConstructor gives it,
+// added only when a line is logged (lazyLogConstructor).
 func (h *Handlers) Webhooks() map[string]*admission.Webhook {
-	out := map[string]*admission.Webhook{}
-	for path, w := range h.webhooks() {
-		out[path] = w.wh
-	}
-	return out
-}
-
-// kindWebhook is a webhook and the kind it admits.
-type kindWebhook struct {
-	wh   *admission.Webhook
-	kind *kind
-}
-
-func (h *Handlers) webhooks() map[string]kindWebhook {
-	statefulSets := newKind(engine.KindStatefulSet, statefulSetScale, decodeTypedReview[appsv1.StatefulSet])
-	services := newKind(engine.KindService, nil, decodeTypedReview[corev1.Service])
-	secrets := newKind(engine.KindSecret, nil, decodeTypedReview[corev1.Secret])
-	return map[string]kindWebhook{
+	statefulSets := newKind(kinds.StatefulSet, statefulSetScale)
+	services := newKind(kinds.Service, nil)
+	secrets := newKind(kinds.Secret, nil)
+	return map[string]*admission.Webhook{
 		MutateStatefulSetPath:   h.webhook(statefulSets, engine.Mutating),
 		ValidateStatefulSetPath: h.webhook(statefulSets, engine.Validating),
 		MutateServicePath:       h.webhook(services, engine.Mutating),
@@ -85,36 +73,36 @@ func (h *Handlers) webhooks() map[string]kindWebhook {
 	}
 }
 
-func (h *Handlers) webhook(k *kind, phase engine.Phase) kindWebhook {
-	return kindWebhook{kind: k, wh: &admission.Webhook{Handler: admission.HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
-		if phase == engine.Mutating {
-			return mutate(ctx, h, k, req)
-		}
-		return validate(ctx, h, k, req)
-	})}}
+func (h *Handlers) webhook(k *kind, phase engine.Phase) *admission.Webhook {
+	return &admission.Webhook{
+		Handler: admission.HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
+			if phase == engine.Mutating {
+				return mutate(ctx, h, k, req)
+			}
+			return validate(ctx, h, k, req)
+		}),
+		LogConstructor: lazyLogConstructor,
+	}
 }
 
 // kind describes how one admitted kind is decoded: its entry of
-// engine.Kinds, in the forms an AdmissionReview and a Status use.
+// kinds.All(), in the forms an AdmissionReview and a Status use.
 type kind struct {
-	engine.KindInfo
+	kinds.Info
 	gvk metav1.GroupVersionKind
 	gk  schema.GroupKind
 	// scale turns an UPDATE of the kind's scale subresource into the update
 	// of the object it amounts to; nil for a kind without one.
 	scale func(ctx context.Context, req admission.Request, lk engine.Lookup) (*engine.Request, error)
-	// decodeReview decodes a review with its objects of the kind's type
-	// (the type New returns), for Serve.
-	decodeReview reviewDecoder
 }
 
-func newKind(name engine.Kind, scale func(context.Context, admission.Request, engine.Lookup) (*engine.Request, error), decodeReview reviewDecoder) *kind {
-	info, ok := engine.LookupKind(name)
+func newKind(name kinds.Kind, scale func(context.Context, admission.Request, engine.Lookup) (*engine.Request, error)) *kind {
+	info, ok := kinds.Get(name)
 	if !ok || !info.Judged {
-		panic(fmt.Sprintf("engine.Kinds admits no kind %q", name))
+		panic(fmt.Sprintf("kinds.All() admits no kind %q", name))
 	}
 	g := info.GroupVersionKind
-	return &kind{KindInfo: info, scale: scale, decodeReview: decodeReview,
+	return &kind{Info: info, scale: scale,
 		gvk: metav1.GroupVersionKind{Group: g.Group, Version: g.Version, Kind: g.Kind}, gk: g.GroupKind()}
 }
 
@@ -247,9 +235,8 @@ func record(h *Handlers, log logr.Logger, k *kind, r *engine.Request, fs engine.
 	}
 }
 
-// decode reads the request's objects into an engine.Request of k's kind:
-// each as Serve decoded it (RawExtension.Object, when of k's type), else
-// from its raw bytes.
+// decode reads the request's objects from their raw bytes into an
+// engine.Request of k's kind.
 // It returns nil for a request stsguard does not judge (CONNECT, or DELETE
 // of a kind without DELETE rules) and a 400 response for a request it
 // cannot read: a wrong kind, a missing or undecodable object.
@@ -263,22 +250,13 @@ func decode(k *kind, req admission.Request) (*engine.Request, *admission.Respons
 		return fail("this stsguard webhook admits %s, not %s; check the rules of the webhook configuration", what, gvkString(req.Kind))
 	}
 	r := &engine.Request{Kind: k.Kind, Operation: req.Operation, DryRun: ptr.Deref(req.DryRun, false)}
-	obj := func(ext *runtime.RawExtension, field string) (metav1.Object, *admission.Response) {
-		var o engine.APIObject
-		var err error
-		if info, ok := engine.KindOf(ext.Object); ok && info.Kind == k.Kind {
-			// Decoded by Serve, in the envelope's pass (decodeTypedReview).
-			o = ext.Object.(engine.APIObject)
-			err = checkKind(o, k.gvk)
-		} else {
-			if len(ext.Raw) == 0 {
-				_, r := fail("request.%s is empty: a %s request must carry the %s", field, req.Operation, k.gvk.Kind)
-				return nil, r
-			}
-			o = k.New()
-			err = decodeObject(ext.Raw, o, k.gvk)
+	obj := func(raw []byte, field string) (metav1.Object, *admission.Response) {
+		if len(raw) == 0 {
+			_, r := fail("request.%s is empty: a %s request must carry the %s", field, req.Operation, k.gvk.Kind)
+			return nil, r
 		}
-		if err != nil {
+		o := k.New()
+		if err := decodeObject(raw, o, k.gvk); err != nil {
 			_, r := fail("request.%s is not a valid %s: %v", field, what, err)
 			return nil, r
 		}
@@ -290,16 +268,16 @@ func decode(k *kind, req admission.Request) (*engine.Request, *admission.Respons
 	var bad *admission.Response
 	switch req.Operation {
 	case admissionv1.Create:
-		r.Object, bad = obj(&req.Object, "object")
+		r.Object, bad = obj(req.Object.Raw, "object")
 	case admissionv1.Update:
-		if r.Object, bad = obj(&req.Object, "object"); bad == nil {
-			r.OldObject, bad = obj(&req.OldObject, "oldObject")
+		if r.Object, bad = obj(req.Object.Raw, "object"); bad == nil {
+			r.OldObject, bad = obj(req.OldObject.Raw, "oldObject")
 		}
 	case admissionv1.Delete:
 		if !k.JudgedOnDelete {
 			return nil, nil
 		}
-		r.OldObject, bad = obj(&req.OldObject, "oldObject")
+		r.OldObject, bad = obj(req.OldObject.Raw, "oldObject")
 	case admissionv1.Connect:
 		return nil, nil
 	default:
@@ -320,17 +298,11 @@ func decodeObject(raw []byte, into metav1.Object, want metav1.GroupVersionKind) 
 	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(raw, into); err != nil {
 		return err
 	}
-	return checkKind(into, want)
-}
-
-// checkKind returns an error when a decoded object's own apiVersion and
-// kind are not want.
-func checkKind(o metav1.Object, want metav1.GroupVersionKind) error {
-	tm, ok := any(o).(interface {
+	tm, ok := any(into).(interface {
 		GroupVersionKind() schema.GroupVersionKind
 	})
 	if !ok {
-		return fmt.Errorf("%T has no kind", o)
+		return fmt.Errorf("%T has no kind", into)
 	}
 	got := tm.GroupVersionKind()
 	if got.Group != want.Group || got.Version != want.Version || got.Kind != want.Kind {

@@ -14,7 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/stsguard/stsguard/engine"
-	"github.com/stsguard/stsguard/lookup"
+	"github.com/stsguard/stsguard/internal/lookuptest"
 	"github.com/stsguard/stsguard/rules"
 	"github.com/stsguard/stsguard/test/harness"
 	"github.com/stsguard/stsguard/webhook"
@@ -120,7 +120,7 @@ func TestAuditActionAndMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m, err := webhook.NewMetrics(reg)
 	require.NoError(t, err)
-	lk := lookup.MustObjects()
+	lk := lookuptest.MustObjects()
 	h := (&webhook.Handlers{Engine: func() *engine.Engine { return e }, Lookup: func() engine.Lookup { return lk }, Metrics: m}).Webhooks()
 
 	sec := &corev1.Secret{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},

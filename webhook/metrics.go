@@ -8,6 +8,7 @@ import (
 
 	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/internal/promutil"
+	"github.com/stsguard/stsguard/kinds"
 )
 
 // Metrics are stsguard's Prometheus metrics, beside controller-runtime's
@@ -76,7 +77,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-func (m *Metrics) finding(f engine.Finding, k engine.Kind, op admissionv1.Operation) {
+func (m *Metrics) finding(f engine.Finding, k kinds.Kind, op admissionv1.Operation) {
 	if m == nil {
 		return
 	}
@@ -108,14 +109,14 @@ const (
 	reasonInternal = "internal"
 )
 
-func (m *Metrics) errored(k engine.Kind, reason string) {
+func (m *Metrics) errored(k kinds.Kind, reason string) {
 	if m == nil {
 		return
 	}
 	m.errors.WithLabelValues(string(k), reason).Inc()
 }
 
-func (m *Metrics) observe(k engine.Kind, op admissionv1.Operation, webhook string, start time.Time) {
+func (m *Metrics) observe(k kinds.Kind, op admissionv1.Operation, webhook string, start time.Time) {
 	if m == nil {
 		return
 	}

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/kinds"
 )
 
 // scaleGVK is the kind of the body of a scale subresource request.
@@ -65,7 +66,7 @@ func statefulSetScale(ctx context.Context, req admission.Request, lk engine.Look
 		}
 		scaled := sts.DeepCopy()
 		scaled.Spec.Replicas = ptr.To(scale.Spec.Replicas)
-		return &engine.Request{Kind: engine.KindStatefulSet,
+		return &engine.Request{Kind: kinds.StatefulSet,
 			Operation: admissionv1.Update, Object: scaled, OldObject: sts, DryRun: ptr.Deref(req.DryRun, false),
 		}, nil
 	}

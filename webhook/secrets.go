@@ -14,9 +14,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/stsguard/stsguard/credentials"
 	"github.com/stsguard/stsguard/engine"
 )
 
@@ -71,7 +74,7 @@ func writeSecrets(ctx context.Context, h *Handlers, e *engine.Engine, log logr.L
 	timeout := h.secretWriteTimeout()
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	for _, sr := range append([]*engine.SecretRequest(nil), d.Mutation.Secrets()...) {
+	for _, sr := range append([]*credentials.SecretRequest(nil), d.Mutation.Secrets()...) {
 		deny, err := h.writeSecret(wctx, sr)
 		if deny != nil {
 			record(h, log, k, r, engine.Findings{*deny}, nil)
@@ -92,50 +95,77 @@ func writeSecrets(ctx context.Context, h *Handlers, e *engine.Engine, log logr.L
 	return nil
 }
 
+// secretWriteRetry is how often writeSecret writes: the planned write and,
+// after a conflict, one more planned against the Secret read live, 10 ms
+// (jittered) later.
+var secretWriteRetry = wait.Backoff{Steps: 2, Duration: 10 * time.Millisecond, Factor: 1, Jitter: 0.1}
+
+// writeConflict reports whether a write of a Secret failed because the
+// Secret is not as planned: it was written in between (a conflict on the
+// resourceVersion), or exists where the plan (the cache) had none.
+func writeConflict(err error) bool {
+	return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)
+}
+
 // writeSecret executes one SecretRequest: it creates the Secret or adds the
 // missing keys with a merge patch that carries the resourceVersion the plan
 // was made against. After a conflict (another request wrote the Secret in
 // between, or the cache was behind) it re-reads the Secret live and plans
-// again once. It returns nil, nil on success; a Deny finding when the
-// Secret turns out to hold something stsguard must not overwrite; an error
-// otherwise.
-func (h *Handlers) writeSecret(ctx context.Context, sr *engine.SecretRequest) (*engine.Finding, error) {
-	for attempt := 0; attempt < 2; attempt++ {
-		err := h.applySecret(ctx, sr)
-		if err == nil {
-			return nil, nil
+// again, once (retry.OnError, as retry.RetryOnConflict with AlreadyExists
+// counted as a conflict). It returns nil, nil on success; a Deny finding
+// when the Secret turns out to hold something stsguard must not overwrite;
+// an error otherwise.
+func (h *Handlers) writeSecret(ctx context.Context, sr *credentials.SecretRequest) (*engine.Finding, error) {
+	var deny *engine.Finding
+	replan := false
+	err := retry.OnError(secretWriteRetry, writeConflict, func() error {
+		if replan {
+			next, f, err := h.planLive(ctx, sr)
+			if err != nil || f != nil || next == nil {
+				deny = f
+				return err // nil: denied, or someone else wrote exactly what we need
+			}
+			sr = next
 		}
-		if !apierrors.IsAlreadyExists(err) && !apierrors.IsConflict(err) {
-			return nil, err
-		}
-		live := &corev1.Secret{}
-		switch err := h.Secrets.Get(ctx, types.NamespacedName{Namespace: sr.Namespace, Name: sr.Name}, live); {
-		case apierrors.IsNotFound(err):
-			live = nil
-		case err != nil:
-			return nil, fmt.Errorf("re-reading it after a conflict: %w", err)
-		}
-		next, ferr := sr.Plan(live, sr.Field)
-		if ferr != nil {
-			f := engine.Denial(sr.Rule, ferr)
-			return &f, nil
-		}
-		if next == nil {
-			return nil, nil // someone else wrote exactly what we need
-		}
-		sr = next
+		replan = true
+		return h.applySecret(ctx, sr)
+	})
+	switch {
+	case deny != nil:
+		return deny, nil
+	case writeConflict(err):
+		return nil, errors.New("the Secret kept changing while stsguard was writing it")
 	}
-	return nil, errors.New("the Secret kept changing while stsguard was writing it")
+	return nil, err
 }
 
-func (h *Handlers) applySecret(ctx context.Context, sr *engine.SecretRequest) error {
+// planLive re-reads sr's Secret live and plans sr's write against it: the
+// next write to try, or nil when the Secret already holds what sr needs; a
+// Deny finding when it holds something stsguard must not overwrite.
+func (h *Handlers) planLive(ctx context.Context, sr *credentials.SecretRequest) (*credentials.SecretRequest, *engine.Finding, error) {
+	live := &corev1.Secret{}
+	switch err := h.Secrets.Get(ctx, types.NamespacedName{Namespace: sr.Namespace, Name: sr.Name}, live); {
+	case apierrors.IsNotFound(err):
+		live = nil
+	case err != nil:
+		return nil, nil, fmt.Errorf("re-reading it after a conflict: %w", err)
+	}
+	next, ferr := sr.Plan(live, sr.Field)
+	if ferr != nil {
+		f := engine.Denial(sr.Rule, ferr)
+		return nil, &f, nil
+	}
+	return next, nil, nil
+}
+
+func (h *Handlers) applySecret(ctx context.Context, sr *credentials.SecretRequest) error {
 	if sr.Create {
 		return h.Secrets.Create(ctx, &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{
 				Namespace:   sr.Namespace,
 				Name:        sr.Name,
-				Labels:      map[string]string{engine.ManagedByLabel: engine.ManagedByValue},
-				Annotations: map[string]string{engine.StatefulSetAnnotation: sr.StatefulSet},
+				Labels:      map[string]string{credentials.ManagedByLabel: credentials.ManagedByValue},
+				Annotations: map[string]string{credentials.StatefulSetAnnotation: sr.StatefulSet},
 			},
 			Type: corev1.SecretTypeOpaque,
 			Data: sr.Data(),
@@ -164,7 +194,7 @@ func writeFailure(ctx context.Context, err error, timeout time.Duration) string 
 // redact removes from s every value sr would have written, raw and base64
 // encoded, in case an error echoes the object (a third-party webhook's
 // denial might).
-func redact(s string, sr *engine.SecretRequest) string {
+func redact(s string, sr *credentials.SecretRequest) string {
 	for _, v := range sr.Data() {
 		if len(v) == 0 {
 			continue

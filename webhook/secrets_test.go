@@ -22,8 +22,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
+	"github.com/stsguard/stsguard/credentials"
 	"github.com/stsguard/stsguard/engine"
-	"github.com/stsguard/stsguard/lookup"
+	"github.com/stsguard/stsguard/internal/lookuptest"
 	"github.com/stsguard/stsguard/rules"
 	"github.com/stsguard/stsguard/webhook"
 )
@@ -110,6 +111,37 @@ func TestSecretWriteFailureAdmitsWithoutTheMove(t *testing.T) {
 				},
 			},
 			wantAllowed: true, wantError: true, wantWarn: []string{"etcd is down", "MYSQL_ROOT_PASSWORD stays a literal"}},
+		{name: "a conflict, then the Secret read live already holds the value: moved", sts: mysql(),
+			funcs: interceptor.Funcs{
+				Create: func(context.Context, client.WithWatch, client.Object, ...client.CreateOption) error {
+					return apierrors.NewAlreadyExists(schema.GroupResource{Resource: "secrets"}, "mysql-credentials")
+				},
+				Get: func(_ context.Context, _ client.WithWatch, key client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
+					s := obj.(*corev1.Secret)
+					s.Namespace, s.Name = key.Namespace, key.Name
+					s.Data = map[string][]byte{"mysql-root-password": []byte(movedPassword)}
+					return nil
+				},
+			},
+			wantAllowed: true, wantMoved: true,
+			wantWarn: []string{"changed by stsguard: moved the literal value of MYSQL_ROOT_PASSWORD"}},
+		{name: "a Secret that keeps changing: admitted with the literal", sts: mysql(),
+			funcs: interceptor.Funcs{
+				Create: func(context.Context, client.WithWatch, client.Object, ...client.CreateOption) error {
+					return apierrors.NewAlreadyExists(schema.GroupResource{Resource: "secrets"}, "mysql-credentials")
+				},
+				Get: func(_ context.Context, _ client.WithWatch, key client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
+					s := obj.(*corev1.Secret)
+					s.Namespace, s.Name, s.ResourceVersion = key.Namespace, key.Name, "7"
+					s.Labels = map[string]string{credentials.ManagedByLabel: credentials.ManagedByValue}
+					s.Data = map[string][]byte{"other-key": []byte("x")}
+					return nil
+				},
+				Patch: func(context.Context, client.WithWatch, client.Object, client.Patch, ...client.PatchOption) error {
+					return apierrors.NewConflict(schema.GroupResource{Resource: "secrets"}, "mysql-credentials", errors.New("the object has been modified"))
+				},
+			},
+			wantAllowed: true, wantError: true, wantWarn: []string{"the Secret kept changing while stsguard was writing it", "MYSQL_ROOT_PASSWORD stays a literal"}},
 		{name: "a generated password that cannot be written is not added", sts: postgres(),
 			funcs: interceptor.Funcs{Create: func(context.Context, client.WithWatch, client.Object, ...client.CreateOption) error {
 				return quota("pg-credentials", "x")
@@ -138,7 +170,7 @@ func TestSecretWriteFailureAdmitsWithoutTheMove(t *testing.T) {
 			reg := prometheus.NewRegistry()
 			metrics, err := webhook.NewMetrics(reg)
 			require.NoError(t, err)
-			lk := lookup.MustObjects(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: tc.sts.Namespace, Name: "mysql"},
+			lk := lookuptest.MustObjects(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: tc.sts.Namespace, Name: "mysql"},
 				Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Selector: map[string]string{"app": "mysql"}}})
 			h := (&webhook.Handlers{
 				Engine:             func() *engine.Engine { return e },

@@ -14,7 +14,6 @@ import (
 
 	"github.com/stsguard/stsguard/audit"
 	"github.com/stsguard/stsguard/engine"
-	"github.com/stsguard/stsguard/manifest"
 	"github.com/stsguard/stsguard/policy"
 	"github.com/stsguard/stsguard/rules"
 )
@@ -92,8 +91,8 @@ be read (the others are still audited and reported).`,
 			if len(files) == 0 && !cluster {
 				return usageError("nothing to audit: give -f PATH (files, directories, - for stdin) or --cluster")
 			}
-			if !slices.Contains(audit.Formats, output) {
-				return usageError("-o %q: use one of %s", output, strings.Join(audit.Formats, ", "))
+			if !slices.Contains(audit.Formats(), output) {
+				return usageError("-o %q: use one of %s", output, strings.Join(audit.Formats(), ", "))
 			}
 			var failAction engine.Action
 			switch strings.ToLower(failOn) {
@@ -116,45 +115,30 @@ be read (the others are still audited and reported).`,
 				return usageError("%v", err)
 			}
 
-			namespace := kf.namespace()
-			var live []manifest.Object
+			src := audit.Source{Files: files, Stdin: cmd.InOrStdin(), Namespace: kf.namespace()}
 			if cluster {
 				restCfg, contextNamespace, err := kf.load()
 				if err != nil {
 					return usageError("%v", err)
 				}
-				if namespace == "" && len(files) > 0 {
+				if src.Namespace == "" && len(files) > 0 {
 					// As kubectl apply -f: the files' objects without a
 					// namespace go to the context's, and are replayed on
 					// top of that namespace's live objects.
-					namespace = contextNamespace
+					src.Namespace = contextNamespace
 				}
 				scheme := runtime.NewScheme()
 				if err := clientgoscheme.AddToScheme(scheme); err != nil {
 					return err
 				}
-				c, err := client.New(restCfg, client.Options{Scheme: scheme})
-				if err != nil {
+				if src.Cluster, err = client.New(restCfg, client.Options{Scheme: scheme}); err != nil {
 					return usageError("creating API client: %v", err)
 				}
-				if live, err = audit.LoadCluster(cmd.Context(), c, namespace); err != nil {
-					return usageError("reading the cluster: %v", err)
-				}
 			}
-			if namespace == "" {
-				namespace = "default"
+			report, err := audit.Run(cmd.Context(), eng, src)
+			if err != nil {
+				return usageError("%v", err)
 			}
-			var report *audit.Report
-			var readErrs []error
-			if len(files) > 0 {
-				// Read defers the typed decoding of namespaced objects to
-				// the replay of their namespace: the whole input is never
-				// held as typed objects at once.
-				report, readErrs = audit.ApplyEntries(eng, manifest.Read(files, cmd.InOrStdin(), namespace), live)
-			} else {
-				report = audit.Live(eng, live)
-			}
-			report.AddErrors(readErrs)
 			out := cmd.OutOrStdout()
 			color := false
 			if f, ok := out.(*os.File); ok && output == "text" && os.Getenv("NO_COLOR") == "" {
@@ -176,7 +160,7 @@ be read (the others are still audited and reported).`,
 	f.StringArrayVarP(&files, "filename", "f", nil, "manifest file, directory (recursive) or - for stdin (repeatable)")
 	f.BoolVar(&cluster, "cluster", false, "audit the live cluster's objects (read-only, through the kubeconfig)")
 	f.StringVar(&configFile, "config", "", "policy file (config.stsguard.io/v1alpha1 Policy), as for stsguard serve")
-	f.StringVarP(&output, "output", "o", "text", "output format: "+strings.Join(audit.Formats, ", "))
+	f.StringVarP(&output, "output", "o", "text", "output format: "+strings.Join(audit.Formats(), ", "))
 	f.StringVar(&failOn, "fail-on", "deny", "exit 1 when something would be denied (deny) or also warned about (warn)")
 	// --cluster is audit's own: what to audit. The kubeconfig cluster
 	// comes from the context (--context), as kubectl's --cluster would.

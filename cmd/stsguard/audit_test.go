@@ -129,18 +129,6 @@ kind: Service
 metadata: {name: web}
 spec: {clusterIP: None, selector: {app: web}}
 `
-	const sts = `---
-apiVersion: apps/v1
-kind: StatefulSet
-metadata: {name: web}
-spec:
-  serviceName: web
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: web, image: nginx, readinessProbe: {tcpSocket: {port: 80}}}]
-`
 	const noProbe = `---
 apiVersion: apps/v1
 kind: StatefulSet
@@ -162,7 +150,7 @@ spec:
 		code  int
 		want  string
 	}{
-		{"clean", headless + sts, []string{"-f", "-"}, 0, "2 objects checked: deny 0, warn 0"},
+		{"clean", "", []string{"-f", "test/testdata/web"}, 0, "2 objects checked: deny 0, warn 0"},
 		{"a warning passes", headless + noProbe, []string{"-f", "-"}, 0, "[rule: readiness-probe-missing]"},
 		{"a warning fails with --fail-on warn", headless + noProbe, []string{"-f", "-", "--fail-on", "warn"}, 1, "warn 1"},
 		{"a denial", "", []string{"-f", "examples/mysql-plaintext-password"}, 1, "deny 1"},

@@ -24,6 +24,7 @@ func newRootCommand() *cobra.Command { return newRootCommandAs(defaultName) }
 // commandName. As the kubectl plugin ("kubectl stsguard") it lists audit,
 // expand, rules and version; serve stays available but hidden.
 func newRootCommandAs(name string) *cobra.Command {
+	addTemplateFuncs()
 	root := &cobra.Command{
 		Use:           "stsguard",
 		Short:         "Admission webhook that keeps StatefulSets, their headless Services and their Secrets safe",
@@ -100,7 +101,7 @@ report named stsguard per namespace (--reports-api).`,
 	f.IntVar(&o.Port, "port", 9443, "HTTPS port of the webhook server")
 	f.StringVar(&o.Host, "host", "", `address the webhook server listens on ("": every interface; 127.0.0.1: this machine only)`)
 	f.StringVar(&o.CertDir, "cert-dir", server.DefaultCertDir, "directory of tls.crt and tls.key; generated (with ca.crt) when missing")
-	f.StringSliceVar(&o.DNSNames, "dns-name", server.DefaultDNSNames, "DNS name or IP address of a generated serving certificate (repeatable)")
+	f.StringSliceVar(&o.DNSNames, "dns-name", server.DefaultDNSNames(), "DNS name or IP address of a generated serving certificate (repeatable)")
 	f.BoolVar(&o.ManageCerts, "manage-certs", false, "keep a CA and serving certificate in --cert-secret, inject the CA into the webhook configurations, rotate both")
 	f.StringVar(&o.CertSecret, "cert-secret", server.DefaultCertSecret, "Secret that --manage-certs keeps (namespace: $POD_NAMESPACE, else stsguard-system)")
 	f.StringVar(&o.WebhookConfigurationName, "webhook-configuration-name", "stsguard", "name of the Mutating- and ValidatingWebhookConfiguration whose caBundle --manage-certs writes")

@@ -64,7 +64,8 @@ func decodeKrew(t *testing.T, b []byte) krewPlugin {
 
 // checkKrewPlugin checks what krew's ValidatePlugin checks, and what
 // installing kubectl stsguard needs: bin is kubectl-stsguard
-// (kubectl-stsguard.exe on Windows) and is one of the files installed.
+// (kubectl-stsguard.exe on Windows) and is one of the files installed, and
+// so is LICENSE, which krew-index requires in every archive.
 // version and sha256 return the placeholder or value each platform has.
 func checkKrewPlugin(t *testing.T, p krewPlugin, version string, sha256Of func(os, arch string) string) {
 	t.Helper()
@@ -104,13 +105,15 @@ func checkKrewPlugin(t *testing.T, p krewPlugin, version string, sha256Of func(o
 			}
 			assert.Equal(t, want, pl.Bin)
 			require.NotEmpty(t, pl.Files, "files lists what the archive installs")
-			var installed bool
+			var installed, licensed bool
 			for _, f := range pl.Files {
 				assert.NotEmpty(t, f.From)
 				assert.NotEmpty(t, f.To)
 				installed = installed || (f.From == pl.Bin && f.To == ".")
+				licensed = licensed || f.From == "LICENSE"
 			}
 			assert.True(t, installed, "bin %s is one of the files, installed at the top", pl.Bin)
+			assert.True(t, licensed, "LICENSE is one of the files: krew-index requires it in every archive")
 
 			assert.Equal(t, fmt.Sprintf("https://github.com/stsguard/stsguard/releases/download/%s/kubectl-stsguard_%s_%s_%s.tar.gz", version, version, goos, arch), pl.URI)
 			assert.Equal(t, sha256Of(goos, arch), pl.Sha256)

@@ -79,7 +79,10 @@ func (k *kubeFlags) load() (*rest.Config, string, error) {
 	return cfg, ns, nil
 }
 
-func init() {
+// addTemplateFuncs registers the functions the usage templates of the
+// commands with kubectl flags call (ownFlagUsages, kubectlFlagUsages) in
+// cobra's template functions. Registering them again is harmless.
+func addTemplateFuncs() {
 	cobra.AddTemplateFunc("ownFlagUsages", func(c *cobra.Command) string { return flagUsages(c, false) })
 	cobra.AddTemplateFunc("kubectlFlagUsages", func(c *cobra.Command) string { return flagUsages(c, true) })
 }

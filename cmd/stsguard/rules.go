@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/kinds"
 	"github.com/stsguard/stsguard/policy"
 	"github.com/stsguard/stsguard/rules"
 )
@@ -51,7 +52,7 @@ otherwise the defaults. -o markdown prints the table of docs/rules.md.`,
 	return cmd
 }
 
-func kindList(ks []engine.Kind) string {
+func kindList(ks []kinds.Kind) string {
 	s := make([]string, len(ks))
 	for i, k := range ks {
 		s[i] = string(k)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # archives.sh VERSION DIR: builds cmd/stsguard as kubectl-stsguard
 # (kubectl-stsguard.exe on Windows) for every platform of
-# hack/krew/stsguard.yaml, stamped with VERSION, and packs each into
+# hack/krew/stsguard.yaml, stamped with VERSION, and packs each with the
+# repository's LICENSE (krew-index requires it in every archive) into
 # DIR/kubectl-stsguard_VERSION_<os>_<arch>.tar.gz, the archive the manifest's
 # uri names, then DIR/stsguard.yaml, the manifest render.sh fills in for
 # them.
@@ -37,8 +38,9 @@ for platform in $(grep -o 'kubectl-stsguard_${VERSION}_[a-z0-9]*_[a-z0-9]*\.tar\
 	(cd "$root" && CGO_ENABLED=0 GOOS=$goos GOARCH=$goarch go build -trimpath \
 		-ldflags "-s -w -X $pkg.Version=$version -X $pkg.Commit=$commit" \
 		-o "$work/$platform/$bin" ./cmd/stsguard)
+	install -m 0644 "$root/LICENSE" "$work/$platform/LICENSE"
 	tar -C "$work/$platform" --owner=0 --group=0 --numeric-owner --mtime=@0 \
-		-czf "$dir/kubectl-stsguard_${version}_${platform}.tar.gz" "$bin"
+		-czf "$dir/kubectl-stsguard_${version}_${platform}.tar.gz" "$bin" LICENSE
 done
 "$here/render.sh" "$version" "$dir" > "$dir/stsguard.yaml.tmp"
 mv "$dir/stsguard.yaml.tmp" "$dir/stsguard.yaml"

@@ -88,7 +88,7 @@ func TestChartOnTheCluster(t *testing.T) {
 		saClient, _, err := harness.NewClient(sa)
 		require.NoError(t, err)
 		m, err := certs.NewManager(certs.ManagerOptions{Client: saClient, Namespace: "stsguard-system", SecretName: server.DefaultCertSecret,
-			WebhookConfigurationName: "stsguard", DNSNames: server.DefaultDNSNames, Log: logr.Discard()})
+			WebhookConfigurationName: "stsguard", DNSNames: server.DefaultDNSNames(), Log: logr.Discard()})
 		require.NoError(t, err)
 		mctx, stop := context.WithCancel(ctx)
 		done := make(chan error, 1)
@@ -108,7 +108,7 @@ func TestChartOnTheCluster(t *testing.T) {
 		watch, err := kubernetes.NewForConfig(sa)
 		require.NoError(t, err)
 		m, err = certs.NewManager(certs.ManagerOptions{Client: saClient, Watch: watch, Namespace: "stsguard-system", SecretName: server.DefaultCertSecret,
-			WebhookConfigurationName: "stsguard", DNSNames: server.DefaultDNSNames, Log: logr.Discard()})
+			WebhookConfigurationName: "stsguard", DNSNames: server.DefaultDNSNames(), Log: logr.Discard()})
 		require.NoError(t, err)
 		mctx, stop = context.WithCancel(ctx)
 		go func() { done <- m.Start(mctx) }()

@@ -105,7 +105,7 @@ func chartMatrix(t *testing.T) []chartCase {
 			checkCertDir(t, r, "stsguard-serving-cert", "")
 			assert.Len(t, all[*cmv1.Issuer](r), 2)
 			serving := one[*cmv1.Certificate](t, r, "stsguard-serving-cert")
-			assert.ElementsMatch(t, server.DefaultDNSNames, serving.Spec.DNSNames)
+			assert.ElementsMatch(t, server.DefaultDNSNames(), serving.Spec.DNSNames)
 			assert.Equal(t, "stsguard-ca", serving.Spec.IssuerRef.Name)
 			ca := one[*cmv1.Certificate](t, r, "stsguard-ca")
 			assert.True(t, ca.Spec.IsCA)
@@ -230,7 +230,7 @@ func chartMatrix(t *testing.T) []chartCase {
 			assert.Equal(t, want.Exemptions[0].Namespaces, got.Exemptions[0].Namespaces)
 			assert.Equal(t, want.Exemptions[1].NamespaceSelector.String(), got.Exemptions[1].NamespaceSelector.String())
 			assert.Equal(t, want.Exemptions[0].Rules, got.Exemptions[0].Rules)
-			assert.Equal(t, want.Profiles[0], got.Profiles[0], "the cassandra profile of the example")
+			assert.Equal(t, want.Credentials.Profiles[0], got.Credentials.Profiles[0], "the cassandra profile of the example")
 		}},
 		{name: "policy with unquoted On and Off", values: map[string]any{"policy": map[string]any{
 			// What YAML makes of `termination-grace-period: Off` and `rollout-partition: On`.
@@ -440,7 +440,7 @@ func checkSelfManaged(t *testing.T, r *rendered, fullname, ns string) {
 	// stsguard's flags, or its defaults when a flag is absent.
 	secret := cmpOr(argValue(c.Args, "cert-secret"), server.DefaultCertSecret)
 	configName := cmpOr(argValue(c.Args, "webhook-configuration-name"), "stsguard")
-	dnsNames := server.DefaultDNSNames
+	dnsNames := server.DefaultDNSNames()
 	if _, ok := arg(c.Args, "dns-name"); ok {
 		dnsNames = nil
 		for _, a := range c.Args {

@@ -3,7 +3,6 @@ package deploy
 import (
 	"context"
 	"fmt"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -34,22 +33,7 @@ var (
 const serviceAccount = "system:serviceaccount:stsguard-system:stsguard"
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	logs = harness.CaptureLogs()
-	var err error
-	if cp, err = harness.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() {
-		if err := cp.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stopping control plane:", err)
-		}
-	}()
-	return m.Run()
+	harness.Main(m, harness.WithLogs(&logs), harness.WithControlPlane(&cp))
 }
 
 // admin returns a client for the envtest admin and the recorder of its

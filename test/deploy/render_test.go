@@ -335,7 +335,7 @@ func TestCertManagerOverlay(t *testing.T) {
 		fmt.Sprintf("%s.%s.svc", svc.Name, svc.Namespace),
 		fmt.Sprintf("%s.%s.svc.cluster.local", svc.Name, svc.Namespace),
 	}, serving.Spec.DNSNames)
-	assert.ElementsMatch(t, server.DefaultDNSNames, serving.Spec.DNSNames, "stsguard's own default names are the Service's")
+	assert.ElementsMatch(t, server.DefaultDNSNames(), serving.Spec.DNSNames, "stsguard's own default names are the Service's")
 	assert.Contains(t, serving.Spec.Usages, cmv1.UsageServerAuth)
 	assert.False(t, serving.Spec.IsCA)
 	require.NotNil(t, serving.Spec.RenewBefore)

@@ -15,7 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/stsguard/stsguard/engine"
+	"github.com/stsguard/stsguard/credentials"
 	"github.com/stsguard/stsguard/rules"
 	"github.com/stsguard/stsguard/test/harness"
 )
@@ -47,7 +47,7 @@ func stored(t *testing.T, ns string) (string, *appsv1.StatefulSet) {
 func credentialSecrets(t *testing.T, c client.Client, ns string) []corev1.Secret {
 	t.Helper()
 	list := &corev1.SecretList{}
-	require.NoError(t, c.List(ctx(), list, client.InNamespace(ns), client.MatchingLabels{engine.ManagedByLabel: engine.ManagedByValue}))
+	require.NoError(t, c.List(ctx(), list, client.InNamespace(ns), client.MatchingLabels{credentials.ManagedByLabel: credentials.ManagedByValue}))
 	return list.Items
 }
 

@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -22,31 +20,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	logs = harness.CaptureLogs()
-	var err error
-	if cl, err = harness.StartCluster(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() {
-		if err := cl.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stopping the cluster:", err)
-		}
-	}()
-	if srv, err = harness.ServeInProcess(cl.ControlPlane); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() {
-		if err := srv.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stsguard serve:", err)
-		}
-	}()
-	return m.Run()
+	harness.Main(m, harness.WithLogs(&logs), harness.WithCluster(&cl), harness.WithServer(&srv))
 }
 
 // newClient returns an admin client and the recorder of its warnings.

@@ -13,41 +13,21 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stsguard/stsguard/rules"
 	"github.com/stsguard/stsguard/test/harness"
 )
 
-// canaryWeb is a headless Service and a 3-replica StatefulSet annotated for
-// a canary of one pod.
-func canaryWeb(ns string) string {
-	return fmt.Sprintf(`apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: %[1]s}
-spec:
-  clusterIP: None
-  selector: {app: web}
-  ports: [{port: 80}]
----
-apiVersion: apps/v1
-kind: StatefulSet
-metadata:
-  name: web
-  namespace: %[1]s
-  annotations: {%[2]s: "1"}
-spec:
-  serviceName: web
-  replicas: 3
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-      - name: web
-        image: nginx:1.26
-        readinessProbe: {tcpSocket: {port: 80}}
-`, ns, rules.CanaryAnnotation)
+// canaryWeb is the fixture web (harness.Web) in namespace ns with 3
+// replicas, annotated for a canary of one pod, as a manifest for kubectl.
+func canaryWeb(t *testing.T, ns string) string {
+	t.Helper()
+	svc, sts := harness.Web(t, ns)
+	sts.Spec.Replicas = ptr.To[int32](3)
+	sts.Annotations = map[string]string{rules.CanaryAnnotation: "1"}
+	return toYAML(t, svc) + "---\n" + toYAML(t, sts)
 }
 
 // images returns the image each pod of web runs, by pod name, and the
@@ -85,7 +65,7 @@ func rolloutStatus(t *testing.T, c client.Client, ns, name, timeout string) harn
 func TestCanaryRolloutWithTheStatefulSetController(t *testing.T) {
 	c, _ := newClient(t)
 	ns := namespace(t, c)
-	res := mustKubectl(t, canaryWeb(ns), "apply", "-f", "-")
+	res := mustKubectl(t, canaryWeb(t, ns), "apply", "-f", "-")
 	assert.Contains(t, res.Stdout, "statefulset.apps/web created")
 	rolloutStatus(t, c, ns, "web", "90s")
 	_, before := images(t, c, ns)

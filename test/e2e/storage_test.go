@@ -20,6 +20,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/stsguard/stsguard/resize"
 	"github.com/stsguard/stsguard/rules"
 	"github.com/stsguard/stsguard/test/harness"
 )
@@ -175,7 +176,7 @@ func (r *resizer) reconcile(ctx context.Context) {
 	for i := range pvcs.Items {
 		pvc := &pvcs.Items[i]
 		want := pvc.Spec.Resources.Requests[corev1.ResourceStorage]
-		if pvc.Status.Phase != corev1.ClaimBound || rules.Resized(pvc, want) {
+		if pvc.Status.Phase != corev1.ClaimBound || resize.Resized(pvc, want) {
 			continue
 		}
 		if r.fsPending[pvc.Name] {
@@ -224,7 +225,7 @@ func TestVolumeClaimTemplateResizeIsDeniedWithAPlan(t *testing.T) {
 	assert.Contains(t, msg, `StatefulSet.apps "db" is invalid: spec.volumeClaimTemplates[0].spec.resources.requests[storage]: Forbidden:`)
 	assert.Contains(t, msg, "run: stsguard expand statefulset/db -n "+ns+" --template data --size 5Gi")
 	for i := range 3 {
-		assert.Contains(t, msg, rules.ClaimName("data", "db", i)+` (1Gi, StorageClass "`+class+`", can expand)`)
+		assert.Contains(t, msg, resize.ClaimName("data", "db", i)+` (1Gi, StorageClass "`+class+`", can expand)`)
 	}
 	assert.NotContains(t, msg, "refuse")
 }
@@ -312,7 +313,7 @@ func readClaimSizes(ctx context.Context, c client.Client, ns string) ([]string, 
 	var out []string
 	for i := range 3 {
 		pvc := &corev1.PersistentVolumeClaim{}
-		err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: rules.ClaimName("data", "db", i)}, pvc)
+		err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: resize.ClaimName("data", "db", i)}, pvc)
 		switch {
 		case apierrors.IsNotFound(err):
 			out = append(out, "missing")

@@ -2,7 +2,7 @@ package e2e
 
 import (
 	"context"
-	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,9 +15,11 @@ import (
 	"k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stsguard/stsguard/rules"
+	"github.com/stsguard/stsguard/test/harness"
 )
 
 // serverVersion returns the apiserver's version (for example v1.37.2), for
@@ -33,38 +35,17 @@ func serverVersion(t *testing.T) *version.Version {
 	return v
 }
 
-// webWithStrategy is a headless Service and a StatefulSet web of replicas
-// pods, annotated for a canary of canary pods, with the given
-// podManagementPolicy and updateStrategy (YAML flow mappings).
-func webWithStrategy(ns string, replicas, canary int, podManagement, strategy string) string {
-	return fmt.Sprintf(`apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: %[1]s}
-spec:
-  clusterIP: None
-  selector: {app: web}
-  ports: [{port: 80}]
----
-apiVersion: apps/v1
-kind: StatefulSet
-metadata:
-  name: web
-  namespace: %[1]s
-  annotations: {%[2]s: "%[3]d"}
-spec:
-  serviceName: web
-  replicas: %[4]d
-  podManagementPolicy: %[5]s
-  updateStrategy: %[6]s
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-      - name: web
-        image: nginx:1.26
-        readinessProbe: {tcpSocket: {port: 80}}
-`, ns, rules.CanaryAnnotation, canary, replicas, podManagement, strategy)
+// webWithStrategy is the fixture web (harness.Web) in namespace ns with
+// replicas pods, annotated for a canary of canary pods, with the given
+// podManagementPolicy and updateStrategy, as a manifest for kubectl.
+func webWithStrategy(t *testing.T, ns string, replicas, canary int32, podManagement appsv1.PodManagementPolicyType, strategy appsv1.StatefulSetUpdateStrategy) string {
+	t.Helper()
+	svc, sts := harness.Web(t, ns)
+	sts.Annotations = map[string]string{rules.CanaryAnnotation: strconv.Itoa(int(canary))}
+	sts.Spec.Replicas = &replicas
+	sts.Spec.PodManagementPolicy = podManagement
+	sts.Spec.UpdateStrategy = strategy
+	return toYAML(t, svc) + "---\n" + toYAML(t, sts)
 }
 
 // waitImages waits (up to 90 s) until the running pods of web are the ones
@@ -98,7 +79,7 @@ func waitImages(t *testing.T, c client.Client, ns string, want map[string]string
 func TestRecreateUpdateStrategy(t *testing.T) {
 	c, _ := newClient(t)
 	ns := namespace(t, c)
-	manifest := webWithStrategy(ns, 3, 1, "OrderedReady", "{type: Recreate}")
+	manifest := webWithStrategy(t, ns, 3, 1, appsv1.OrderedReadyPodManagement, appsv1.StatefulSetUpdateStrategy{Type: appsv1.RecreateStatefulSetStrategyType})
 	res := kubectl(t, manifest, "apply", "-f", "-")
 	if res.ExitCode != 0 && strings.Contains(res.Stderr, "spec.updateStrategy: Invalid value") &&
 		strings.Contains(res.Stderr, "must be 'RollingUpdate' or 'OnDelete'") {
@@ -140,7 +121,8 @@ func TestRecreateUpdateStrategy(t *testing.T) {
 func TestMaxUnavailableWithCanaryPartition(t *testing.T) {
 	c, _ := newClient(t)
 	ns := namespace(t, c)
-	mustKubectl(t, webWithStrategy(ns, 4, 2, "Parallel", "{type: RollingUpdate, rollingUpdate: {maxUnavailable: 2}}"), "apply", "-f", "-")
+	mustKubectl(t, webWithStrategy(t, ns, 4, 2, appsv1.ParallelPodManagement, appsv1.StatefulSetUpdateStrategy{
+		Type: appsv1.RollingUpdateStatefulSetStrategyType, RollingUpdate: &appsv1.RollingUpdateStatefulSetStrategy{MaxUnavailable: ptr.To(intstr.FromInt32(2))}}), "apply", "-f", "-")
 	sts := getStatefulSet(t, c, ns, "web")
 	require.NotNil(t, sts.Spec.UpdateStrategy.RollingUpdate)
 	if sts.Spec.UpdateStrategy.RollingUpdate.MaxUnavailable == nil {

@@ -1,14 +1,13 @@
 package faults_test
 
 import (
-	"os"
 	"testing"
 
-	"github.com/go-logr/logr"
-	ctrl "sigs.k8s.io/controller-runtime"
+	"github.com/stsguard/stsguard/test/harness"
 )
 
+// Each test starts the control planes it needs; envtest's own progress
+// lines are discarded.
 func TestMain(m *testing.M) {
-	ctrl.SetLogger(logr.Discard()) // envtest's own progress lines
-	os.Exit(m.Run())
+	harness.Main(m, harness.WithoutLogs())
 }

@@ -58,6 +58,41 @@ func Service(ns, name, clusterIP string, selector map[string]string) *corev1.Ser
 	}
 }
 
+// Testdata returns the file test/testdata/<name>, one of the fixtures the
+// test packages share, failing the test when it cannot be read.
+func Testdata(t testing.TB, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(Root(), "test", "testdata", filepath.FromSlash(name)))
+	require.NoError(t, err)
+	return string(b)
+}
+
+// Web returns the fixture web in namespace ns, typed, for a test to adjust:
+// the headless Service web (test/testdata/web/service.yaml) and the
+// StatefulSet web that it governs (test/testdata/web/statefulset.yaml: one
+// nginx:1.26 container with a readinessProbe, no volumeClaimTemplates),
+// which every rule accepts.
+func Web(t testing.TB, ns string) (*corev1.Service, *appsv1.StatefulSet) {
+	t.Helper()
+	var svc *corev1.Service
+	var sts *appsv1.StatefulSet
+	for _, file := range []string{"web/service.yaml", "web/statefulset.yaml"} {
+		objs, err := Decode(strings.NewReader(Testdata(t, file)))
+		require.NoError(t, err, file)
+		require.Len(t, objs, 1, file)
+		switch o := objs[0].(type) {
+		case *corev1.Service:
+			svc = o
+		case *appsv1.StatefulSet:
+			sts = o
+		}
+		objs[0].SetNamespace(ns)
+	}
+	require.NotNil(t, svc, "test/testdata/web/service.yaml holds no Service")
+	require.NotNil(t, sts, "test/testdata/web/statefulset.yaml holds no StatefulSet")
+	return svc, sts
+}
+
 // InvalidCauses asserts that err is a 422 Invalid status of a StatefulSet
 // naming rule, and returns its causes' fields.
 func InvalidCauses(t *testing.T, err error, rule string) []string {

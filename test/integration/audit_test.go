@@ -83,24 +83,12 @@ func TestAuditFilesAgainstCluster(t *testing.T) {
 	ns := harness.Namespace(t, c)
 	require.NoError(t, c.Create(context.Background(), harness.Service(ns, "web", "None", map[string]string{"app": "web"})))
 
-	live, err := audit.LoadCluster(context.Background(), c, ns)
-	require.NoError(t, err)
-	manifestYAML := `apiVersion: apps/v1
-kind: StatefulSet
-metadata: {name: web}
-spec:
-  serviceName: web
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: web, image: nginx, readinessProbe: {tcpSocket: {port: 80}}}]
-`
-	objs, errs := manifest.Parse("web.yaml", []byte(manifestYAML), ns)
-	require.Empty(t, errs)
+	manifestYAML := harness.Testdata(t, "web/statefulset.yaml")
 	e, err := rules.New(engine.DefaultConfig())
 	require.NoError(t, err)
-	r := audit.Apply(e, objs, live)
+	r, err := audit.Run(context.Background(), e, audit.Source{Files: []string{"-"}, Stdin: strings.NewReader(manifestYAML), Cluster: c, Namespace: ns})
+	require.NoError(t, err)
+	require.Empty(t, r.Errors)
 	assert.Empty(t, r.Findings, "the live headless Service pairs with the manifest's StatefulSet")
 	assert.Equal(t, 1, r.Summary.Objects)
 }
@@ -122,18 +110,7 @@ type observed struct {
 func TestAuditReplayMatchesTheWebhooks(t *testing.T) {
 	const (
 		clusterIPService = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {selector: {app: web}, ports: [{port: 80}]}\n"
-		webStatefulSet   = `apiVersion: apps/v1
-kind: StatefulSet
-metadata: {name: web}
-spec:
-  serviceName: web
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: web, image: nginx, readinessProbe: {tcpSocket: {port: 80}}}]
-`
-		reader = `apiVersion: apps/v1
+		reader           = `apiVersion: apps/v1
 kind: StatefulSet
 metadata: {name: reader}
 spec:
@@ -149,6 +126,7 @@ spec:
         env: [{name: ROOT_PASSWORD, valueFrom: {secretKeyRef: {name: mysql-credentials, key: mysql-root-password}}}]
 `
 	)
+	webStatefulSet := harness.Testdata(t, "web/statefulset.yaml")
 	example := func(dir, file string) string {
 		data, err := os.ReadFile(filepath.Join(harness.Root(), "examples", dir, file))
 		require.NoError(t, err)
@@ -172,11 +150,12 @@ spec:
 			ctx := context.Background()
 			c, w := newClient(t)
 			ns := harness.Namespace(t, c)
-			objs, errs := manifest.Parse("m.yaml", []byte(strings.Join(tc.docs, "\n---\n")), ns)
+			docs := strings.Join(tc.docs, "\n---\n")
+			objs, errs := manifest.Parse("m.yaml", []byte(docs), ns)
 			require.Empty(t, errs)
-			live, err := audit.LoadCluster(ctx, c, ns)
+			r, err := audit.Run(ctx, e, audit.Source{Files: []string{"-"}, Stdin: strings.NewReader(docs), Cluster: c, Namespace: ns})
 			require.NoError(t, err)
-			r := audit.Apply(e, objs, live)
+			require.Empty(t, r.Errors)
 
 			var want, got []string
 			var denied []string

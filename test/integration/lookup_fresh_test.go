@@ -14,9 +14,9 @@ import (
 	"github.com/stsguard/stsguard/test/harness"
 )
 
-// What the live read after a cache miss is kept for (issue 12, item 5): an
-// object created a moment before the request that names it is judged,
-// although stsguard's informer cache may not have it yet. Each case is
+// What the live read after a cache miss is for: an object created a moment
+// before the request that names it is judged, although stsguard's informer
+// cache may not have it yet. Each case is
 // repeated, back to back, so that some rounds meet a cache that has not
 // caught up; every round must get the same answer.
 func TestLookupObjectCreatedJustBeforeIsJudged(t *testing.T) {

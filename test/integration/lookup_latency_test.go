@@ -34,13 +34,14 @@ import (
 	"github.com/stsguard/stsguard/test/harness"
 )
 
-// Issue 12, item 5: a StatefulSet whose governing Service does not exist
-// must cost no more to write than one whose Service exists. Each write goes
-// through the real apiserver and the stsguard webhooks (mutating and
-// validating); the latency is the client's, end to end.
+// A StatefulSet whose governing Service does not exist must cost no more to
+// write than one whose Service exists. Each write goes through the real
+// apiserver and the stsguard webhooks (mutating and validating); the latency
+// is the client's, end to end.
 //
 // The suite's stsguard gets envtest's admin configuration, whose client-side
-// rate limit (QPS 1000, burst 2000) no cluster gives: it hid the defect. So
+// rate limit (QPS 1000, burst 2000) no cluster gives and would hide a queue
+// behind the limiter. So
 // these tests start a second stsguard configured as in a cluster, from a
 // kubeconfig (client-go's defaults, QPS 5, burst 10), and send the
 // namespaces they write in to it too (see productionServer).

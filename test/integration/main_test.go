@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net/http"
-	"os"
 	"testing"
 	"time"
 
@@ -22,32 +21,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	logs = harness.CaptureLogs()
-
-	var err error
-	if cp, err = harness.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() {
-		if err := cp.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stopping control plane:", err)
-		}
-	}()
-	if srv, err = harness.ServeInProcess(cp); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() {
-		if err := srv.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stsguard serve:", err)
-		}
-	}()
-	return m.Run()
+	harness.Main(m, harness.WithLogs(&logs), harness.WithControlPlane(&cp), harness.WithServer(&srv))
 }
 
 // newClient returns an admin client and the recorder of its warnings.

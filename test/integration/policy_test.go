@@ -111,7 +111,7 @@ func TestInvalidPolicyIsKeptOut(t *testing.T) {
 	require.NoError(t, c.Create(ctx, weakSecret(ns)), "the previous policy (Warn) is still in force")
 }
 
-// The metrics the issue names, scraped from /metrics.
+// The metrics stsguard exports, scraped from /metrics.
 func TestMetricsAreExposed(t *testing.T) {
 	c, _ := newClient(t)
 	ns := harness.Namespace(t, c)

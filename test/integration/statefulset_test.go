@@ -19,6 +19,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/stsguard/stsguard/credentials"
 	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/rules"
 	"github.com/stsguard/stsguard/test/harness"
@@ -260,7 +261,7 @@ func TestPostgresWithoutPasswordGetsGeneratedOne(t *testing.T) {
 	var secret corev1.Secret
 	require.NoError(t, c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "postgres-credentials"}, &secret))
 	pw := string(secret.Data["postgres-password"])
-	assert.Len(t, pw, engine.GeneratedPasswordLength)
+	assert.Len(t, pw, credentials.GeneratedPasswordLength)
 	assert.NotContains(t, logs.String(), pw)
 }
 

@@ -1,4 +1,13 @@
-package rules
+// Package resize plans growing one volumeClaimTemplate of a StatefulSet:
+// every PVC the StatefulSet controller made (or will make) from it, its
+// size and StorageClass, and what stands in the way (a claim not Bound, a
+// StorageClass without allowVolumeExpansion, a claim larger already). The
+// storage rules print the plan in their findings; `stsguard expand` carries
+// it out. volumeClaimTemplates are immutable and existing PVCs never follow
+// a template, so a resize is a change of each PVC and a re-create of the
+// StatefulSet with its pods orphaned
+// (https://kubernetes.io/docs/concepts/storage/persistent-volumes/#expanding-persistent-volumes-claims).
+package resize
 
 import (
 	"context"
@@ -26,9 +35,9 @@ func ClaimName(template, statefulSet string, ordinal int) string {
 	return template + "-" + statefulSet + "-" + strconv.Itoa(ordinal)
 }
 
-// claimOrdinal returns the ordinal of a PVC named ClaimName(template,
+// ClaimOrdinal returns the ordinal of a PVC named ClaimName(template,
 // statefulSet, n), or false when name is not such a name.
-func claimOrdinal(name, template, statefulSet string) (int, bool) {
+func ClaimOrdinal(name, template, statefulSet string) (int, bool) {
 	rest, ok := strings.CutPrefix(name, template+"-"+statefulSet+"-")
 	if !ok {
 		return 0, false
@@ -58,7 +67,7 @@ func TemplateIndex(sts *appsv1.StatefulSet, name string) int {
 	return -1
 }
 
-// Claim is one PVC of a volumeClaimTemplate in a ResizePlan.
+// Claim is one PVC of a volumeClaimTemplate in a Plan.
 type Claim struct {
 	// Name is "<template>-<statefulset>-<ordinal>".
 	Name string
@@ -107,11 +116,11 @@ func Resized(pvc *corev1.PersistentVolumeClaim, size resource.Quantity) bool {
 	return false
 }
 
-// ResizePlan is what growing one volumeClaimTemplate of a StatefulSet
+// Plan is what growing one volumeClaimTemplate of a StatefulSet
 // involves: every PVC of the template, its size and StorageClass, and what
 // stands in the way. `stsguard expand` carries it out; the
 // volume-claim-template-resize rule prints it.
-type ResizePlan struct {
+type Plan struct {
 	// Namespace and StatefulSet name the StatefulSet.
 	Namespace, StatefulSet string
 	// Template is the volumeClaimTemplate's name.
@@ -138,12 +147,12 @@ type ResizePlan struct {
 // out of memory).
 const MaxClaimsNotCreated = 10
 
-// PlanResize plans growing volumeClaimTemplate template of sts to size,
+// New plans growing volumeClaimTemplate template of sts to size,
 // reading PVCs and StorageClasses through lk. It returns an error when the
 // template does not exist or lk fails; problems of single claims (not
 // Bound, a StorageClass that cannot expand, a request above size) are in
 // Claim.Problem and Problems.
-func PlanResize(ctx context.Context, sts *appsv1.StatefulSet, template string, size resource.Quantity, lk engine.Lookup) (*ResizePlan, error) {
+func New(ctx context.Context, sts *appsv1.StatefulSet, template string, size resource.Quantity, lk engine.Lookup) (*Plan, error) {
 	i := TemplateIndex(sts, template)
 	if i < 0 {
 		names := make([]string, 0, len(sts.Spec.VolumeClaimTemplates))
@@ -156,16 +165,16 @@ func PlanResize(ctx context.Context, sts *appsv1.StatefulSet, template string, s
 		return nil, fmt.Errorf("StatefulSet %s/%s has no volumeClaimTemplate %q; it has %s", sts.Namespace, sts.Name, template, strings.Join(names, ", "))
 	}
 	t := &sts.Spec.VolumeClaimTemplates[i]
-	p := &ResizePlan{Namespace: sts.Namespace, StatefulSet: sts.Name, Template: template, To: size}
+	p := &Plan{Namespace: sts.Namespace, StatefulSet: sts.Name, Template: template, To: size}
 	p.From, _ = StorageRequest(t)
 
-	sc, ferr := templateClass(ctx, lk, t, vctPath.Index(i).Child("spec", "storageClassName"))
+	sc, ferr := TemplateClass(ctx, lk, t, field.NewPath("spec", "volumeClaimTemplates").Index(i).Child("spec", "storageClassName"))
 	if ferr != nil && ferr.Type == field.ErrorTypeInternal {
 		return nil, fmt.Errorf("%s", ferr.Detail)
 	}
 	if sc != nil {
 		p.TemplateClass, p.TemplateExpandable = sc.Name, ptr.Deref(sc.AllowVolumeExpansion, false)
-	} else if name, named := claimClass(t); named {
+	} else if name, named := ClaimClass(t); named {
 		p.TemplateClass = name
 	}
 
@@ -175,7 +184,7 @@ func PlanResize(ctx context.Context, sts *appsv1.StatefulSet, template string, s
 	}
 	byOrdinal := map[int]*corev1.PersistentVolumeClaim{}
 	for _, pvc := range pvcs {
-		if n, ok := claimOrdinal(pvc.Name, template, sts.Name); ok {
+		if n, ok := ClaimOrdinal(pvc.Name, template, sts.Name); ok {
 			byOrdinal[n] = pvc
 		}
 	}
@@ -216,7 +225,7 @@ func planClaim(ctx context.Context, pvc *corev1.PersistentVolumeClaim, size reso
 	c := Claim{Name: pvc.Name, PVC: pvc}
 	c.Request, _ = StorageRequest(pvc)
 	c.Capacity = pvc.Status.Capacity[corev1.ResourceStorage]
-	name, named := claimClass(pvc)
+	name, named := ClaimClass(pvc)
 	c.StorageClass = name
 	var classProblem string
 	switch {
@@ -267,7 +276,7 @@ func planClaim(ctx context.Context, pvc *corev1.PersistentVolumeClaim, size reso
 // Problems returns the reasons the plan cannot be carried out, one per
 // claim, as "<claim>: <why>"; empty when every claim can be resized. A
 // StorageClass that cannot expand for claims not yet created counts too.
-func (p *ResizePlan) Problems() []string {
+func (p *Plan) Problems() []string {
 	var out []string
 	if p.From.Cmp(p.To) > 0 {
 		out = append(out, fmt.Sprintf("volumeClaimTemplate %q requests %s, more than %s: a PVC can never shrink", p.Template, p.From.String(), p.To.String()))
@@ -281,14 +290,14 @@ func (p *ResizePlan) Problems() []string {
 }
 
 // Command is the `stsguard expand` command line that carries out the plan.
-func (p *ResizePlan) Command() string {
+func (p *Plan) Command() string {
 	return fmt.Sprintf("stsguard expand statefulset/%s -n %s --template %s --size %s", p.StatefulSet, p.Namespace, p.Template, p.To.String())
 }
 
 // Summary lists the claims on one line for a message, as
 // `data-web-0 (10Gi, StorageClass "standard", can expand), data-web-3
 // (not created yet)`.
-func (p *ResizePlan) Summary() string {
+func (p *Plan) Summary() string {
 	parts := make([]string, 0, len(p.Claims))
 	for _, c := range p.Claims {
 		parts = append(parts, c.Name+" ("+c.Describe()+")")

@@ -1,4 +1,4 @@
-package engine
+package credentials
 
 import (
 	"fmt"
@@ -155,9 +155,9 @@ var nameCases = []struct {
 
 // TestDefaultNamePatterns: the default patterns give each name's expected
 // answer, through the regexps and through Config (asked twice: the second
-// answer comes from matchName's memory).
+// answer comes from the Config's memory).
 func TestDefaultNamePatterns(t *testing.T) {
-	c := DefaultConfig()
+	c := Default()
 	patterns := []string{DefaultCredentialEnvPattern, DefaultCredentialSwitchPattern, DefaultPasswordNamePattern}
 	for _, tc := range nameCases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -173,9 +173,9 @@ func TestDefaultNamePatterns(t *testing.T) {
 	}
 }
 
-// matchName answers as the regexp it is given, whatever it remembers: the
-// same name asked of two patterns, a name too long to remember, and more
-// names than it remembers.
+// A nameMemo answers as the regexp it is given, whatever it remembers: the
+// same name asked of two patterns, a name too long to remember, more names
+// than it remembers, and no memo at all.
 func TestMatchNameAnswersAsTheRegexp(t *testing.T) {
 	password, token := regexp.MustCompile(`(?i)password$`), regexp.MustCompile(`(?i)token$`)
 	long := strings.Repeat("x", maxCachedNameLength) + "_PASSWORD"
@@ -191,26 +191,27 @@ func TestMatchNameAnswersAsTheRegexp(t *testing.T) {
 		{password, long, true},
 		{token, long, false},
 	}
-	for range 2 {
+	m := newNameMemo()
+	for _, memo := range []*nameMemo{m, m, nil} {
 		for _, tc := range cases {
-			assert.Equal(t, tc.want, matchName(tc.re, tc.name), "%s on %.20q", tc.re, tc.name)
+			assert.Equal(t, tc.want, memo.match(tc.re, tc.name), "%s on %.20q", tc.re, tc.name)
 		}
 	}
 	for i := range 2 * nameMatchCacheSize {
 		name := fmt.Sprintf("N%d_PASSWORD", i)
-		assert.True(t, matchName(password, name), name)
-		assert.False(t, matchName(token, name), name)
+		assert.True(t, m.match(password, name), name)
+		assert.False(t, m.match(token, name), name)
 	}
-	assert.Equal(t, nameMatchCacheSize, nameMatches.Len(), "full, and no larger")
-	_, kept := nameMatches.Get(nameMatchKey{password, "DB_PASSWORD"})
+	assert.Equal(t, nameMatchCacheSize, m.answers.Len(), "full, and no larger")
+	_, kept := m.answers.Get(nameMatchKey{password, "DB_PASSWORD"})
 	assert.False(t, kept, "the oldest answers were evicted")
-	assert.True(t, matchName(password, "DB_PASSWORD"), "asked again once evicted")
+	assert.True(t, m.match(password, "DB_PASSWORD"), "asked again once evicted")
 }
 
 // TestPolicyNamePatterns: a policy's own patterns are asked as regexps,
 // and a profile's PasswordEnv counts unless it is a switch.
 func TestPolicyNamePatterns(t *testing.T) {
-	c := DefaultConfig()
+	c := Default()
 	c.PasswordName = regexp.MustCompile(`(?i)_cred$`)
 	c.CredentialEnv = regexp.MustCompile(`(?i)^MY_`)
 	cases := []struct {

@@ -1,11 +1,9 @@
-package rules
+package credentials
 
 import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
-
-	"github.com/stsguard/stsguard/engine"
 )
 
 // TestCredentialNames pins which env var names the credential rules
@@ -71,7 +69,7 @@ func TestCredentialNames(t *testing.T) {
 		{"BYPASS", false, false},
 		{"USERNAME", false, false},
 	}
-	c := engine.DefaultConfig()
+	c := Default()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			assert.Equal(t, tc.credential, c.IsCredentialEnv(tc.name), "IsCredentialEnv")
@@ -86,11 +84,31 @@ func TestCredentialNames(t *testing.T) {
 // TestWellKnownImageDefaultsAreWeak: the defaults of common images that
 // public manifests copy.
 func TestWellKnownImageDefaultsAreWeak(t *testing.T) {
-	c := engine.DefaultConfig()
+	c := Default()
 	for _, v := range []string{"minio123", "minioadmin", "MinioAdmin", "minio", "neo4j", "example", "bitnami", "mariadb", "mongodb", "postgresql", "admin123", "password123", "oracle"} {
 		assert.True(t, c.IsWeakPassword([]byte(v)), "%q", v)
 	}
 	for _, v := range []string{"minio-7Qx2-prod", "example.com-Zk9"} {
 		assert.False(t, c.IsWeakPassword([]byte(v)), "%q", v)
 	}
+}
+
+// TestWeakPasswordMatching: weak passwords compare without case and
+// surrounding white space; password names are the pattern's and a
+// profile's PasswordEnv.
+func TestWeakPasswordMatching(t *testing.T) {
+	c := Default()
+	for _, v := range []string{"", " ", "password", "Password", "password\n", "changeme", "ROOT", "123456", "cassandra"} {
+		assert.True(t, c.IsWeakPassword([]byte(v)), "%q", v)
+	}
+	for _, v := range []string{"c0rrect-h0rse-battery", "password-2026-xyz"} {
+		assert.False(t, c.IsWeakPassword([]byte(v)), "%q", v)
+	}
+	for _, n := range []string{"password", "rootPassword", "mysql-root-password", "DB_PASSWD", "RABBITMQ_DEFAULT_PASS", "db.pwd", "passphrase"} {
+		assert.True(t, c.IsPasswordName(n, nil), n)
+	}
+	for _, n := range []string{"username", "bypass", "compass", "MYSQL_ALLOW_EMPTY_PASSWORD", "tls.crt", "API_TOKEN"} {
+		assert.False(t, c.IsPasswordName(n, nil), n)
+	}
+	assert.True(t, c.IsPasswordName("CUSTOM_ROOT_CRED", &ImageProfile{PasswordEnv: []string{"CUSTOM_ROOT_CRED"}}))
 }

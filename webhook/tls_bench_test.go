@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"k8s.io/apimachinery/pkg/runtime"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -22,24 +21,19 @@ import (
 // stsguard serve's (controller-runtime's zap, JSON, info level), writing
 // to io.Discard. The time and allocations are the client's and the
 // server's together: the difference to BenchmarkValidatingReview is what
-// HTTP and TLS add to one review on both ends. The controller-runtime
-// case serves the same webhook with controller-runtime's
-// Webhook.ServeHTTP and DefaultLogConstructor, as stsguard did before
-// webhook.Serve.
+// HTTP and TLS add to one review on both ends.
 func BenchmarkServeTLS(b *testing.B) {
 	logf.SetLogger(zap.New(zap.WriteTo(io.Discard)))
 	for _, c := range []struct {
-		name     string
-		handlers func(testing.TB, ...runtime.Object) map[string]http.Handler
-		http2    bool
+		name  string
+		http2 bool
 	}{
-		{"controller-runtime/HTTP1.1", controllerRuntime, false},
-		{"Serve/HTTP1.1", handlers, false},
-		{"Serve/HTTP2", handlers, true},
+		{"HTTP1.1", false},
+		{"HTTP2", true},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			sts, objs := cassandraFixture(b)
-			srv := httptest.NewUnstartedServer(c.handlers(b, objs...)[webhook.ValidateStatefulSetPath])
+			srv := httptest.NewUnstartedServer(handlers(b, objs...)[webhook.ValidateStatefulSetPath])
 			srv.EnableHTTP2 = c.http2
 			srv.StartTLS()
 			defer srv.Close()

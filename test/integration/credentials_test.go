@@ -1,6 +1,6 @@
 package integration
 
-// Issue 12, item 6, through the real kube-apiserver: a password is generated
+// Credentials through the real kube-apiserver: a password is generated
 // on CREATE only; ratcheting follows what a problem is about, not its list
 // index; a Secret stsguard cannot write fails open; credential names beyond
 // *_PASSWORD and the defaults of common images are recognised.
@@ -50,7 +50,7 @@ func unexempt(o metav1.Object) {
 // generated password when its template changes: the database already
 // initialised its data never reads POSTGRES_PASSWORD again. The UPDATE
 // warns instead and writes no Secret.
-func TestItem6PasswordIsNotGeneratedOnUpdate(t *testing.T) {
+func TestPasswordIsNotGeneratedOnUpdate(t *testing.T) {
 	c, w := newClient(t)
 	ns := harness.Namespace(t, c)
 	ctx := context.Background()
@@ -119,7 +119,7 @@ func weakRefStatefulSet(t *testing.T, c client.Client, ns string) *appsv1.Statef
 // Ratcheting follows what a problem is about: an UPDATE that points the
 // env var at another weak Secret is a new problem (denied), although its
 // field path is the one the stored problem has.
-func TestItem6RatchetingDeniesANewReferentAtTheSamePath(t *testing.T) {
+func TestRatchetingDeniesANewReferentAtTheSamePath(t *testing.T) {
 	c, w := newClient(t)
 	ns := harness.Namespace(t, c)
 	sts := weakRefStatefulSet(t, c, ns)
@@ -136,7 +136,7 @@ func TestItem6RatchetingDeniesANewReferentAtTheSamePath(t *testing.T) {
 // Ratcheting follows what a problem is about: an UPDATE that inserts an env
 // var before the stored weak reference keeps it ratcheted (a warning), as
 // its list index changed but the problem did not.
-func TestItem6RatchetingKeepsAnOldProblemAfterAnInsert(t *testing.T) {
+func TestRatchetingKeepsAnOldProblemAfterAnInsert(t *testing.T) {
 	c, w := newClient(t)
 	ns := harness.Namespace(t, c)
 	sts := weakRefStatefulSet(t, c, ns)
@@ -170,9 +170,9 @@ func quotaWithoutSecrets(t *testing.T, c client.Client, ns string) {
 }
 
 // A Secret that password-secret-ref cannot write (here refused by a
-// ResourceQuota) no longer blocks the StatefulSet: stsguard admits it
+// ResourceQuota) does not block the StatefulSet: stsguard admits it
 // without the move, says so in a warning, and counts the error.
-func TestItem6SecretWriteFailureFailsOpen(t *testing.T) {
+func TestSecretWriteFailureFailsOpen(t *testing.T) {
 	c, w := newClient(t)
 	ns := harness.Namespace(t, c)
 	ctx := context.Background()
@@ -212,7 +212,7 @@ func TestItem6SecretWriteFailureFailsOpen(t *testing.T) {
 // MinIO's credentials: a default secret key is denied wherever it is
 // written, a strong one is moved into the Secret with the access key, and
 // a file pointer stays.
-func TestItem6MinioCredentialsAreRecognised(t *testing.T) {
+func TestMinioCredentialsAreRecognised(t *testing.T) {
 	c, w := newClient(t)
 	ns := harness.Namespace(t, c)
 	ctx := context.Background()
