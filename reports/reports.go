@@ -215,7 +215,7 @@ func (w *Writer) Write(ctx context.Context, namespace string, results []openrepo
 		obj.SetName(Name)
 		w.fill(obj, listed, summary, omitted)
 		if err := w.Client.Create(ctx, obj); err != nil {
-			if meta.IsNoMatchError(err) {
+			if notServed(err) {
 				return OpNone, fmt.Errorf("%w: %w", ErrNotInstalled, err)
 			}
 			return OpNone, err
@@ -239,6 +239,21 @@ func (w *Writer) Write(ctx context.Context, namespace string, results []openrepo
 		return OpNone, err
 	}
 	return OpUpdate, nil
+}
+
+// notServed reports whether err, from a create, says the API is not
+// served: no such kind in discovery, or a 404 that is not about the
+// namespace (the CRD deleted since discovery was read).
+func notServed(err error) bool {
+	if meta.IsNoMatchError(err) {
+		return true
+	}
+	var st apierrors.APIStatus
+	if !apierrors.IsNotFound(err) || !errors.As(err, &st) {
+		return false
+	}
+	d := st.Status().Details
+	return d == nil || d.Kind != "namespaces"
 }
 
 // Namespaces returns the namespaces that hold a report stsguard keeps

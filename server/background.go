@@ -30,12 +30,12 @@ const (
 )
 
 // addBackgroundAudit adds the background audit (package background) to
-// mgr, judging with the engine eng returns, unless o turns it off.
+// mgr, judging with the engine eng returns, when o asks for it.
 func (o *Options) addBackgroundAudit(mgr manager.Manager, restCfg *rest.Config, eng func() *engine.Engine) error {
-	if o.DisableBackgroundAudit {
+	if o.BackgroundAudit == nil {
 		return nil
 	}
-	bo := o.BackgroundAudit
+	bo := *o.BackgroundAudit
 	bo.LeaseNamespace = o.leaseNamespace()
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
@@ -70,7 +70,7 @@ func (o *Options) addBackgroundAudit(mgr manager.Manager, restCfg *rest.Config, 
 // of the kubeconfig's context (in a pod: the service account's); else
 // "default", which every cluster has.
 func (o *Options) leaseNamespace() string {
-	if ns := cmp.Or(o.BackgroundAudit.LeaseNamespace, os.Getenv("POD_NAMESPACE")); ns != "" {
+	if ns := cmp.Or(o.BackgroundAudit.LeaseNamespace, os.Getenv("POD_NAMESPACE")); ns != "" { // o.BackgroundAudit is set
 		return ns
 	}
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()

@@ -112,16 +112,14 @@ type Options struct {
 	// response closing its connection, before it stops (see drain). Nil
 	// means DefaultShutdownDelay; zero stops at once.
 	ShutdownDelay *time.Duration
-	// BackgroundAudit configures the background audit of the objects that
-	// exist (package background): every StatefulSet, Service and Secret
-	// judged, on the replica holding its Lease, into policy reports and
-	// the stsguard_violations gauge. Its LeaseNamespace defaults to
+	// BackgroundAudit, when set, runs the background audit of the objects
+	// that exist (package background): every StatefulSet, Service and
+	// Secret judged, on the replica holding its Lease, into policy reports
+	// and the stsguard_violations gauge. Its LeaseNamespace defaults to
 	// $POD_NAMESPACE, then the kubeconfig context's namespace, then
-	// "default".
-	BackgroundAudit background.Options
-	// DisableBackgroundAudit turns the background audit off. Default
-	// false: on.
-	DisableBackgroundAudit bool
+	// "default". Default nil: none (stsguard serve sets it unless
+	// --background-audit=false).
+	BackgroundAudit *background.Options
 }
 
 // DefaultCertDir is controller-runtime's default certificate directory.

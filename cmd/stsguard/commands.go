@@ -44,6 +44,7 @@ func newServeCommand() *cobra.Command {
 	var (
 		o          server.Options
 		auditOn    bool
+		bo         background.Options
 		reportsAPI string
 	)
 	zapOpts := zap.Options{}
@@ -79,12 +80,14 @@ when the reports API's CustomResourceDefinition is installed, to one policy
 report named stsguard per namespace (--reports-api).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o.DisableBackgroundAudit = !auditOn
-			o.BackgroundAudit.Reports = reports.API(reportsAPI)
-			if !slices.Contains(reports.APIs, o.BackgroundAudit.Reports) {
-				return usageError("--reports-api %q: use one of %v", o.BackgroundAudit.Reports, reports.APIs)
+			bo.Reports = reports.API(reportsAPI)
+			if !slices.Contains(reports.APIs, bo.Reports) {
+				return usageError("--reports-api %q: use one of %v", bo.Reports, reports.APIs)
 			}
-			if o.BackgroundAudit.Interval <= 0 || o.BackgroundAudit.MaxResults <= 0 || o.BackgroundAudit.JudgeQPS <= 0 {
+			if auditOn {
+				o.BackgroundAudit = &bo
+			}
+			if bo.Interval <= 0 || bo.MaxResults <= 0 || bo.JudgeQPS <= 0 {
 				return usageError("--background-audit-interval, --reports-max-results and --background-audit-qps must be positive")
 			}
 			if *o.ShutdownDelay < 0 {
@@ -117,13 +120,13 @@ report named stsguard per namespace (--reports-api).`,
 	f.DurationVar(o.ShutdownDelay, "shutdown-delay-duration", server.DefaultShutdownDelay,
 		"after SIGTERM, keep answering this long with /readyz failing and keep-alives off (each response closes its connection), then stop; in-flight requests finish (0: stop at once)")
 	f.BoolVar(&auditOn, "background-audit", true, "judge the existing StatefulSets, Services and Secrets continuously (on the replica holding the Lease) into policy reports and stsguard_violations")
-	f.DurationVar(&o.BackgroundAudit.Interval, "background-audit-interval", background.DefaultInterval, "how often the background audit judges everything again, besides each change")
+	f.DurationVar(&bo.Interval, "background-audit-interval", background.DefaultInterval, "how often the background audit judges everything again, besides each change")
 	f.StringVar(&reportsAPI, "reports-api", string(reports.PolicyReport), fmt.Sprintf("reports API of the background audit: %s, %s or %s (metrics only)", reports.PolicyReport, reports.OpenReports, reports.NoReports))
-	f.IntVar(&o.BackgroundAudit.MaxResults, "reports-max-results", reports.DefaultMaxResults, "results listed in one namespace's report; the rest are counted in its summary")
-	f.BoolVar(&o.BackgroundAudit.NamespaceLabel, "violations-namespace-label", false, "add the resource_namespace label to stsguard_violations (one series per namespace, rule and action)")
-	f.StringVar(&o.BackgroundAudit.LeaseNamespace, "leader-election-namespace", "", `namespace of the background audit's Lease (default $POD_NAMESPACE, then the kubeconfig context's namespace, then "default")`)
-	f.StringVar(&o.BackgroundAudit.LeaseName, "leader-election-id", background.DefaultLeaseName, "name of the background audit's Lease")
-	f.Float64Var(&o.BackgroundAudit.JudgeQPS, "background-audit-qps", background.DefaultJudgeQPS, "objects the background audit judges per second at most")
+	f.IntVar(&bo.MaxResults, "reports-max-results", reports.DefaultMaxResults, "results listed in one namespace's report; the rest are counted in its summary")
+	f.BoolVar(&bo.NamespaceLabel, "violations-namespace-label", false, "add the resource_namespace label to stsguard_violations (one series per namespace, rule and action)")
+	f.StringVar(&bo.LeaseNamespace, "leader-election-namespace", "", `namespace of the background audit's Lease (default $POD_NAMESPACE, then the kubeconfig context's namespace, then "default")`)
+	f.StringVar(&bo.LeaseName, "leader-election-id", background.DefaultLeaseName, "name of the background audit's Lease")
+	f.Float64Var(&bo.JudgeQPS, "background-audit-qps", background.DefaultJudgeQPS, "objects the background audit judges per second at most")
 	gfs := flag.NewFlagSet("zap", flag.ContinueOnError)
 	zapOpts.BindFlags(gfs)
 	f.AddGoFlagSet(gfs)

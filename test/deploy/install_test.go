@@ -98,7 +98,7 @@ func TestRenderedBaseInstallsAndRunsAsItsServiceAccount(t *testing.T) {
 		filepath.Join(harness.Root(), "charts", "stsguard", "files", "crds", "wgpolicyk8s.io_policyreports.yaml")}})
 	require.NoError(t, err)
 	serve(t, server.Options{RESTConfig: asServiceAccount(), CertDir: cp.Webhook.LocalServingCertDir, ConfigFile: policyFile,
-		BackgroundAudit: background.Options{LeaseNamespace: "stsguard-system", Interval: 2 * time.Second}})
+		BackgroundAudit: &background.Options{LeaseNamespace: "stsguard-system", Interval: 2 * time.Second}})
 
 	ns := harness.Namespace(t, c)
 	require.NoError(t, c.Create(ctx, headless(ns, "db")))

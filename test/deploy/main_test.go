@@ -110,9 +110,6 @@ func serve(t *testing.T, o server.Options) {
 	if o.ShutdownDelay == nil {
 		o.ShutdownDelay = ptr.To(time.Duration(0)) // no call to drain when a test stops it
 	}
-	// The background audit runs where a test gives its Lease a namespace
-	// (in a pod, $POD_NAMESPACE): the rendered RBAC allows it there only.
-	o.DisableBackgroundAudit = o.BackgroundAudit.LeaseNamespace == ""
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- server.Run(ctx, o) }()

@@ -64,9 +64,6 @@ func ServeInProcess(cp *ControlPlane) (*InProcess, error) {
 			PolicyPollInterval:     time.Hour, // file system events must do it
 			// Stopped only with its control plane: no call to drain.
 			ShutdownDelay: ptr.To(time.Duration(0)),
-			// The tests of the background audit start their own serve
-			// processes, which contend for its Lease and write its reports.
-			DisableBackgroundAudit: true,
 		})
 	}()
 	// Stop waiting as soon as server.Run returns (a port taken, a bad

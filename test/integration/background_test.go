@@ -54,7 +54,8 @@ func TestBackgroundAuditFollowsChangesAndThePolicy(t *testing.T) {
 			RESTConfig: cp.Config, Host: "127.0.0.1", Port: harness.Port(addr), CertDir: filepath.Join(t.TempDir(), "certs"),
 			DNSNames: []string{"127.0.0.1"}, MetricsBindAddress: "0", HealthProbeBindAddress: probe,
 			ShutdownDelay: ptr.To(time.Duration(0)), ConfigFile: policyFile, PolicyPollInterval: time.Second,
-			BackgroundAudit: background.Options{LeaseNamespace: ns, Interval: time.Hour, WriteDelay: 100 * time.Millisecond},
+			BackgroundAudit: &background.Options{LeaseNamespace: ns, Interval: time.Hour, WriteDelay: 100 * time.Millisecond,
+				NamespaceLabel: true}, // the cluster holds other tests' objects: this namespace's series
 		})
 	}()
 	stopped := false
@@ -68,7 +69,7 @@ func TestBackgroundAuditFollowsChangesAndThePolicy(t *testing.T) {
 	t.Cleanup(stop)
 	require.NoError(t, harness.WaitReady(runCtx, probe, 30*time.Second))
 
-	missing := map[string]string{"rule": "headless-service-missing"}
+	missing := map[string]string{"rule": "headless-service-missing", "resource_namespace": ns}
 	result := func() string {
 		var r wgpolicyv1alpha2.PolicyReport
 		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: reports.Name}, &r); err != nil {
@@ -82,7 +83,7 @@ func TestBackgroundAuditFollowsChangesAndThePolicy(t *testing.T) {
 		return ""
 	}
 	harness.Eventually(t, "the missing Service reported", func() bool { return result() == "warn Warn" }, 30*time.Second)
-	assert.Equal(t, 1.0, harness.Value(t, metrics.Registry, "stsguard_violations", map[string]string{"rule": "headless-service-missing", "action": "Warn"}))
+	assert.Equal(t, 1.0, harness.Value(t, metrics.Registry, "stsguard_violations", map[string]string{"rule": "headless-service-missing", "action": "Warn", "resource_namespace": ns}))
 	assert.Equal(t, 1.0, harness.Value(t, metrics.Registry, "stsguard_background_audit_leader", nil))
 
 	// The policy reloaded: everything is judged again under it.

@@ -4,11 +4,13 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
 	openreportsv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -27,6 +29,7 @@ func TestReportWriter(t *testing.T) {
 	scheme := runtime.NewScheme()
 	require.NoError(t, clientgoscheme.AddToScheme(scheme))
 	require.NoError(t, reports.AddToScheme(scheme))
+	require.NoError(t, apiextensionsv1.AddToScheme(scheme))
 	crds := map[reports.API]string{
 		reports.PolicyReport: "wgpolicyk8s.io_policyreports.yaml",
 		reports.OpenReports:  "openreports.io_reports.yaml",
@@ -48,6 +51,10 @@ func TestReportWriter(t *testing.T) {
 			// Without the CRD (another test may have installed it).
 			opts := envtest.CRDInstallOptions{Paths: []string{crdPath(crds[api])}}
 			require.NoError(t, envtest.UninstallCRDs(cp.Config, opts))
+			crdNames := map[reports.API]string{reports.PolicyReport: "policyreports.wgpolicyk8s.io", reports.OpenReports: "reports.openreports.io"}
+			harness.Eventually(t, "the CRD gone", func() bool {
+				return apierrors.IsNotFound(c.Get(ctx, client.ObjectKey{Name: crdNames[api]}, &apiextensionsv1.CustomResourceDefinition{}))
+			}, time.Minute)
 			_, err = w.Write(ctx, ns, []openreportsv1alpha1.ReportResult{result("a", "fail")})
 			require.ErrorIs(t, err, reports.ErrNotInstalled, "before its CRD is installed")
 			_, err = envtest.InstallCRDs(cp.Config, opts)
