@@ -96,6 +96,10 @@ BENCH_SCALE_FLAGS ?=
 bench-scale: build envtest-assets ## What stsguard costs as the cluster grows: RSS, time to ready, CPU per review, StatefulSet CREATE p50/p99 and audit --cluster time and peak memory at 1,000, 10,000 and 50,000 objects over 1,000 namespaces, and what one cached Secret costs (not part of make test; about 15 minutes).
 	$(GO) run ./hack/bench-scale -stsguard $(BIN)/stsguard $(BENCH_SCALE_FLAGS)
 
+.PHONY: bench-background
+bench-background: build envtest-assets ## The background audit of stsguard serve on a local apiserver with 10,000 objects: time to the first full report, CPU per change, memory added (not part of make test).
+	$(GO) run ./hack/bench-background -stsguard $(BIN)/stsguard
+
 .PHONY: bench-faults
 bench-faults: build envtest-assets helm ## stsguard as a cluster runs it (the chart, two replicas behind its Service) under 40 writes/s through an upgrade, rolling restarts, a hung replica, an apiserver restart, etcd paused and a certificate rotation: one table of failed and unjudged writes and drain times (needs root and ip(8); not part of make test).
 	$(GO) run ./hack/bench-faults -stsguard $(BIN)/stsguard
@@ -105,6 +109,10 @@ bench-audit: ## stsguard audit against kube-score on 10,000 generated objects (i
 	bench/audit.sh 10000 5
 
 .PHONY: docs
+.PHONY: generate
+generate: ## Regenerate the deep copies of the Go types under apis/ (controller-gen, version pinned here).
+	$(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0 object paths=./apis/...
+
 docs: ## Regenerate docs/rules.md from the rule registry.
 	$(GO) run ./cmd/stsguard rules -o markdown > docs/rules.md
 

@@ -113,6 +113,9 @@ func threeWay[T object](original []byte, modified, current T) (T, error) {
 // whole (it has no merge key), so a replayed UPDATE must carry them as the
 // stored object does, or every re-apply would look like a template change.
 func defaultClaimTemplates(sts *appsv1.StatefulSet) {
+	if !needsClaimDefaults(sts) {
+		return
+	}
 	for i := range sts.Spec.VolumeClaimTemplates {
 		t := &sts.Spec.VolumeClaimTemplates[i]
 		if t.APIVersion == "" && t.Kind == "" {
@@ -126,6 +129,16 @@ func defaultClaimTemplates(sts *appsv1.StatefulSet) {
 			t.Status.Phase = corev1.ClaimPending
 		}
 	}
+}
+
+// needsClaimDefaults reports whether defaultClaimTemplates would change sts.
+func needsClaimDefaults(sts *appsv1.StatefulSet) bool {
+	for _, t := range sts.Spec.VolumeClaimTemplates {
+		if t.APIVersion == "" && t.Kind == "" || t.Spec.VolumeMode == nil || t.Status.Phase == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // sent reports whether the apiserver calls stsguard's webhooks for in, as

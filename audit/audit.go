@@ -14,7 +14,9 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/util/sets"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/kinds"
@@ -459,18 +461,56 @@ func location(file string, line int) string {
 // judgeLive judges the live object o as an admission CREATE of it, storing
 // nothing.
 func judgeLive(e *engine.Engine, v *view, o *manifest.Object) *outcome {
+	oc, err := judgeStored(context.Background(), e, engine.MutateAndValidate, v, o)
+	if err != nil {
+		panic("audit: " + err.Error()) // audit builds only requests of the kinds the engine admits
+	}
+	return oc
+}
+
+// Judge judges one stored StatefulSet, Service or Secret (as read from the
+// apiserver, or from an informer cache) as `stsguard audit --cluster`
+// judges each live object: as an admission CREATE of it at phase, in the
+// world lk reads, through engine.Admit. It does not modify obj: a
+// StatefulSet whose volumeClaimTemplates lack what the apiserver sets is
+// copied before it is defaulted (see defaultClaimTemplates). ok is false
+// for an object no webhook request carries: a kind the rules do not judge,
+// a Helm release record or a service account token Secret (the webhooks'
+// matchConditions, and LoadCluster, leave those out). The findings are
+// rendered and sorted as in a Report, without File and Line; the
+// decision's Mutations and Patch are empty at phase Validating. err is
+// Admit's, for a request it cannot judge, or ctx's.
+func Judge(ctx context.Context, e *engine.Engine, phase engine.Phase, obj client.Object, lk engine.Lookup) (d Decision, findings []Finding, ok bool, err error) {
+	if sec, isSecret := obj.(*corev1.Secret); isSecret && !secretSelector.Matches(fields.Set{"type": string(sec.Type)}) {
+		return Decision{}, nil, false, nil
+	}
+	if sts, isSTS := obj.(*appsv1.StatefulSet); isSTS && needsClaimDefaults(sts) {
+		sts = sts.DeepCopy()
+		defaultClaimTemplates(sts)
+		obj = sts
+	}
+	oc, err := judgeStored(ctx, e, phase, lk, &manifest.Object{Object: obj, Namespace: obj.GetNamespace(), Name: obj.GetName()})
+	if err != nil || oc == nil {
+		return Decision{}, nil, false, err
+	}
+	return oc.decision, oc.findings, true, nil
+}
+
+// judgeStored judges the stored object o as an admission CREATE of it at
+// phase; nil for a kind the rules do not judge.
+func judgeStored(ctx context.Context, e *engine.Engine, phase engine.Phase, lk engine.Lookup, o *manifest.Object) (*outcome, error) {
 	switch obj := o.Object.(type) {
 	case *appsv1.StatefulSet:
-		in := &engine.Input[*appsv1.StatefulSet]{Operation: admissionv1.Create, Object: obj}
-		return admit(e, in, v).outcome(kinds.StatefulSet, o)
+		a, err := admitAt(ctx, e, phase, &engine.Input[*appsv1.StatefulSet]{Operation: admissionv1.Create, Object: obj}, lk)
+		return a.outcome(kinds.StatefulSet, o), err
 	case *corev1.Service:
-		in := &engine.Input[*corev1.Service]{Operation: admissionv1.Create, Object: obj}
-		return admit(e, in, v).outcome(kinds.Service, o)
+		a, err := admitAt(ctx, e, phase, &engine.Input[*corev1.Service]{Operation: admissionv1.Create, Object: obj}, lk)
+		return a.outcome(kinds.Service, o), err
 	case *corev1.Secret:
-		in := &engine.Input[*corev1.Secret]{Operation: admissionv1.Create, Object: obj}
-		return admit(e, in, v).outcome(kinds.Secret, o)
+		a, err := admitAt(ctx, e, phase, &engine.Input[*corev1.Secret]{Operation: admissionv1.Create, Object: obj}, lk)
+		return a.outcome(kinds.Secret, o), err
 	}
-	return nil
+	return nil, nil
 }
 
 // request is the admission request for manifest object obj (o's object):
@@ -504,14 +544,24 @@ type admitted[T engine.Object] struct {
 // step would deny gets no patch and writes nothing. The findings are those
 // kubectl shows: the mutators' and the validating rules'.
 func admit[T engine.Object](e *engine.Engine, in *engine.Input[T], lk engine.Lookup) admitted[T] {
-	if !sent(in) {
-		return admitted[T]{operation: in.Operation, object: in.Object}
-	}
-	r := engine.NewRequest(engine.MutateAndValidate, in)
 	// The replay's Lookup is in memory: nothing to cancel.
-	d, err := e.Admit(context.Background(), r, lk)
+	a, err := admitAt(context.Background(), e, engine.MutateAndValidate, in, lk)
 	if err != nil {
 		panic("audit: " + err.Error()) // audit builds only requests of the kinds the engine admits
+	}
+	return a
+}
+
+// admitAt is admit at phase, with ctx for lk's reads; it returns Admit's
+// error for a request it cannot judge.
+func admitAt[T engine.Object](ctx context.Context, e *engine.Engine, phase engine.Phase, in *engine.Input[T], lk engine.Lookup) (admitted[T], error) {
+	if !sent(in) {
+		return admitted[T]{operation: in.Operation, object: in.Object}, nil
+	}
+	r := engine.NewRequest(phase, in)
+	d, err := e.Admit(ctx, r, lk)
+	if err != nil {
+		return admitted[T]{operation: in.Operation, object: in.Object}, err
 	}
 	a := admitted[T]{operation: in.Operation, res: engine.Result{Findings: d.Findings, Exemptions: d.Exemptions},
 		object: in.Object, denied: d.Denied()}
@@ -521,7 +571,7 @@ func admit[T engine.Object](e *engine.Engine, in *engine.Input[T], lk engine.Loo
 	if !a.denied && !d.Mutation.Empty() {
 		a.mutation = d.Mutation
 	}
-	return a
+	return a, nil
 }
 
 // outcome renders the result for the object o of kind.

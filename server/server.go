@@ -35,6 +35,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"github.com/stsguard/stsguard/background"
 	"github.com/stsguard/stsguard/certs"
 	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/internal/secretdata"
@@ -112,6 +113,14 @@ type Options struct {
 	// response closing its connection, before it stops (see drain). Nil
 	// means DefaultShutdownDelay; zero stops at once.
 	ShutdownDelay *time.Duration
+	// BackgroundAudit, when set, runs the background audit of the objects
+	// that exist (package background): every StatefulSet, Service and
+	// Secret judged, on the replica holding its Lease, into policy reports
+	// and the stsguard_violations gauge. Its LeaseNamespace defaults to
+	// $POD_NAMESPACE, then the kubeconfig context's namespace, then
+	// "default". Default nil: none (stsguard serve sets it unless
+	// --background-audit=false).
+	BackgroundAudit *background.Options
 }
 
 // DefaultCertDir is controller-runtime's default certificate directory.
@@ -315,6 +324,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	if err := mgr.Add(holder); err != nil {
+		return err
+	}
+	if err := o.addBackgroundAudit(mgr, restCfg, holder.Engine); err != nil {
 		return err
 	}
 

@@ -3,14 +3,17 @@ package main
 import (
 	"flag"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/stsguard/stsguard/background"
 	"github.com/stsguard/stsguard/certs"
 	"github.com/stsguard/stsguard/internal/version"
+	"github.com/stsguard/stsguard/reports"
 	"github.com/stsguard/stsguard/server"
 )
 
@@ -38,7 +41,12 @@ func newRootCommandAs(name string) *cobra.Command {
 }
 
 func newServeCommand() *cobra.Command {
-	var o server.Options
+	var (
+		o          server.Options
+		auditOn    bool
+		bo         background.Options
+		reportsAPI string
+	)
 	zapOpts := zap.Options{}
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -61,9 +69,27 @@ Certificates come from one of two places:
 
 --config names a policy file (apiVersion: config.stsguard.io/v1alpha1,
 kind: Policy; see examples/policy.yaml). It is reloaded when it changes; an
-invalid file stops the start-up, an invalid change keeps the policy in force.`,
+invalid file stops the start-up, an invalid change keeps the policy in force.
+
+The background audit judges what already exists: every StatefulSet, Service
+and Secret, as stsguard audit --cluster does but without mutating anything,
+again whenever the object or one it depends on changes, and all of them every
+--background-audit-interval. One replica does it, elected on a Lease in
+--leader-election-namespace. Findings go to the stsguard_violations gauge and,
+when the reports API's CustomResourceDefinition is installed, to one policy
+report named stsguard per namespace (--reports-api).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			bo.Reports = reports.API(reportsAPI)
+			if !slices.Contains(reports.APIs, bo.Reports) {
+				return usageError("--reports-api %q: use one of %v", bo.Reports, reports.APIs)
+			}
+			if auditOn {
+				o.BackgroundAudit = &bo
+			}
+			if bo.Interval <= 0 || bo.MaxResults <= 0 || bo.JudgeQPS <= 0 {
+				return usageError("--background-audit-interval, --reports-max-results and --background-audit-qps must be positive")
+			}
 			if *o.ShutdownDelay < 0 {
 				return usageError("--shutdown-delay-duration %s is negative: give how long to keep answering after SIGTERM, such as 5s, or 0 to stop at once", *o.ShutdownDelay)
 			}
@@ -93,6 +119,14 @@ invalid file stops the start-up, an invalid change keeps the policy in force.`,
 	o.ShutdownDelay = new(time.Duration)
 	f.DurationVar(o.ShutdownDelay, "shutdown-delay-duration", server.DefaultShutdownDelay,
 		"after SIGTERM, keep answering this long with /readyz failing and keep-alives off (each response closes its connection), then stop; in-flight requests finish (0: stop at once)")
+	f.BoolVar(&auditOn, "background-audit", true, "judge the existing StatefulSets, Services and Secrets continuously (on the replica holding the Lease) into policy reports and stsguard_violations")
+	f.DurationVar(&bo.Interval, "background-audit-interval", background.DefaultInterval, "how often the background audit judges everything again, besides each change")
+	f.StringVar(&reportsAPI, "reports-api", string(reports.PolicyReport), fmt.Sprintf("reports API of the background audit: %s, %s or %s (metrics only)", reports.PolicyReport, reports.OpenReports, reports.NoReports))
+	f.IntVar(&bo.MaxResults, "reports-max-results", reports.DefaultMaxResults, "results listed in one namespace's report; the rest are counted in its summary")
+	f.BoolVar(&bo.NamespaceLabel, "violations-namespace-label", false, "add the resource_namespace label to stsguard_violations (one series per namespace, rule and action)")
+	f.StringVar(&bo.LeaseNamespace, "leader-election-namespace", "", `namespace of the background audit's Lease (default $POD_NAMESPACE, then the kubeconfig context's namespace, then "default")`)
+	f.StringVar(&bo.LeaseName, "leader-election-id", background.DefaultLeaseName, "name of the background audit's Lease")
+	f.Float64Var(&bo.JudgeQPS, "background-audit-qps", background.DefaultJudgeQPS, "objects the background audit judges per second at most")
 	gfs := flag.NewFlagSet("zap", flag.ContinueOnError)
 	zapOpts.BindFlags(gfs)
 	f.AddGoFlagSet(gfs)

@@ -44,16 +44,28 @@ func run(bin string) error {
 		return err
 	}
 	defer cl.Stop()
+	kubectl, err := harness.Kubectl()
+	if err != nil {
+		return err
+	}
+	// The PolicyReport CRD, as Kyverno or Policy Reporter would have
+	// installed it, for stsguard's background audit to write its reports.
+	crd := exec.Command(kubectl, "apply", "--server-side", "-f", filepath.Join("charts", "stsguard", "files", "crds", "wgpolicyk8s.io_policyreports.yaml"))
+	crd.Env, crd.Dir = append(os.Environ(), "KUBECONFIG="+cl.Kubeconfig), harness.Root()
+	if out, err := crd.CombinedOutput(); err != nil {
+		return fmt.Errorf("installing the PolicyReport CRD: %w: %s", err, out)
+	}
+	established := exec.Command(kubectl, "wait", "--for=condition=Established", "--timeout=60s", "crd/policyreports.wgpolicyk8s.io")
+	established.Env = crd.Env
+	if out, err := established.CombinedOutput(); err != nil {
+		return fmt.Errorf("waiting for the PolicyReport CRD: %w: %s", err, out)
+	}
 	logPath := filepath.Join(os.TempDir(), "stsguard-demo.log")
 	s, err := harness.ServeBinary(cl.ControlPlane, bin, cl.Kubeconfig, logPath)
 	if err != nil {
 		return err
 	}
 	defer s.Stop()
-	kubectl, err := harness.Kubectl()
-	if err != nil {
-		return err
-	}
 	fmt.Printf("# cluster and stsguard serve up in %s (stsguard log: %s); webhooks registered from deploy/base\n",
 		time.Since(start).Round(100*time.Millisecond), logPath)
 	fmt.Printf("# kubectl is %s, KUBECONFIG=%s\n", kubectl, cl.Kubeconfig)
@@ -70,6 +82,7 @@ func run(bin string) error {
 	d.storage()
 	d.section("what stsguard thinks of the whole cluster now")
 	d.stsguardCmd([]string{"StatefulSet web-without-service/web", "[rule: headless-service-missing]", "objects checked: deny 0"}, "audit", "--cluster")
+	d.reports()
 
 	if err := s.Exited(); err != nil {
 		return fmt.Errorf("%w (log: %s)", err, logPath)
@@ -275,4 +288,17 @@ func quoteArgs(args []string) string {
 		out[i] = a
 	}
 	return strings.Join(out, " ")
+}
+
+// reports shows what stsguard serve's background audit keeps in the
+// cluster: one PolicyReport per namespace with findings about what exists.
+func (d *demo) reports() {
+	d.section("the same, kept current in the cluster: stsguard serve's background audit writes a PolicyReport per namespace")
+	// postgres's report follows its re-creation by stsguard expand a
+	// moment ago (reports are written 2 s after the last change).
+	d.waitQuietly("postgres", "get", "policyreport", "-A")
+	d.k([]string{"NAMESPACE", "web-without-service", "postgres", "databases"}, "get", "policyreport", "-A")
+	d.k([]string{"headless-service-missing\twarn\tStatefulSet/web"},
+		"get", "policyreport", "stsguard", "-n", "web-without-service",
+		"-o", `jsonpath={range .results[*]}{.rule}{"\t"}{.result}{"\t"}{.resources[0].kind}/{.resources[0].name}{"\n"}{end}`)
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -107,6 +108,7 @@ func renderChart(t *testing.T, release, namespace string, values map[string]any)
 func chartScheme(t *testing.T) *runtime.Scheme {
 	t.Helper()
 	s := deployScheme(t)
+	require.NoError(t, apiextensionsv1.AddToScheme(s))
 	gv := schema.GroupVersion{Group: "monitoring.coreos.com", Version: "v1"}
 	s.AddKnownTypeWithName(gv.WithKind("ServiceMonitor"), &serviceMonitor{})
 	s.AddKnownTypeWithName(gv.WithKind("PrometheusRule"), &prometheusRule{})

@@ -21,6 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -177,6 +178,48 @@ func chartMatrix(t *testing.T) []chartCase {
 			assert.Equal(t, strings.TrimSuffix(string(want), "\n"), cm.Data["stsguard.json"])
 			assert.True(t, json.Valid([]byte(cm.Data["stsguard.json"])))
 		}},
+		{name: "background audit at its defaults", values: map[string]any{}, check: func(t *testing.T, r *rendered) {
+			c := container(t, one[*appsv1.Deployment](t, r, "stsguard"))
+			for _, flag := range []string{"background-audit", "background-audit-interval", "reports-api", "reports-max-results", "violations-namespace-label"} {
+				_, ok := arg(c.Args, flag)
+				assert.False(t, ok, "--%s: stsguard's default", flag)
+			}
+			role := one[*rbacv1.Role](t, r, "stsguard-background-audit")
+			assert.Equal(t, []rbacv1.PolicyRule{
+				{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"create"}},
+				{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, ResourceNames: []string{"stsguard-background-audit"}, Verbs: []string{"get", "update"}},
+			}, role.Rules)
+			cr := one[*rbacv1.ClusterRole](t, r, "stsguard-background-audit")
+			assert.Equal(t, []rbacv1.PolicyRule{{APIGroups: []string{"wgpolicyk8s.io"}, Resources: []string{"policyreports"}, Verbs: []string{"get", "list", "create", "update", "delete"}}}, cr.Rules)
+			one[*rbacv1.RoleBinding](t, r, "stsguard-background-audit")
+			one[*rbacv1.ClusterRoleBinding](t, r, "stsguard-background-audit")
+			assert.Empty(t, all[*apiextensionsv1.CustomResourceDefinition](r), "the CRDs only when asked")
+		}},
+		{name: "background audit off", values: map[string]any{"backgroundAudit": map[string]any{"enabled": false, "installCRDs": true}}, check: func(t *testing.T, r *rendered) {
+			c := container(t, one[*appsv1.Deployment](t, r, "stsguard"))
+			assert.Equal(t, "false", argValue(c.Args, "background-audit"))
+			for _, role := range all[*rbacv1.Role](r) {
+				assert.NotEqual(t, "stsguard-background-audit", role.Name)
+			}
+			for _, cr := range all[*rbacv1.ClusterRole](r) {
+				assert.NotEqual(t, "stsguard-background-audit", cr.Name)
+			}
+			assert.Empty(t, all[*apiextensionsv1.CustomResourceDefinition](r))
+		}},
+		{name: "background audit into openreports.io, with its CRD", values: map[string]any{"backgroundAudit": map[string]any{
+			"interval": "1h", "reportsAPI": "openreports.io/v1alpha1", "maxResults": 100, "namespaceLabel": true, "installCRDs": true,
+		}}, check: func(t *testing.T, r *rendered) {
+			c := container(t, one[*appsv1.Deployment](t, r, "stsguard"))
+			assert.Equal(t, "1h", argValue(c.Args, "background-audit-interval"))
+			assert.Equal(t, "openreports.io/v1alpha1", argValue(c.Args, "reports-api"))
+			assert.Equal(t, "100", argValue(c.Args, "reports-max-results"))
+			_, ok := arg(c.Args, "violations-namespace-label")
+			assert.True(t, ok)
+			cr := one[*rbacv1.ClusterRole](t, r, "stsguard-background-audit")
+			assert.Equal(t, []rbacv1.PolicyRule{{APIGroups: []string{"openreports.io"}, Resources: []string{"reports"}, Verbs: []string{"get", "list", "create", "update", "delete"}}}, cr.Rules)
+			crd := one[*apiextensionsv1.CustomResourceDefinition](t, r, "reports.openreports.io")
+			assert.Equal(t, "keep", crd.Annotations["helm.sh/resource-policy"], "other tools' reports live in it too")
+		}},
 		{name: "custom policy", values: map[string]any{"policy": examplePolicy}, check: func(t *testing.T, r *rendered) {
 			want, err := policy.Parse(exampleFile)
 			require.NoError(t, err)
@@ -296,6 +339,9 @@ func TestChartTemplateMatrix(t *testing.T) {
 				fullname = release + "-stsguard"
 			}
 			for _, o := range r.objs {
+				if _, ok := o.(*apiextensionsv1.CustomResourceDefinition); ok {
+					continue // a reports API's CRD, as its owner publishes it
+				}
 				switch o.(type) {
 				case *rbacv1.ClusterRole, *rbacv1.ClusterRoleBinding,
 					*admissionregistrationv1.MutatingWebhookConfiguration, *admissionregistrationv1.ValidatingWebhookConfiguration:
@@ -470,7 +516,9 @@ func checkCertDir(t *testing.T, r *rendered, secret, caBundle string) {
 	for _, cr := range all[*rbacv1.ClusterRole](r) {
 		assert.False(t, strings.HasSuffix(cr.Name, "-manage-certs"), "no --manage-certs, no RBAC for it")
 	}
-	assert.Empty(t, all[*rbacv1.Role](r))
+	for _, role := range all[*rbacv1.Role](r) {
+		assert.True(t, strings.HasSuffix(role.Name, "-background-audit"), "no Role but the background audit's Lease: %s", role.Name)
+	}
 }
 
 // checkInjectedBy: cert-manager's cainjector annotation on both webhook

@@ -9,20 +9,25 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	cmv1 "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	wgpolicyv1alpha2 "github.com/stsguard/stsguard/apis/wgpolicyk8s/v1alpha2"
+	"github.com/stsguard/stsguard/background"
 	"github.com/stsguard/stsguard/server"
 	"github.com/stsguard/stsguard/test/harness"
 	"github.com/stsguard/stsguard/webhook"
@@ -87,7 +92,13 @@ func TestRenderedBaseInstallsAndRunsAsItsServiceAccount(t *testing.T) {
 	policyFile := filepath.Join(t.TempDir(), "policy.yaml")
 	require.NoError(t, os.WriteFile(policyFile, []byte(cm.Data["policy.yaml"]), 0o600))
 
-	serve(t, server.Options{RESTConfig: asServiceAccount(), CertDir: cp.Webhook.LocalServingCertDir, ConfigFile: policyFile})
+	// The background audit too, its Lease where $POD_NAMESPACE puts it, with
+	// the PolicyReport API installed.
+	_, err := envtest.InstallCRDs(cp.Config, envtest.CRDInstallOptions{Paths: []string{
+		filepath.Join(harness.Root(), "charts", "stsguard", "files", "crds", "wgpolicyk8s.io_policyreports.yaml")}})
+	require.NoError(t, err)
+	serve(t, server.Options{RESTConfig: asServiceAccount(), CertDir: cp.Webhook.LocalServingCertDir, ConfigFile: policyFile,
+		BackgroundAudit: &background.Options{LeaseNamespace: "stsguard-system", Interval: 2 * time.Second}})
 
 	ns := harness.Namespace(t, c)
 	require.NoError(t, c.Create(ctx, headless(ns, "db")))
@@ -108,6 +119,21 @@ func TestRenderedBaseInstallsAndRunsAsItsServiceAccount(t *testing.T) {
 	require.NoError(t, c.Create(ctx, other))
 	assert.Equal(t, before+1, requests(t, webhook.ValidateSecretPath))
 	assert.NotContains(t, logs.String(), "s3cr3t-Literal-value")
+
+	// The background audit, as the ServiceAccount: it holds its Lease and
+	// writes the namespace's report (the StatefulSet has no readinessProbe).
+	harness.Eventually(t, "the background audit's report", func() bool {
+		r := &unstructured.Unstructured{}
+		r.SetGroupVersionKind(wgpolicyv1alpha2.SchemeGroupVersion.WithKind("PolicyReport"))
+		if c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "stsguard"}, r) != nil {
+			return false
+		}
+		warn, _, _ := unstructured.NestedInt64(r.Object, "summary", "warn")
+		return warn > 0
+	}, 30*time.Second)
+	var lease coordinationv1.Lease
+	require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: "stsguard-system", Name: background.DefaultLeaseName}, &lease))
+	assert.NotEmpty(t, ptr.Deref(lease.Spec.HolderIdentity, ""))
 }
 
 // With nothing behind the webhook URL and every webhook failing closed,

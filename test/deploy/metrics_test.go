@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	_ "sigs.k8s.io/controller-runtime/pkg/webhook" // registers controller_runtime_webhook_* in metrics.Registry
 
+	"github.com/stsguard/stsguard/background"
 	"github.com/stsguard/stsguard/certs"
 	"github.com/stsguard/stsguard/engine"
 	"github.com/stsguard/stsguard/lookup"
@@ -149,6 +150,8 @@ func knownMetrics(t *testing.T) map[string]metricInfo {
 	_, err = policy.NewHolder("", engine.DefaultConfig(), 0, rec, logr.Discard())
 	require.NoError(t, err)
 	_, err = lookup.NewLive(nil, lookup.LiveOptions{Registerer: rec})
+	require.NoError(t, err)
+	_, err = background.NewMetrics(rec, true)
 	require.NoError(t, err)
 	known := map[string]metricInfo{}
 	for name, m := range otherMetrics {
