@@ -204,6 +204,9 @@ func run(ctx context.Context, c config) error {
 		}
 	}
 
+	if err := checkIsolation(ctx, cs, sides); err != nil {
+		return err
+	}
 	b := &bench{c: c, cs: cs, sides: sides, stats: map[string]map[string]*stats{}}
 	rssStart := map[string]procfs.ProcStatus{}
 	for _, s := range sides[1:] {

@@ -256,3 +256,29 @@ func waitJudged(ctx context.Context, cs *kubernetes.Clientset, s *side, noop *pr
 	}
 	return nil
 }
+
+// checkIsolation checks that each side's writes go through its own webhook
+// only: probeStatefulSet is admitted without a webhook and through the no-op
+// webhook, and denied by stsguard alone and by Kyverno alone.
+func checkIsolation(ctx context.Context, cs *kubernetes.Clientset, sides []*side) error {
+	for _, s := range sides {
+		_, err := cs.AppsV1().StatefulSets(s.namespace).Create(ctx, probeStatefulSet(s.namespace), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		msg := ""
+		if err != nil {
+			msg = err.Error()
+		}
+		var ok bool
+		switch s.name {
+		case "none", "noop":
+			ok = err == nil
+		case "stsguard":
+			ok = err != nil && strings.Contains(msg, "stsguard.io") && !strings.Contains(msg, "kyverno")
+		case "kyverno":
+			ok = err != nil && strings.Contains(msg, "kyverno") && !strings.Contains(msg, "stsguard.io")
+		}
+		if !ok {
+			return fmt.Errorf("the %s side's probe went through another side's webhook: %q", s.name, msg)
+		}
+	}
+	return nil
+}
