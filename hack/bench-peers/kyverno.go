@@ -10,12 +10,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/discovery"
@@ -139,6 +141,41 @@ func installCRDs(cfg *rest.Config, root string) error {
 	return err
 }
 
+// brokenPolicy is a ValidatingPolicy whose validation is not a boolean:
+// Kyverno's webhook that validates policies denies it.
+const brokenPolicy = `{"apiVersion":"policies.kyverno.io/v1","kind":"ValidatingPolicy","metadata":{"name":"bench-probe"},
+"spec":{"matchConstraints":{"resourceRules":[{"apiGroups":[""],"apiVersions":["v1"],"operations":["CREATE"],"resources":["configmaps"]}]},
+"validations":[{"expression":"1"}]}}`
+
+// waitPolicyValidation waits until Kyverno's webhook that compiles policies
+// answers (it denies brokenPolicy, sent as a dry run): a policy created
+// before would be stored unchecked, reported Ready, and skipped at
+// admission if it does not compile.
+func waitPolicyValidation(ctx context.Context, dyn dynamic.Interface, p *process) error {
+	probe := &unstructured.Unstructured{}
+	if err := probe.UnmarshalJSON([]byte(brokenPolicy)); err != nil {
+		return err
+	}
+	gvr := schema.GroupVersionResource{Group: "policies.kyverno.io", Version: "v1", Resource: "validatingpolicies"}
+	var last string
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+		if err := p.exitedErr(); err != nil {
+			return false, err
+		}
+		_, err := dyn.Resource(gvr).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err == nil {
+			last = "a policy that does not compile was accepted"
+			return false, nil
+		}
+		last = err.Error()
+		return strings.Contains(last, "denied the request") && !strings.Contains(last, "failed calling webhook"), nil
+	})
+	if err != nil {
+		return fmt.Errorf("Kyverno's policy validation: %w (%s)", err, last)
+	}
+	return nil
+}
+
 // readObjects decodes every YAML document of path, a file or the .yaml
 // files of a directory (in name order).
 func readObjects(path string) ([]*unstructured.Unstructured, error) {
@@ -198,6 +235,9 @@ func applyPolicies(ctx context.Context, cfg *rest.Config, dir string, p *process
 	if err != nil {
 		return err
 	}
+	if err := waitPolicyValidation(ctx, dyn, p); err != nil {
+		return err
+	}
 	for _, o := range objs {
 		var last error
 		err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
@@ -214,7 +254,7 @@ func applyPolicies(ctx context.Context, cfg *rest.Config, dir string, p *process
 			if err == nil || apierrors.IsAlreadyExists(err) {
 				return true, nil
 			}
-			if apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) {
+			if apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || strings.Contains(err.Error(), "denied the request") {
 				return false, err // the policy is wrong: no retry mends it
 			}
 			last = err

@@ -53,6 +53,7 @@ type config struct {
 	kyvernoCRDs, policies      string
 	kubeScore                  string
 	decisions, logs            string
+	hold                       bool
 	timeout                    time.Duration
 }
 
@@ -70,6 +71,7 @@ func main() {
 	flag.StringVar(&c.kubeScore, "kube-score", "bin/peers/kube-score", "kube-score, for the decisions table")
 	flag.StringVar(&c.decisions, "decisions", "", "write the decisions table of examples/ and test/testdata/rules into this directory (decisions.md)")
 	flag.StringVar(&c.logs, "logs", "", "keep the webhooks' logs and the kubeconfig in this directory (default: a temporary one, removed at exit)")
+	flag.BoolVar(&c.hold, "hold", false, "once every side runs, print the kubeconfig and wait for Ctrl-C instead of measuring (to try the policies with kubectl)")
 	flag.DurationVar(&c.timeout, "timeout", 40*time.Minute, "limit of the whole run")
 	flag.Parse()
 	if err := c.check(); err != nil {
@@ -206,6 +208,11 @@ func run(ctx context.Context, c config) error {
 
 	if err := checkIsolation(ctx, cs, sides); err != nil {
 		return err
+	}
+	if c.hold {
+		fmt.Printf("every side runs; namespaces peers-none, peers-noop, peers-stsguard, peers-kyverno; logs in %s\nexport KUBECONFIG=%s\nCtrl-C stops\n", dir, kubeconfig)
+		<-ctx.Done()
+		return nil
 	}
 	b := &bench{c: c, cs: cs, sides: sides, stats: map[string]map[string]*stats{}}
 	rssStart := map[string]procfs.ProcStatus{}

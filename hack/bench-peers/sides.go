@@ -249,7 +249,9 @@ func waitJudged(ctx context.Context, cs *kubernetes.Clientset, s *side, noop *pr
 			return false, nil
 		}
 		last = err.Error()
-		return strings.Contains(last, "weak-password"), nil
+		// Denied by the side's rule, not failed on the way (a webhook
+		// whose serving certificate is not there yet).
+		return strings.Contains(last, "[rule: weak-password]") && !strings.Contains(last, "failed calling webhook"), nil
 	})
 	if err != nil {
 		return fmt.Errorf("the %s side: %w: %s", s.name, errNotJudged, last)
