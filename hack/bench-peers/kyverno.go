@@ -226,6 +226,8 @@ func applyPolicies(ctx context.Context, cfg *rest.Config, dir string, p *process
 	if err != nil {
 		return err
 	}
+	cfg = rest.CopyConfig(cfg)
+	cfg.WarningHandlerWithContext = rest.NoWarnings{} // the probe's, expected
 	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
 		return err
