@@ -102,7 +102,7 @@ bench-audit: ## stsguard audit against kube-score on 10,000 generated objects (i
 BENCH_PEERS_FLAGS ?=
 
 .PHONY: bench-peers
-bench-peers: build envtest-assets ## stsguard beside no webhook, a no-op webhook and Kyverno on one apiserver (the same writes; CPU and RSS), the audit of 10,000 objects against kyverno apply and kube-score, and the decisions table (docs/comparison.md; builds Kyverno into bin/peers the first time, about half an hour; needs root for port 443; not part of make test).
+bench-peers: build envtest-assets ## stsguard beside no webhook, a no-op webhook and Kyverno on one apiserver (the same writes; CPU and RSS), the audit of 10,000 objects against kyverno apply and kube-score, and the decisions table (docs/comparison.md; builds Kyverno into bin/peers the first time, up to an hour; needs root for port 443; not part of make test).
 	./hack/peers/build.sh
 	$(GO) build -o $(BIN)/peers/noop-webhook ./hack/bench-peers/noop
 	$(GO) run ./hack/bench-peers -stsguard $(BIN)/stsguard -noop $(BIN)/peers/noop-webhook -kyverno $(BIN)/peers/kyverno \
