@@ -129,7 +129,7 @@ func portOf(addr string) string { return fmt.Sprint(harness.Port(addr)) }
 func installCRDs(cfg *rest.Config, root string) error {
 	entries, err := os.ReadDir(root)
 	if err != nil {
-		return fmt.Errorf("Kyverno's CRDs: %w (hack/peers/build.sh copies Kyverno's module there)", err)
+		return fmt.Errorf("the CRDs of Kyverno: %w (hack/peers/build.sh copies Kyverno's module there)", err)
 	}
 	var paths []string
 	for _, e := range entries {
@@ -171,7 +171,7 @@ func waitPolicyValidation(ctx context.Context, dyn dynamic.Interface, p *process
 		return strings.Contains(last, "denied the request") && !strings.Contains(last, "failed calling webhook"), nil
 	})
 	if err != nil {
-		return fmt.Errorf("Kyverno's policy validation: %w (%s)", err, last)
+		return fmt.Errorf("the policy validation of Kyverno: %w (%s)", err, last)
 	}
 	return nil
 }
