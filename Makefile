@@ -108,6 +108,18 @@ bench-faults: build envtest-assets helm ## stsguard as a cluster runs it (the ch
 bench-audit: ## stsguard audit against kube-score on 10,000 generated objects (installs kube-score into bin/).
 	bench/audit.sh 10000 5
 
+# BENCH_PEERS_FLAGS, for example '-n 1000 -logs bin/peers/logs' (hack/bench-peers's
+# flags; -h lists them).
+BENCH_PEERS_FLAGS ?=
+
+.PHONY: bench-peers
+bench-peers: build envtest-assets ## stsguard beside no webhook, a no-op webhook and Kyverno on one apiserver (the same writes; CPU and RSS), the audit of 10,000 objects against kyverno apply and kube-score, and the decisions table (docs/comparison.md; builds Kyverno into bin/peers the first time, up to an hour; needs root for port 443; not part of make test).
+	./hack/peers/build.sh
+	$(GO) build -o $(BIN)/peers/noop-webhook ./hack/bench-peers/noop
+	$(GO) run ./hack/bench-peers -stsguard $(BIN)/stsguard -noop $(BIN)/peers/noop-webhook -kyverno $(BIN)/peers/kyverno \
+		-kube-score $(BIN)/peers/kube-score -decisions $(BIN)/peers $(BENCH_PEERS_FLAGS)
+	bench/peers/audit.sh 10000 3
+
 .PHONY: docs
 .PHONY: generate
 generate: ## Regenerate the deep copies of the Go types under apis/ (controller-gen, version pinned here).

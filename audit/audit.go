@@ -42,8 +42,10 @@ type Finding struct {
 	// never holds a secret value.
 	Message string `json:"message"`
 	// Hint is what audit adds to the webhook's message when the finding
-	// comes from the order the objects are applied in (a Service created
-	// before the StatefulSet that names it); empty otherwise.
+	// comes from the order the objects are applied in: a Service created
+	// before the StatefulSet that names it (headless-service-not-headless),
+	// or created further down in the input (headless-service-missing); it
+	// names that Service and where it is written. Empty otherwise.
 	Hint string `json:"hint,omitempty"`
 	// File and Line say where the object is written; empty for a live object.
 	File string `json:"file,omitempty"`
@@ -225,6 +227,9 @@ func apply(e *engine.Engine, entries []manifest.Entry, existing []manifest.Objec
 			w.ns(en.Namespace) // created now: the goroutines only read the map
 		}
 		groups[en.Namespace] = append(groups[en.Namespace], i)
+		if en.GVK.Group == "" && en.GVK.Kind == string(kinds.Service) {
+			w.namespaces[en.Namespace].plan(en.Object, i)
+		}
 	}
 	out := make([]*outcome, len(entries))
 	decodeErrs := make([]error, len(entries))
@@ -385,6 +390,7 @@ func replay(e *engine.Engine, v *view, o *manifest.Object) *outcome {
 		a := admit(e, in, v)
 		oc := a.outcome(kinds.StatefulSet, o)
 		hintServiceOrder(oc, s, in.Object)
+		hintServiceLater(oc, s, in.Object, v.pos)
 		if !a.denied {
 			s.put(a.object, o)
 			oc.decision.Secrets = storeSecrets(s, v, a.mutation)
@@ -447,6 +453,28 @@ func hintServiceOrder(oc *outcome, s *store, sts *appsv1.StatefulSet) {
 			"headless-service-default makes a Service headless only when a StatefulSet that names it exists already. "+
 			"Set spec.clusterIP: None in the Service's manifest (Helm and kustomize, too, create Services before StatefulSets)",
 			svc.obj.Name, location(svc.applied.File, svc.applied.Line))
+	}
+}
+
+// hintServiceLater adds a Hint to the headless-service-missing finding of
+// StatefulSet sts, at position pos of the replay, when the input creates
+// the Service it names further down: kubectl apply -f creates the
+// StatefulSet first, so the warning is right, but the webhook's message
+// cannot say that the Service follows, or where it is written.
+func hintServiceLater(oc *outcome, s *store, sts *appsv1.StatefulSet, pos int) {
+	svc, ok := s.plannedAfter(sts.Spec.ServiceName, pos)
+	if !ok {
+		return
+	}
+	for i := range oc.findings {
+		f := &oc.findings[i]
+		if f.Rule != rules.HeadlessServiceMissing || f.Field != "spec.serviceName" {
+			continue
+		}
+		f.Hint = fmt.Sprintf("Service %q (%s) is created further down in this input, after this StatefulSet: "+
+			"its pods get stable DNS names once that Service exists (headless-service-default makes it headless if it sets no clusterIP); "+
+			"to create it first, put it before the StatefulSet with spec.clusterIP: None",
+			svc.Name, location(svc.File, svc.Line))
 	}
 }
 

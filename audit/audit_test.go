@@ -317,6 +317,54 @@ func TestNoOrderHintForANodePortService(t *testing.T) {
 	}
 }
 
+// TestServiceAfterStatefulSetIsNamedInAHint: headless-service-missing on a
+// StatefulSet whose Service the input creates further down names that
+// Service and its place; no other finding, and no other Service, does.
+func TestServiceAfterStatefulSetIsNamedInAHint(t *testing.T) {
+	inNamespace := func(doc, ns string) string {
+		return strings.Replace(doc, "metadata: {name: web}", "metadata: {name: web, namespace: "+ns+"}", 1)
+	}
+	renamed := strings.Replace(headlessService, "name: web", "name: web-other", 1)
+	cases := []struct {
+		name     string
+		manifest string
+		wantHint string // "" for none
+	}{
+		{"headless Service further down", webStatefulSet + headlessService,
+			`Service "web" (web.yaml:13) is created further down in this input, after this StatefulSet`},
+		{"Service without clusterIP further down", webStatefulSet + clusterIPService,
+			`Service "web" (web.yaml:13) is created further down`},
+		{"the first of two Services of that name further down", webStatefulSet + renamed + headlessService + clusterIPService,
+			`Service "web" (web.yaml:20) is created further down`},
+		{"no Service of that name", webStatefulSet + renamed, ""},
+		{"the Service further down is in another namespace", webStatefulSet + inNamespace(headlessService, "other"), ""},
+	}
+	e := newEngine(t)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := replayObjects(e, parse(t, "web.yaml", tc.manifest), nil)
+			require.NotEmpty(t, r.Objects)
+			sts := r.Objects[0]
+			require.Equal(t, "StatefulSet", sts.Kind)
+			assert.Equal(t, []string{rules.HeadlessServiceMissing}, sts.Warn)
+			var hints []string
+			for _, f := range r.Findings {
+				if f.Hint != "" {
+					assert.Equal(t, rules.HeadlessServiceMissing, f.Rule)
+					assert.Equal(t, "spec.serviceName", f.Field)
+					hints = append(hints, f.Hint)
+				}
+			}
+			if tc.wantHint == "" {
+				assert.Empty(t, hints)
+				return
+			}
+			require.Len(t, hints, 1)
+			assert.Contains(t, hints[0], tc.wantHint)
+		})
+	}
+}
+
 func TestDecisionReportsPatchAndSecrets(t *testing.T) {
 	r := replayObjects(newEngine(t), parse(t, "f.yaml", webStatefulSet+clusterIPService+literalStatefulSet), nil)
 	require.Len(t, r.Objects, 3)

@@ -49,6 +49,13 @@ type store struct {
 	bySecret   map[string][]int
 	claims     []*corev1.PersistentVolumeClaim
 	claimIndex map[string]int
+	// planned are the Services of the input in this namespace, by name, each
+	// with its position, file and line, in increasing position: known
+	// before the replay starts, so that a StatefulSet can say which Service
+	// the input creates after it (hintServiceLater).
+	planned map[string][]manifest.Object
+	// plannedPos are the positions of planned's objects, index for index.
+	plannedPos map[string][]int
 }
 
 // stored is one object as stored, with where it came from.
@@ -103,6 +110,27 @@ func (w *world) addCluster(obj runtime.Object, pos int) bool {
 		return false
 	}
 	return true
+}
+
+// plan records that the input creates Service o at position pos.
+func (s *store) plan(o manifest.Object, pos int) {
+	if s.planned == nil {
+		s.planned, s.plannedPos = map[string][]manifest.Object{}, map[string][]int{}
+	}
+	o.Object = nil // only its name and place are read
+	s.planned[o.Name] = append(s.planned[o.Name], o)
+	s.plannedPos[o.Name] = append(s.plannedPos[o.Name], pos)
+}
+
+// plannedAfter returns the first Service named name that the input creates
+// after position pos.
+func (s *store) plannedAfter(name string, pos int) (manifest.Object, bool) {
+	ps := s.plannedPos[name]
+	i := sort.SearchInts(ps, pos+1)
+	if i == len(ps) {
+		return manifest.Object{}, false
+	}
+	return s.planned[name][i], true
 }
 
 // put stores a namespaced object as it now exists (created or replaced).
